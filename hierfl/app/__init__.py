@@ -1,0 +1,1 @@
+"""Flower adapters: the only place in the core that imports ``flwr``."""

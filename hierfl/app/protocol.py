@@ -1,0 +1,109 @@
+"""Message layout between the cloud (ServerApp) and the edges (ClientApp), and its codecs.
+
+A round is one ``train`` message per edge, built by the Flower strategy:
+request ``{"arrays": edge weights, "config": {"server-round", "experience", "round", ...}}``;
+reply ``{"arrays": edge weights, "metrics": {"num-examples", ...}, "activations": {"act", "y"},
+"chunk": {"partition-id", "experience", "round", ...}}``. The strategy aggregates the first two;
+the cloud trains on ``activations``, which is stripped before aggregation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+
+from hierfl.edge import EdgeChunk
+from hierfl.edge_node import RoundRequest, RoundResult
+from hierfl.errors import ChunkRejected
+
+ARRAYS = "arrays"
+CONFIG = "config"
+METRICS = "metrics"
+ACTIVATIONS = "activations"
+CHUNK = "chunk"
+
+
+def request_config(request: RoundRequest) -> ConfigRecord:
+    return ConfigRecord({"experience": request.experience, "round": request.round})
+
+
+def decode_request(msg: Message) -> tuple[RoundRequest, dict[str, torch.Tensor], float]:
+    """The round asked for, the aggregated edge weights, and FedProx's mu (0 if absent)."""
+    try:
+        cfg = msg.content[CONFIG]
+        request = RoundRequest(int(cfg["experience"]), int(cfg["round"]))
+        state = msg.content[ARRAYS].to_torch_state_dict()
+    except KeyError as exc:
+        raise ChunkRejected(f"malformed request: missing {exc}") from None
+    return request, state, float(cfg.get("proximal-mu", 0.0))
+
+
+def encode_result(result: RoundResult) -> RecordDict:
+    chunk = result.chunk
+    return RecordDict(
+        {
+            ARRAYS: ArrayRecord(result.edge_state),
+            METRICS: MetricRecord(
+                {
+                    "num-examples": chunk.num_examples,
+                    "exit-loss": chunk.exit_loss,
+                    "exit-acc": chunk.exit_correct / max(chunk.num_examples, 1),
+                }
+            ),
+            ACTIVATIONS: ArrayRecord(
+                {
+                    "act": Array(np.ascontiguousarray(chunk.activations.numpy())),
+                    "y": Array(np.ascontiguousarray(chunk.labels.numpy())),
+                }
+            ),
+            CHUNK: ConfigRecord(
+                {
+                    "partition-id": result.partition_id,
+                    "experience": result.experience,
+                    "round": result.round,
+                    "batches": chunk.batches,
+                    "exit-correct": chunk.exit_correct,
+                    "compute-s": chunk.compute_s,
+                    "truncated": chunk.truncated,
+                }
+            ),
+        }
+    )
+
+
+def decode_result(content: RecordDict) -> RoundResult:
+    """Turn a reply into a ``RoundResult``; a malformed reply raises ``ChunkRejected``."""
+    try:
+        meta = content[CHUNK]
+        acts = content[ACTIVATIONS]
+        metrics = content[METRICS]
+        a = torch.from_numpy(acts["act"].numpy().copy())
+        y = torch.from_numpy(acts["y"].numpy().copy())
+        chunk = EdgeChunk(
+            activations=a,
+            labels=y,
+            batches=int(meta["batches"]),
+            exit_loss=float(metrics["exit-loss"]),
+            exit_correct=int(meta["exit-correct"]),
+            compute_s=float(meta["compute-s"]),
+            truncated=bool(meta["truncated"]),
+        )
+        if int(metrics["num-examples"]) != chunk.num_examples:
+            raise ChunkRejected(
+                f"num-examples {metrics['num-examples']} != {chunk.num_examples} labels"
+            )
+        return RoundResult(
+            partition_id=int(meta["partition-id"]),
+            experience=int(meta["experience"]),
+            round=int(meta["round"]),
+            edge_state=content[ARRAYS].to_torch_state_dict(),
+            chunk=chunk,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChunkRejected(f"malformed reply: {type(exc).__name__}: {exc}") from None
+
+
+def payload_bytes(content: RecordDict) -> int:
+    """Bytes of array data in a message: what dominates the wire."""
+    return sum(len(arr.data) for rec in content.array_records.values() for arr in rec.values())

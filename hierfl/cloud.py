@@ -1,0 +1,98 @@
+"""CloudTrainer: trains the cloud segment on activation batches from any number of edges."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hierfl.optim import make_optimizer
+
+
+@dataclass
+class CloudStats:
+    """Running totals of what the cloud trained on."""
+
+    batches: int = 0
+    examples: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    compute_s: float = 0.0
+
+
+class CloudTrainer:
+    """Owns the cloud segment ``f_c``; its loss never reaches the edge.
+
+    Chunks are queued as they arrive and consumed one mini-batch at a time, so the caller can
+    interleave cloud steps with polling for more replies and keep the cloud busy.
+    """
+
+    def __init__(
+        self,
+        cloud: nn.Module,
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        optimizer: str = "sgd",
+        batch_size: int = 32,
+        epochs: int = 1,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.cloud = cloud.to(self.device)
+        self.optimizer = make_optimizer(
+            optimizer, self.cloud.parameters(), lr=lr, momentum=momentum
+        )
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.generator = torch.Generator().manual_seed(seed)
+        self.queue: deque[tuple[torch.Tensor, torch.Tensor]] = deque()
+        self.stats = CloudStats()
+
+    def enqueue(self, activations: torch.Tensor, labels: torch.Tensor) -> None:
+        """Queue one edge's chunk as shuffled mini-batches (``epochs`` passes over it)."""
+        n = int(labels.shape[0])
+        for _ in range(self.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                self.queue.append((activations[idx], labels[idx]))
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def step(self) -> bool:
+        """Train on the next queued mini-batch; return False if the queue was empty."""
+        if not self.queue:
+            return False
+        a, y = self.queue.popleft()
+        self.train_batch(a, y)
+        return True
+
+    def drain(self) -> None:
+        while self.step():
+            pass
+
+    def train_batch(self, activations: torch.Tensor, labels: torch.Tensor) -> float:
+        """One SGD step of ``CE(f_c(a), y)``; returns the loss."""
+        start = time.perf_counter()
+        self.cloud.train()
+        a, y = activations.to(self.device), labels.to(self.device)
+        logits = self.cloud(a)
+        loss = self.loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        s = self.stats
+        s.batches += 1
+        s.examples += len(y)
+        s.loss_sum += float(loss.detach()) * len(y)
+        s.correct += int((logits.argmax(1) == y).sum())
+        s.compute_s += time.perf_counter() - start
+        return float(loss.detach())

@@ -1,0 +1,166 @@
+"""The one typed run configuration, parsed and validated once at the boundary.
+
+Sources, later ones winning: the defaults below, a ``--config FILE.toml``, CLI flags and
+``key=value`` overrides. Keys use dashes on the outside (TOML, Flower run config, CLI) and
+underscores inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hierfl.errors import ConfigError, UnknownNameError
+
+MODES = ("hierarchical",)
+OPTIMIZERS = ("adam", "sgd")
+
+_POSITIVE_INT = (
+    "clients",
+    "experiences",
+    "rounds",
+    "local_epochs",
+    "batch_size",
+    "cloud_epochs",
+)
+_POSITIVE_FLOAT = ("edge_lr", "cloud_lr", "max_chunk_mb", "reply_timeout", "node_wait_timeout")
+
+
+@dataclass(frozen=True)
+class HierConfig:
+    """Everything a run needs; see the README for what each key does."""
+
+    mode: str = "hierarchical"
+    clients: int = 3
+    scenario: str = "digits"
+    experiences: int = 5
+    partition: str = "iid"
+    seed: int = 0
+    model: str = "small-cnn"
+    cut: str = "block2"
+    strategy: str = "fedavg"
+    rounds: int = 5
+    local_epochs: int = 5
+    batch_size: int = 16
+    optimizer: str = "adam"
+    edge_lr: float = 0.003
+    cloud_lr: float = 0.003
+    momentum: float = 0.9
+    cloud_epochs: int = 1
+    test_fraction: float = 0.25
+    max_chunk_mb: float = 64.0
+    reply_timeout: float = 600.0
+    node_wait_timeout: float = 120.0
+    data_dir: str = ""
+    out: str = "runs/flwr"
+
+    # ---- conversions -------------------------------------------------------------------------
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The outside (dashed) names of every key."""
+        return [f.name.replace("_", "-") for f in fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], base: HierConfig | None = None) -> HierConfig:
+        """Build from dashed or underscored keys, coercing types; unknown keys are errors."""
+        base = base or cls()
+        types = {f.name: f.type for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for raw_key, value in values.items():
+            name = raw_key.replace("-", "_")
+            if name not in types:
+                raise ConfigError(raw_key, f"unknown key; allowed: {', '.join(cls.keys())}")
+            changes[name] = _coerce(raw_key, value, getattr(base, name))
+        return dataclasses.replace(base, **changes)
+
+    def to_flwr(self) -> dict[str, Any]:
+        """The dashed ``[tool.flwr.app.config]`` form (bool, int, float and str values only)."""
+        return {k.replace("_", "-"): v for k, v in dataclasses.asdict(self).items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # ---- derived values ------------------------------------------------------------------------
+    @property
+    def max_chunk_bytes(self) -> int:
+        return int(self.max_chunk_mb * 1024 * 1024)
+
+    # ---- validation --------------------------------------------------------------------------
+    def validate(self) -> HierConfig:
+        """Check every value; raise ``ConfigError`` naming the key and what is allowed."""
+        from hierfl.plugins import AGGREGATORS, MODELS, PARTITIONERS, SCENARIOS
+
+        if self.mode not in MODES:
+            raise ConfigError("mode", f"unknown value {self.mode!r}; allowed: {', '.join(MODES)}")
+        for key in _POSITIVE_INT + _POSITIVE_FLOAT:
+            if getattr(self, key) <= 0:
+                raise ConfigError(key.replace("_", "-"), f"must be > 0, got {getattr(self, key)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UnknownNameError("optimizer", self.optimizer, list(OPTIMIZERS))
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError("test-fraction", f"must be in (0, 1), got {self.test_fraction}")
+        if self.seed < 0:
+            raise ConfigError("seed", f"must be >= 0, got {self.seed}")
+        MODELS.check(self.model)
+        SCENARIOS.check(self.scenario)
+        PARTITIONERS.check(self.partition)
+        AGGREGATORS.check(self.strategy)
+        cuts = MODELS.get(self.model).cut_points
+        if self.cut not in cuts:
+            raise ConfigError(
+                "cut", f"unknown cut {self.cut!r} for {self.model}; allowed: {', '.join(cuts)}"
+            )
+        return self
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Convert ``value`` (maybe a string from the command line) to the type of ``default``."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"expected {kind.__name__}, got {value!r}") from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """Parse ``key=value`` strings."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "overrides must look like key=value")
+        out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file: either flat keys or a ``[tool.flwr.app.config]`` table."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("flwr", {}).get("app", {}).get("config")
+    return dict(table if table is not None else data)

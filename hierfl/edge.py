@@ -1,0 +1,136 @@
+"""EdgeTrainer: trains the edge segment and its exit on the local loss, chunk by chunk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hierfl.errors import ConfigError
+from hierfl.models.base import EdgeModule
+from hierfl.optim import make_optimizer
+
+LABEL_BYTES = 8  # labels travel as int64
+
+
+@dataclass
+class EdgeChunk:
+    """What one edge ships to the cloud for a chunk of mini-batches: no raw inputs, no graph."""
+
+    activations: torch.Tensor
+    labels: torch.Tensor
+    batches: int
+    exit_loss: float
+    exit_correct: int
+    compute_s: float
+    truncated: bool = False
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.activations.numel() * self.activations.element_size()) + int(
+            self.labels.numel() * LABEL_BYTES
+        )
+
+
+class EdgeTrainer:
+    """Owns the edge module and its optimizer; no gradient ever arrives from the cloud.
+
+    Each mini-batch is one step on ``CE(h_e(f_e(x)), y)``; the activations ``f_e(x)`` computed
+    in that forward pass are detached and collected for the cloud.
+    """
+
+    def __init__(
+        self,
+        edge: EdgeModule,
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        optimizer: str = "sgd",
+        proximal_mu: float = 0.0,
+        device: str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.edge = edge.to(self.device)
+        self.optimizer = make_optimizer(optimizer, self.edge.parameters(), lr=lr, momentum=momentum)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.proximal_mu = proximal_mu
+        # FedProx anchors local training to the weights the edge received this round.
+        self._anchor = [p.detach().clone() for p in self.edge.parameters()] if proximal_mu else []
+
+    def _proximal_term(self) -> torch.Tensor | float:
+        if not self.proximal_mu:
+            return 0.0
+        sq = sum(
+            ((p - a) ** 2).sum() for p, a in zip(self.edge.parameters(), self._anchor, strict=True)
+        )
+        return 0.5 * self.proximal_mu * sq
+
+    def train_chunk(
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, max_bytes: int
+    ) -> EdgeChunk:
+        """Train on ``batches`` until they run out or the next one would exceed ``max_bytes``.
+
+        The chunk never exceeds ``max_bytes``: a batch whose activations would not fit is not
+        trained on either, so edge and cloud see the same samples; ``truncated`` says so.
+        """
+        self.edge.train()
+        acts: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        total_bytes = 0
+        loss_sum, correct, count, truncated = 0.0, 0, 0, False
+        start = time.perf_counter()
+        for x, y in batches:
+            x, y = x.to(self.device), y.to(self.device)
+            out = self.edge(x)
+            batch_bytes = out.activations.numel() * out.activations.element_size()
+            batch_bytes += y.numel() * LABEL_BYTES
+            if total_bytes + batch_bytes > max_bytes:
+                if not acts:
+                    raise ConfigError(
+                        "max-chunk-mb",
+                        f"one batch needs {batch_bytes / 2**20:.3f} MiB, more than the bound; "
+                        "raise max-chunk-mb or lower batch-size",
+                    )
+                truncated = True
+                break
+            loss = self.loss_fn(out.exit_logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss + self._proximal_term()).backward()
+            self.optimizer.step()
+            acts.append(out.activations.detach().cpu())
+            labels.append(y.detach().cpu())
+            total_bytes += batch_bytes
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((out.exit_logits.argmax(1) == y).sum())
+            count += len(y)
+        seconds = time.perf_counter() - start
+        if not acts:  # nothing to train on: an empty chunk (no activation shape to report)
+            return EdgeChunk(torch.zeros(0), torch.zeros(0, dtype=torch.long), 0, 0.0, 0, seconds)
+        return EdgeChunk(
+            activations=torch.cat(acts),
+            labels=torch.cat(labels),
+            batches=len(acts),
+            exit_loss=loss_sum / max(count, 1),
+            exit_correct=correct,
+            compute_s=seconds,
+            truncated=truncated,
+        )
+
+
+def epoch_batches(
+    x: torch.Tensor, y: torch.Tensor, *, batch_size: int, epochs: int, generator: torch.Generator
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled mini-batches over ``epochs`` passes, reproducible through ``generator``."""
+    n = int(y.shape[0])
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]

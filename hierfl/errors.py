@@ -1,0 +1,25 @@
+"""Exceptions that carry a message telling the user what to change."""
+
+
+class HierflError(Exception):
+    """Base class of every error hierfl raises on purpose."""
+
+
+class ConfigError(HierflError, ValueError):
+    """A configuration value is invalid; the message names the key and what is allowed."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class UnknownNameError(ConfigError):
+    """A name (model, cut, strategy, scenario, ...) is not registered."""
+
+    def __init__(self, key: str, name: str, allowed: list[str]) -> None:
+        super().__init__(key, f"unknown value {name!r}; allowed: {', '.join(sorted(allowed))}")
+        self.allowed = sorted(allowed)
+
+
+class ChunkRejected(HierflError):
+    """A reply from an edge failed validation and was not used."""

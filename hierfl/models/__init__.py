@@ -1,0 +1,5 @@
+"""Split early-exit models: the ``SplitModel`` contract and the model registry."""
+
+from hierfl.models.base import EdgeOutput, SplitModel, create_model, list_models
+
+__all__ = ["EdgeOutput", "SplitModel", "create_model", "list_models"]

@@ -1,0 +1,252 @@
+"""The cloud's round loop: dispatch, train on chunks as they arrive, aggregate edges, evaluate.
+
+Transport-agnostic: a ``Federation`` (Flower Grid, or the in-process twin) carries requests to
+the edges and brings their results back. Concurrency is the point: the next round's requests
+go out before the cloud trains on the chunks already received, and the cloud trains one
+mini-batch at a time between polls instead of idling while edges compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from hierfl.cloud import CloudTrainer
+from hierfl.config import HierConfig
+from hierfl.data import Benchmark
+from hierfl.edge_node import RoundRequest, RoundResult
+from hierfl.errors import ChunkRejected
+from hierfl.evaluate import exit_accuracies
+from hierfl.metrics import AccuracyMatrix
+from hierfl.models import SplitModel, create_model
+from hierfl.validation import validate_result
+
+log = logging.getLogger("hierfl")
+
+EdgeState = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EdgeFailure:
+    """An edge that did not deliver a usable result this round."""
+
+    node: str
+    reason: str
+
+
+class Federation(Protocol):
+    """How the cloud reaches its edges."""
+
+    def wait_for_edges(self, count: int, timeout: float) -> int: ...
+
+    def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int: ...
+
+    def poll(self) -> list[RoundResult | EdgeFailure]: ...
+
+    def outstanding(self) -> int: ...
+
+    def expire(self) -> list[EdgeFailure]: ...
+
+    def discard(self, result: RoundResult) -> None: ...
+
+    def aggregate(self) -> EdgeState | None: ...
+
+    def traffic(self) -> tuple[int, int]: ...
+
+
+@dataclass
+class RunResult:
+    """Everything the report needs, gathered during the run."""
+
+    matrix: AccuracyMatrix
+    classes: list[list[int]]
+    rounds: list[dict[str, float | int]] = field(default_factory=list)
+    failures: list[dict[str, object]] = field(default_factory=list)
+    rejected: int = 0
+    edge_compute_s: float = 0.0
+    cloud_compute_s: float = 0.0
+    wall_s: float = 0.0
+    uplink_bytes: int = 0
+    downlink_bytes: int = 0
+
+
+class Orchestrator:
+    """Runs ``config.experiences`` x ``config.rounds`` rounds over a federation."""
+
+    def __init__(
+        self,
+        config: HierConfig,
+        federation: Federation,
+        test: Benchmark,
+        *,
+        poll_interval: float = 0.05,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.config = config
+        self.federation = federation
+        self.test = test
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.model: SplitModel = create_model(
+            config.model,
+            cut=config.cut,
+            num_classes=test.num_classes,
+            input_shape=test.input_shape,
+            seed=config.seed,
+        )
+        self.activation_shape = self.model.activation_shape()
+        self.edge_keys = set(self.model.edge.state_dict())
+        self.cloud = CloudTrainer(
+            self.model.cloud,
+            optimizer=config.optimizer,
+            lr=config.cloud_lr,
+            momentum=config.momentum,
+            batch_size=config.batch_size,
+            epochs=config.cloud_epochs,
+            seed=config.seed,
+        )
+
+    def initial_edge_state(self) -> EdgeState:
+        return {k: v.detach().clone() for k, v in self.model.edge.state_dict().items()}
+
+    def run(self) -> RunResult:
+        cfg = self.config
+        start = self.clock()
+        connected = self.federation.wait_for_edges(cfg.clients, cfg.node_wait_timeout)
+        log.info("%d of %d edges connected", connected, cfg.clients)
+        result = RunResult(
+            matrix=AccuracyMatrix(), classes=[list(e.classes) for e in self.test.test]
+        )
+        schedule = [RoundRequest(k, r) for k in range(cfg.experiences) for r in range(cfg.rounds)]
+        edge_state = self.initial_edge_state()
+        self.federation.dispatch(schedule[0], edge_state)
+        for i, request in enumerate(schedule):
+            round_start = self.clock()
+            cloud_before = self.cloud.stats.compute_s
+            edge_s, examples = self._collect(request, result)
+            aggregated = self.federation.aggregate()
+            if aggregated is None:
+                log.warning("round %d: no usable edge result; edge weights unchanged", i + 1)
+            else:
+                edge_state = aggregated
+            if i + 1 < len(schedule):  # next requests out before the cloud trains on this round
+                self.federation.dispatch(schedule[i + 1], edge_state)
+            last_round = request.round == cfg.rounds - 1
+            if last_round:
+                self._drain()
+                self._evaluate(request.experience, edge_state, result)
+            wall = self.clock() - round_start
+            cloud_s = self.cloud.stats.compute_s - cloud_before
+            result.rounds.append(
+                {
+                    "experience": request.experience,
+                    "round": request.round,
+                    "wall_s": wall,
+                    "edge_compute_s": edge_s,
+                    "cloud_compute_s": cloud_s,
+                    "waiting_s": max(wall - cloud_s, 0.0),
+                    "examples": examples,
+                }
+            )
+            log.info(
+                "exp %d/%d round %d/%d: %d examples, edge %.2fs, cloud %.2fs, wall %.2fs%s",
+                request.experience + 1,
+                cfg.experiences,
+                request.round + 1,
+                cfg.rounds,
+                examples,
+                edge_s,
+                cloud_s,
+                wall,
+                self._accuracy_suffix(result, request) if last_round else "",
+            )
+        result.cloud_compute_s = self.cloud.stats.compute_s
+        result.wall_s = self.clock() - start
+        result.uplink_bytes, result.downlink_bytes = self.federation.traffic()
+        return result
+
+    def _collect(self, request: RoundRequest, result: RunResult) -> tuple[float, int]:
+        """Take replies as they arrive, training the cloud between polls."""
+        deadline = self.clock() + self.config.reply_timeout
+        edge_s, examples = 0.0, 0
+        while self.federation.outstanding():
+            for item in self.federation.poll():
+                if isinstance(item, EdgeFailure):
+                    self._fail(item, request, result)
+                    continue
+                try:
+                    validate_result(
+                        item,
+                        request=request,
+                        activation_shape=self.activation_shape,
+                        num_classes=self.test.num_classes,
+                        max_bytes=self.config.max_chunk_bytes,
+                        edge_keys=self.edge_keys,
+                    )
+                except ChunkRejected as exc:
+                    self.federation.discard(item)
+                    result.rejected += 1
+                    log.warning("rejected reply from edge %d: %s", item.partition_id, exc)
+                    continue
+                chunk = item.chunk
+                if chunk.truncated:
+                    log.warning(
+                        "edge %d: chunk truncated at %d batches by max-chunk-mb",
+                        item.partition_id,
+                        chunk.batches,
+                    )
+                edge_s += chunk.compute_s
+                examples += chunk.num_examples
+                if chunk.num_examples:
+                    self.cloud.enqueue(chunk.activations, chunk.labels)
+            if self.clock() > deadline:
+                for failure in self.federation.expire():
+                    self._fail(failure, request, result)
+                break
+            if not self.cloud.step() and self.federation.outstanding():
+                time.sleep(self.poll_interval)
+        result.edge_compute_s += edge_s
+        return edge_s, examples
+
+    def _drain(self) -> None:
+        self.cloud.drain()
+
+    def _fail(self, failure: EdgeFailure, request: RoundRequest, result: RunResult) -> None:
+        log.warning(
+            "edge %s failed in experience %d round %d: %s",
+            failure.node,
+            request.experience,
+            request.round,
+            failure.reason,
+        )
+        result.failures.append(
+            {
+                "node": failure.node,
+                "experience": request.experience,
+                "round": request.round,
+                "reason": failure.reason,
+            }
+        )
+
+    def _evaluate(self, experience: int, edge_state: EdgeState, result: RunResult) -> None:
+        self.model.edge.load_state_dict(edge_state)
+        for j in range(experience + 1):
+            exp = self.test.test[j]
+            accs = exit_accuracies(self.model, exp.x, exp.y)
+            for exit_name, acc in accs.items():
+                result.matrix.record(exit_name, experience, j, acc)
+
+    @staticmethod
+    def _accuracy_suffix(result: RunResult, request: RoundRequest) -> str:
+        k = request.experience
+        edge = result.matrix.row("edge", k)
+        cloud = result.matrix.row("cloud", k)
+        return (
+            f" | newest classes: edge {edge[-1]:.3f} cloud {cloud[-1]:.3f}; "
+            f"seen so far: edge {sum(edge) / len(edge):.3f} cloud {sum(cloud) / len(cloud):.3f}"
+        )

@@ -1,0 +1,181 @@
+"""Assembles ``metrics.json`` and writes the run folder (JSON, CSV and accuracy plot)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from statistics import fmean
+from typing import IO, Any
+
+from hierfl.metrics import AccuracyMatrix, summarize
+
+COMMUNICATION_KEYS = ("uplink_bytes", "downlink_bytes", "raw_input_bytes_uplink")
+TIME_KEYS = ("wall_s", "edge_compute_s", "cloud_compute_s", "emulated_link_s")
+RESERVED_KEYS = ("config", "mode", "experiences", "final", "communication", "time", "rounds")
+
+
+def _require(block: str, values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Returns a copy of ``values`` after checking that every contract key is there."""
+    missing = [key for key in keys if key not in values]
+    if missing:
+        raise ValueError(f"{block} is missing {', '.join(missing)}; metrics.json needs {keys}")
+    return dict(values)
+
+
+def build_metrics(
+    *,
+    config: dict[str, Any],
+    mode: str,
+    matrix: AccuracyMatrix,
+    classes: list[list[int]],
+    communication: dict[str, Any],
+    time: dict[str, Any],
+    rounds: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Builds the ``metrics.json`` layout of DESIGN.md section 4 in one place.
+
+    Every mode writes the same layout so that plotting and comparison scripts need no special
+    cases; a mode with one exit simply has one key under ``accuracy``.
+
+    Args:
+        classes: the classes of each experience, one list per experience, in training order.
+        extra: further top-level keys; they may not replace a key of the contract.
+
+    Raises:
+        ValueError: if a required communication or time key is missing, ``classes`` does not have
+            one entry per experience, or ``extra`` collides with a contract key.
+    """
+    communication = _require("communication", communication, COMMUNICATION_KEYS)
+    time = _require("time", time, TIME_KEYS)
+    final = summarize(matrix)
+    t = matrix.num_experiences()
+    if len(classes) != t:
+        raise ValueError(f"classes has {len(classes)} entries but the matrix has {t} experiences")
+    experiences = [
+        {
+            "index": k,
+            "classes": [int(c) for c in classes[k]],
+            "accuracy": {exit: matrix.row(exit, k) for exit in matrix.exits()},
+        }
+        for k in range(t)
+    ]
+    metrics: dict[str, Any] = {
+        "config": dict(config),
+        "mode": mode,
+        "experiences": experiences,
+        "final": final,
+        "communication": communication,
+        "time": time,
+        "rounds": list(rounds),
+    }
+    clashes = sorted(set(extra or {}) & set(RESERVED_KEYS))
+    if clashes:
+        raise ValueError(f"extra may not replace contract keys {clashes}; rename them")
+    metrics.update(extra or {})
+    return metrics
+
+
+def _json_default(value: Any) -> Any:
+    """Converts paths and numpy/torch scalars or arrays that may appear in a config."""
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to metrics.json: {value!r}")
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Writes through a temporary file in the same folder and renames it over ``path``.
+
+    A crash or a reader polling the folder never sees a half-written file, because ``os.replace``
+    within one filesystem is atomic.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(experiences: list[dict[str, Any]]) -> str:
+    """One row per (experience, exit); cells of experiences not yet seen stay empty."""
+    t = len(experiences)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["experience", "exit", "classes", *[f"acc_exp{j}" for j in range(t)], "mean_seen"]
+    )
+    for experience in experiences:
+        classes = " ".join(str(c) for c in experience["classes"])
+        for exit, accuracy in experience["accuracy"].items():
+            cells = [*accuracy, *[""] * (t - len(accuracy))]
+            writer.writerow([experience["index"], exit, classes, *cells, fmean(accuracy)])
+    return buffer.getvalue()
+
+
+def _plot(experiences: list[dict[str, Any]], handle: IO[bytes]) -> None:
+    """Draws one panel per exit: each experience's accuracy over time plus the seen mean.
+
+    Uses ``Figure`` with the Agg canvas directly instead of ``pyplot``, so no global backend is
+    switched and nothing leaks between runs in the same process.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    t = len(experiences)
+    exits = list(experiences[0]["accuracy"])
+    figure = Figure(figsize=(5 * len(exits), 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(exits), squeeze=False, sharey=True)[0]
+    for axis, exit in zip(axes, exits, strict=True):
+        rows = [experience["accuracy"][exit] for experience in experiences]
+        for j in range(t):
+            after = list(range(j, t))
+            axis.plot(after, [rows[k][j] for k in after], marker="o", label=f"experience {j}")
+        axis.plot(
+            range(t),
+            [fmean(row) for row in rows],
+            color="black",
+            linewidth=3,
+            marker="s",
+            label="mean over seen",
+        )
+        axis.set_title(f"{exit} exit")
+        axis.set_xlabel("after experience")
+        axis.set_ylabel("accuracy")
+        axis.set_ylim(-0.02, 1.02)  # a margin so points at 0 and 1 are not clipped
+        axis.set_xticks(range(t))
+        axis.set_xlim(-0.5, t - 0.5)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    figure.savefig(handle, format="png")
+
+
+def write_run_folder(out_dir: str | Path, metrics: dict[str, Any]) -> None:
+    """Writes ``metrics.json``, ``metrics.csv`` and ``accuracy.png`` into ``out_dir``.
+
+    The CSV and the plot are derived from ``metrics["experiences"]`` alone, so they can be
+    regenerated from a saved ``metrics.json``. Other files in the folder (the log) are kept.
+
+    Raises:
+        ValueError: if ``metrics`` has no experiences to tabulate.
+    """
+    experiences = metrics.get("experiences") or []
+    if not experiences or not experiences[0].get("accuracy"):
+        raise ValueError("metrics has no experiences with accuracy; build it with build_metrics")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(metrics, indent=2, default=_json_default) + "\n"
+    _atomic_write(folder / "metrics.json", lambda handle: handle.write(text.encode()))
+    table = _csv_text(experiences)
+    _atomic_write(folder / "metrics.csv", lambda handle: handle.write(table.encode()))
+    _atomic_write(folder / "accuracy.png", lambda handle: _plot(experiences, handle))

@@ -1,0 +1,45 @@
+"""Checks on what arrives from an edge, before any of it touches the cloud model."""
+
+from __future__ import annotations
+
+import torch
+
+from hierfl.edge_node import RoundRequest, RoundResult
+from hierfl.errors import ChunkRejected
+
+
+def validate_result(
+    result: RoundResult,
+    *,
+    request: RoundRequest,
+    activation_shape: tuple[int, ...],
+    num_classes: int,
+    max_bytes: int,
+    edge_keys: set[str],
+) -> None:
+    """Raise ``ChunkRejected`` with the reason if ``result`` must not be used."""
+    if (result.experience, result.round) != (request.experience, request.round):
+        raise ChunkRejected(
+            f"reply for experience {result.experience} round {result.round}, "
+            f"expected {request.experience}/{request.round}"
+        )
+    chunk = result.chunk
+    a, y = chunk.activations, chunk.labels
+    if y.dtype != torch.int64 or y.dim() != 1:
+        raise ChunkRejected(f"labels must be int64 [n], got {y.dtype} {tuple(y.shape)}")
+    if len(y) and tuple(a.shape) != (len(y), *activation_shape):
+        expected = (len(y), *activation_shape)
+        raise ChunkRejected(f"activations shape {tuple(a.shape)}, expected {expected}")
+    if a.dtype != torch.float32:
+        raise ChunkRejected(f"activations must be float32, got {a.dtype}")
+    if chunk.nbytes > max_bytes:
+        raise ChunkRejected(f"chunk of {chunk.nbytes} bytes exceeds the bound of {max_bytes}")
+    if len(y) and not bool(torch.isfinite(a).all()):
+        raise ChunkRejected("activations contain NaN or Inf")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ChunkRejected(f"labels out of range [0, {num_classes})")
+    if set(result.edge_state) != edge_keys:
+        raise ChunkRejected("edge weights do not match the model's parameters")
+    for name, t in result.edge_state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ChunkRejected(f"edge weight {name} contains NaN or Inf")

@@ -1,0 +1,1 @@
+"""Avalanche-built class-incremental streams, split across edge clients."""

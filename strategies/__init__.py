@@ -1,0 +1,1 @@
+"""Pluggable strategies: edge aggregation (Flower strategies) and, later, continual learning."""

@@ -1,0 +1,100 @@
+"""The real thing: flower-superlink + hierfl-client SuperNodes + `flwr run .` on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hierfl.app.launch import Processes, flower_env, free_port, wait_healthy, write_connection
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.integration
+
+
+def test_superlink_two_clients_flwr_run(tmp_path):
+    out = tmp_path / "run"
+    flwr_home = tmp_path / "flwr-home"
+    env = flower_env(flwr_home)
+    port = free_port()
+    write_connection(flwr_home, port)
+    procs = Processes()  # each process in its own group; stopped by PID below
+    try:
+        procs.start(
+            "superlink",
+            [
+                str(BIN / "flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--disable-runtime-dependency-installation",
+            ],
+            env,
+            tmp_path / "superlink.log",
+        )
+        wait_healthy(port, procs)
+        for i in range(2):
+            procs.start(
+                f"client {i}",
+                [
+                    str(BIN / "hierfl-client"),
+                    "--superlink",
+                    f"127.0.0.1:{port}",
+                    "--partition-id",
+                    str(i),
+                    "--num-partitions",
+                    "2",
+                    "--insecure",
+                    "--state-dir",
+                    str(tmp_path / f"node-{i}"),
+                    "--port",
+                    str(free_port()),
+                ],
+                env,
+                tmp_path / f"client-{i}.log",
+            )
+        run_config = f'clients=2 experiences=2 rounds=2 local-epochs=1 out="{out}"'
+        proc = subprocess.run(
+            [
+                str(BIN / "flwr"),
+                "run",
+                str(ROOT),
+                "hierfl-local",
+                "--stream",
+                "--run-config",
+                run_config,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        pids = [p.pid for _, p in procs.procs]
+    finally:
+        procs.stop()
+    for pid in pids:  # every process we started is gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["mode"] == "hierarchical"
+    assert [e["index"] for e in metrics["experiences"]] == [0, 1]
+    for exp in metrics["experiences"]:
+        for exit_name in ("edge", "cloud"):
+            accs = exp["accuracy"][exit_name]
+            assert len(accs) == exp["index"] + 1
+            assert all(0.0 <= a <= 1.0 for a in accs)
+            assert accs[-1] > 0.2 + 0.1  # newest experience has 5 classes: chance is 0.2
+    assert metrics["communication"]["uplink_bytes"] > 0
+    assert metrics["communication"]["raw_input_bytes_uplink"] == 0
+    assert (out / "metrics.csv").exists() and (out / "accuracy.png").exists()
+    assert metrics["events"] == []
