@@ -53,6 +53,8 @@ class HierConfig:
     cloud_epochs: int = 1
     test_fraction: float = 0.25
     max_chunk_mb: float = 64.0
+    edge_threads: int = 1
+    cloud_threads: int = 1
     reply_timeout: float = 600.0
     node_wait_timeout: float = 120.0
     data_dir: str = ""
@@ -105,6 +107,9 @@ class HierConfig:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError("test-fraction", f"must be in (0, 1), got {self.test_fraction}")
+        for key in ("edge_threads", "cloud_threads"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key.replace("_", "-"), "must be >= 0 (0 = torch's default)")
         if self.seed < 0:
             raise ConfigError("seed", f"must be >= 0, got {self.seed}")
         MODELS.check(self.model)

@@ -100,6 +100,7 @@ class Orchestrator:
             seed=config.seed,
         )
         self.activation_shape = self.model.activation_shape()
+        self._dispatched_at = self._last_reply_at = 0.0
         self.edge_keys = set(self.model.edge.state_dict())
         self.cloud = CloudTrainer(
             self.model.cloud,
@@ -124,7 +125,7 @@ class Orchestrator:
         )
         schedule = [RoundRequest(k, r) for k in range(cfg.experiences) for r in range(cfg.rounds)]
         edge_state = self.initial_edge_state()
-        self.federation.dispatch(schedule[0], edge_state)
+        self._dispatch(schedule[0], edge_state)
         for i, request in enumerate(schedule):
             round_start = self.clock()
             cloud_before = self.cloud.stats.compute_s
@@ -134,8 +135,9 @@ class Orchestrator:
                 log.warning("round %d: no usable edge result; edge weights unchanged", i + 1)
             else:
                 edge_state = aggregated
+            latency = self._last_reply_at - self._dispatched_at
             if i + 1 < len(schedule):  # next requests out before the cloud trains on this round
-                self.federation.dispatch(schedule[i + 1], edge_state)
+                self._dispatch(schedule[i + 1], edge_state)
             last_round = request.round == cfg.rounds - 1
             if last_round:
                 self._drain()
@@ -150,16 +152,19 @@ class Orchestrator:
                     "edge_compute_s": edge_s,
                     "cloud_compute_s": cloud_s,
                     "waiting_s": max(wall - cloud_s, 0.0),
+                    "reply_latency_s": latency,
                     "examples": examples,
                 }
             )
             log.info(
-                "exp %d/%d round %d/%d: %d examples, edge %.2fs, cloud %.2fs, wall %.2fs%s",
+                "exp %d/%d round %d/%d: %d examples; replies in %.1fs; edge compute %.2fs, "
+                "cloud %.2fs, wall %.1fs%s",
                 request.experience + 1,
                 cfg.experiences,
                 request.round + 1,
                 cfg.rounds,
                 examples,
+                latency,
                 edge_s,
                 cloud_s,
                 wall,
@@ -170,12 +175,19 @@ class Orchestrator:
         result.uplink_bytes, result.downlink_bytes = self.federation.traffic()
         return result
 
+    def _dispatch(self, request: RoundRequest, edge_state: EdgeState) -> None:
+        self._dispatched_at = self._last_reply_at = self.clock()
+        self.federation.dispatch(request, edge_state)
+
     def _collect(self, request: RoundRequest, result: RunResult) -> tuple[float, int]:
         """Take replies as they arrive, training the cloud between polls."""
-        deadline = self.clock() + self.config.reply_timeout
+        deadline = self._dispatched_at + self.config.reply_timeout
         edge_s, examples = 0.0, 0
         while self.federation.outstanding():
-            for item in self.federation.poll():
+            items = self.federation.poll()
+            if items:
+                self._last_reply_at = self.clock()
+            for item in items:
                 if isinstance(item, EdgeFailure):
                     self._fail(item, request, result)
                     continue

@@ -9,7 +9,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from flwr.app import Context, Message
+import torch
+from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
 
 from hierfl.app.protocol import decode_request, encode_result
@@ -18,6 +19,9 @@ from hierfl.edge_node import run_edge_round
 from hierfl.streams import load_client_stream
 
 app = ClientApp()
+
+# Flower's code for "the ClientApp raised an exception"; the reason names the partition.
+EDGE_FAILED = 2
 
 
 def node_state_dir(node_config: dict, partition_id: int) -> Path:
@@ -29,6 +33,16 @@ def node_state_dir(node_config: dict, partition_id: int) -> Path:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    """Run one edge round; any failure becomes an error reply naming this partition."""
+    partition_id = int(context.node_config.get("partition-id", -1))
+    try:
+        return _train(msg, context)
+    except Exception as exc:  # the cloud logs it and goes on with the other edges
+        reason = f"partition {partition_id}: {type(exc).__name__}: {exc}"
+        return Message(Error(code=EDGE_FAILED, reason=reason), reply_to=msg)
+
+
+def _train(msg: Message, context: Context) -> Message:
     config = HierConfig.from_mapping(context.run_config)
     partition_id = int(context.node_config["partition-id"])
     num_partitions = int(context.node_config["num-partitions"])
@@ -36,6 +50,8 @@ def train(msg: Message, context: Context) -> Message:
     data_dir = str(context.node_config.get("data-dir", "") or "")
     if data_dir:
         config = HierConfig.from_mapping({"data-dir": data_dir}, base=config)
+    if config.edge_threads:
+        torch.set_num_threads(config.edge_threads)
     request, edge_state, proximal_mu = decode_request(msg)
     stream = load_client_stream(
         config,

@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+import torch
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
@@ -35,6 +36,8 @@ def main(grid: Grid, context: Context) -> None:
     config = HierConfig.from_mapping(context.run_config).validate()
     out = Path(config.out).resolve()
     _setup_logging(out)
+    if config.cloud_threads:
+        torch.set_num_threads(config.cloud_threads)
     logging.getLogger("hierfl").info("run folder %s; config %s", out, config.to_flwr())
     test = load_test_benchmark(config, cache_dir=out / ".cache")
     strategy = AGGREGATORS.get(config.strategy)(config)
