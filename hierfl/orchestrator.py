@@ -20,7 +20,7 @@ from hierfl.cloud import CloudTrainer
 from hierfl.config import HierConfig
 from hierfl.data import Benchmark
 from hierfl.edge_node import RoundRequest, RoundResult
-from hierfl.errors import ChunkRejected
+from hierfl.errors import ChunkRejected, HierflError
 from hierfl.evaluate import exit_accuracies
 from hierfl.metrics import AccuracyMatrix
 from hierfl.models import SplitModel, create_model
@@ -119,6 +119,12 @@ class Orchestrator:
         cfg = self.config
         start = self.clock()
         connected = self.federation.wait_for_edges(cfg.clients, cfg.node_wait_timeout)
+        if connected < cfg.clients:
+            raise HierflError(
+                f"only {connected} of {cfg.clients} edges connected within "
+                f"node-wait-timeout={cfg.node_wait_timeout:g}s; start the missing hierfl-client "
+                "processes or lower clients"
+            )
         log.info("%d of %d edges connected", connected, cfg.clients)
         result = RunResult(
             matrix=AccuracyMatrix(), classes=[list(e.classes) for e in self.test.test]

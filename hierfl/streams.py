@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,51 +55,51 @@ def _unpack(items: list[dict[str, Any]]) -> tuple[ExperienceData, ...]:
     )
 
 
+def _cached(path: Path, build: Callable[[], tuple[tuple[ExperienceData, ...], int, tuple]]):
+    """Load ``(experiences, num_classes, input_shape)`` from ``path``, or build and save it."""
+    if path.exists():
+        d = torch.load(path, weights_only=True)
+    else:
+        experiences, num_classes, input_shape = build()
+        d = {
+            "experiences": _pack(experiences),
+            "num_classes": num_classes,
+            "input_shape": list(input_shape),
+        }
+        save_atomic(d, path)
+    shape = tuple(int(v) for v in d["input_shape"])
+    return _unpack(d["experiences"]), int(d["num_classes"]), shape
+
+
 def load_client_stream(
     config: HierConfig, *, partition_id: int, num_partitions: int, cache_dir: Path
 ) -> ClientStream:
     """This node's private stream, from the cache or built from the seed (never downloaded)."""
-    path = Path(cache_dir) / f"stream-{_key(config, partition_id, num_partitions)}.pt"
-    if path.exists():
-        d = torch.load(path, weights_only=True)
-    else:
+
+    def build() -> tuple[tuple[ExperienceData, ...], int, tuple]:
         from hierfl.plugins import PARTITIONERS
 
-        bench = build_benchmark(config)
         part = PARTITIONERS.get(config.partition)(
-            bench, partition_id=partition_id, num_partitions=num_partitions, seed=config.seed
+            build_benchmark(config),
+            partition_id=partition_id,
+            num_partitions=num_partitions,
+            seed=config.seed,
         )
-        d = {
-            "experiences": _pack(part.experiences),
-            "num_classes": part.num_classes,
-            "input_shape": list(part.input_shape),
-        }
-        save_atomic(d, path)
-    return ClientStream(
-        partition_id=partition_id,
-        num_partitions=num_partitions,
-        experiences=_unpack(d["experiences"]),
-        num_classes=int(d["num_classes"]),
-        input_shape=tuple(int(v) for v in d["input_shape"]),  # type: ignore[arg-type]
-    )
+        return part.experiences, part.num_classes, part.input_shape
+
+    path = Path(cache_dir) / f"stream-{_key(config, partition_id, num_partitions)}.pt"
+    experiences, num_classes, input_shape = _cached(path, build)
+    return ClientStream(partition_id, num_partitions, experiences, num_classes, input_shape)
 
 
 def load_test_benchmark(config: HierConfig, *, cache_dir: Path) -> Benchmark:
     """The held-out test experiences (train left empty), cached like client streams."""
-    path = Path(cache_dir) / f"test-{_key(config)}.pt"
-    if path.exists():
-        d = torch.load(path, weights_only=True)
-    else:
+
+    def build() -> tuple[tuple[ExperienceData, ...], int, tuple]:
         bench = build_benchmark(config)
-        d = {
-            "experiences": _pack(bench.test),
-            "num_classes": bench.num_classes,
-            "input_shape": list(bench.input_shape),
-        }
-        save_atomic(d, path)
-    return Benchmark(
-        train=(),
-        test=_unpack(d["experiences"]),
-        num_classes=int(d["num_classes"]),
-        input_shape=tuple(int(v) for v in d["input_shape"]),  # type: ignore[arg-type]
+        return bench.test, bench.num_classes, bench.input_shape
+
+    experiences, num_classes, input_shape = _cached(
+        Path(cache_dir) / f"test-{_key(config)}.pt", build
     )
+    return Benchmark(train=(), test=experiences, num_classes=num_classes, input_shape=input_shape)

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.app.launch import Processes, flower_env, free_port, wait_healthy, write_connection
+from hierfl.app.launch import (
+    Processes,
+    flower_env,
+    free_port,
+    start_superlink,
+    write_connection,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -26,21 +32,7 @@ def test_superlink_two_clients_flwr_run(tmp_path):
     write_connection(flwr_home, port)
     procs = Processes()  # each process in its own group; stopped by PID below
     try:
-        procs.start(
-            "superlink",
-            [
-                str(BIN / "flower-superlink"),
-                "--insecure",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--disable-runtime-dependency-installation",
-            ],
-            env,
-            tmp_path / "superlink.log",
-        )
-        wait_healthy(port, procs)
+        start_superlink(procs, env, port, tmp_path)  # flower-superlink --insecure, loopback
         for i in range(2):
             procs.start(
                 f"client {i}",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from hierfl.config import HierConfig
+from hierfl.errors import HierflError
 from hierfl.local import LocalFederation, weighted_average
 from hierfl.orchestrator import Orchestrator
 from hierfl.plugins import PARTITIONERS
@@ -106,3 +108,14 @@ def test_next_round_is_dispatched_before_the_cloud_trains_on_received_chunks(
     assert events[0] == "dispatch 0"
     assert events[1:].index("dispatch 1") <= 1
     assert events.count("cloud step") > 20
+
+
+def test_missing_edges_at_start_are_a_clear_error(digits_benchmark, tmp_path):
+    class Partial(LocalFederation):
+        def wait_for_edges(self, count, timeout):
+            return count - 1
+
+    fed = _federation(digits_benchmark, TINY, tmp_path)
+    fed.__class__ = Partial
+    with pytest.raises(HierflError, match="only 1 of 2 edges connected"):
+        Orchestrator(TINY, fed, digits_benchmark).run()
