@@ -52,6 +52,9 @@ class HierConfig:
     momentum: float = 0.9
     cloud_epochs: int = 1
     test_fraction: float = 0.25
+    input_shape: str = ""
+    num_classes: int = 0
+    samples_per_class: int = 0
     max_chunk_mb: float = 64.0
     edge_threads: int = 1
     cloud_threads: int = 1
@@ -91,6 +94,11 @@ class HierConfig:
     def max_chunk_bytes(self) -> int:
         return int(self.max_chunk_mb * 1024 * 1024)
 
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """``input-shape`` parsed from ``CxHxW``; None when empty (the scenario decides)."""
+        return parse_shape("input-shape", self.input_shape) if self.input_shape else None
+
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> HierConfig:
         """Check every value; raise ``ConfigError`` naming the key and what is allowed."""
@@ -107,9 +115,10 @@ class HierConfig:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError("test-fraction", f"must be in (0, 1), got {self.test_fraction}")
-        for key in ("edge_threads", "cloud_threads"):
+        _ = self.image_shape  # raises on a malformed shape
+        for key in ("edge_threads", "cloud_threads", "num_classes", "samples_per_class"):
             if getattr(self, key) < 0:
-                raise ConfigError(key.replace("_", "-"), "must be >= 0 (0 = torch's default)")
+                raise ConfigError(key.replace("_", "-"), "must be >= 0 (0 = the default)")
         if self.seed < 0:
             raise ConfigError("seed", f"must be >= 0, got {self.seed}")
         MODELS.check(self.model)
@@ -122,6 +131,18 @@ class HierConfig:
                 "cut", f"unknown cut {self.cut!r} for {self.model}; allowed: {', '.join(cuts)}"
             )
         return self
+
+
+def parse_shape(key: str, text: str) -> tuple[int, int, int]:
+    """Parse ``CxHxW`` (e.g. ``3x32x32``) into three positive ints."""
+    parts = text.lower().split("x")
+    try:
+        c, h, w = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(key, f"expected CxHxW such as 3x32x32, got {text!r}") from None
+    if min(c, h, w) <= 0:
+        raise ConfigError(key, f"every dimension must be > 0, got {text!r}")
+    return c, h, w
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

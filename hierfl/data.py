@@ -39,6 +39,9 @@ class ScenarioSpec:
     seed: int
     test_fraction: float
     data_dir: str = ""
+    input_shape: tuple[int, int, int] | None = None  # None: the scenario's own
+    num_classes: int | None = None  # None: the scenario's own
+    samples_per_class: int | None = None  # None: the scenario's own (synthetic data)
 
 
 @dataclass(frozen=True)

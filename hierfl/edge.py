@@ -127,10 +127,18 @@ class EdgeTrainer:
 def epoch_batches(
     x: torch.Tensor, y: torch.Tensor, *, batch_size: int, epochs: int, generator: torch.Generator
 ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled mini-batches over ``epochs`` passes, reproducible through ``generator``."""
+    """Shuffled mini-batches over ``epochs`` passes, reproducible through ``generator``.
+
+    A last batch of a single sample is folded into the one before it: BatchNorm layers cannot
+    train on one value per channel.
+    """
     n = int(y.shape[0])
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
+        starts = list(range(0, n, batch_size))
+        if len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else n
+            idx = order[start:end]
             yield x[idx], y[idx]

@@ -9,7 +9,13 @@ from __future__ import annotations
 from hierfl.registry import Registry
 
 MODELS: Registry = Registry(
-    "model", "hierfl.models", {"small-cnn": "hierfl.models.small_cnn:SmallCNN"}
+    "model",
+    "hierfl.models",
+    {
+        "small-cnn": "hierfl.models.small_cnn:SmallCNN",
+        "vgg16": "hierfl.models.vgg:VGG16",
+        "resnet18": "hierfl.models.resnet:ResNet18",
+    },
 )
 AGGREGATORS: Registry = Registry("strategy", "hierfl.aggregators")
 SCENARIOS: Registry = Registry("scenario", "hierfl.scenarios")

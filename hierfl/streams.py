@@ -28,6 +28,9 @@ def scenario_spec(config: HierConfig) -> ScenarioSpec:
         seed=config.seed,
         test_fraction=config.test_fraction,
         data_dir=config.data_dir,
+        input_shape=config.image_shape,
+        num_classes=config.num_classes or None,
+        samples_per_class=config.samples_per_class or None,
     )
 
 

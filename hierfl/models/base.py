@@ -57,9 +57,22 @@ class SplitModel(nn.Module):
         self.input_shape = tuple(input_shape)
 
     def activation_shape(self) -> tuple[int, ...]:
-        """Shape of one sample's activations at the cut."""
-        with torch.no_grad():
-            return tuple(self.edge.segment(torch.zeros(1, *self.input_shape)).shape[1:])
+        """Shape of one sample's activations at the cut.
+
+        Runs the segment in eval mode on the segment's device, so that asking leaves
+        BatchNorm's running statistics untouched.
+        """
+        segment = self.edge.segment
+        param = next(segment.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        was_training = segment.training
+        segment.eval()
+        try:
+            with torch.no_grad():
+                x = torch.zeros(1, *self.input_shape, device=device)
+                return tuple(segment(x).shape[1:])
+        finally:
+            segment.train(was_training)
 
     def forward_edge(self, x: torch.Tensor) -> EdgeOutput:
         return self.edge(x)
@@ -92,14 +105,22 @@ def create_model(
     num_classes: int,
     input_shape: tuple[int, int, int],
     seed: int | None = None,
+    exit_head: str | None = None,
 ) -> SplitModel:
-    """Build a registered model; with ``seed`` its initial weights are reproducible."""
+    """Build a registered model; with ``seed`` its initial weights are reproducible.
+
+    ``exit_head`` names a head from ``hierfl.models.heads``; it is passed on only when given,
+    so that models without that keyword (third-party ones) keep working with the default.
+    """
     from hierfl.plugins import MODELS
 
     cls = MODELS.get(name)
     cls.check_cut(cut)
+    kwargs: dict[str, object] = {"cut": cut, "num_classes": num_classes, "input_shape": input_shape}
+    if exit_head is not None:
+        kwargs["exit_head"] = exit_head
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return cls(cut=cut, num_classes=num_classes, input_shape=input_shape)
-    return cls(cut=cut, num_classes=num_classes, input_shape=input_shape)
+            return cls(**kwargs)
+    return cls(**kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from hierfl.models.base import EdgeModule, SplitModel
+from hierfl.models.heads import make_exit_head
 
 
 def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
@@ -14,7 +15,7 @@ def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def exit_head(channels: int, num_classes: int) -> nn.Module:
+def pooled_exit_head(channels: int, num_classes: int) -> nn.Module:
     """Pool to 2x2 and classify: cheap enough for a small edge device."""
     return nn.Sequential(
         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(channels * 4, num_classes)
@@ -26,12 +27,22 @@ class SmallCNN(SplitModel):
 
     Cut ``block1`` / ``block2`` / ``block3`` sends the activations after that block. Works on
     any input of at least 4x4 pixels (8x8 digits give activations of 32x8x8, 64x4x4, 64x2x2).
+    ``exit_head`` ``None`` keeps the pooled linear head; ``"conv"`` or ``"mlp"`` use
+    ``hierfl.models.heads``. The blocks and classifier are created before the head, so a seed
+    gives the same network whatever the cut and head.
     """
 
     cut_points = ("block1", "block2", "block3")
     widths = (32, 64, 64)
 
-    def __init__(self, *, cut: str, num_classes: int, input_shape: tuple[int, int, int]) -> None:
+    def __init__(
+        self,
+        *,
+        cut: str,
+        num_classes: int,
+        input_shape: tuple[int, int, int],
+        exit_head: str | None = None,
+    ) -> None:
         channels = input_shape[0]
         blocks = [
             _block(channels, self.widths[0], pool=False),
@@ -42,6 +53,11 @@ class SmallCNN(SplitModel):
             nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(self.widths[2] * 4, num_classes)
         )
         k = self.cut_points.index(cut) + 1
-        edge = EdgeModule(nn.Sequential(*blocks[:k]), exit_head(self.widths[k - 1], num_classes))
+        width = self.widths[k - 1]
+        if exit_head is None:
+            head = pooled_exit_head(width, num_classes)
+        else:
+            head = make_exit_head(exit_head, width, num_classes)
+        edge = EdgeModule(nn.Sequential(*blocks[:k]), head)
         cloud = nn.Sequential(*blocks[k:], classifier)
         super().__init__(edge, cloud, cut=cut, num_classes=num_classes, input_shape=input_shape)

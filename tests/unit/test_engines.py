@@ -119,3 +119,10 @@ def test_proximal_term_pulls_edge_towards_received_weights():
             float((v - start[k]).pow(2).sum()) for k, v in model.edge.state_dict().items()
         )
     assert drift[5.0] < drift[0.0]
+
+
+def test_epoch_batches_cover_every_sample_and_never_yield_a_single_sample():
+    x, y = torch.arange(33).float().view(33, 1, 1, 1), torch.arange(33)
+    batches = list(_batches(x, y, batch_size=16, epochs=2))
+    assert [len(b[1]) for b in batches] == [16, 17, 16, 17]
+    assert sorted(torch.cat([b[1] for b in batches[:2]]).tolist()) == list(range(33))

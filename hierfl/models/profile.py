@@ -1,0 +1,168 @@
+"""Cut-point profiles: activation bytes, parameters and forward FLOPs on each side of a cut."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from hierfl.models.base import create_model
+
+FP32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class CutProfile:
+    """What a cut costs, per sample: the inputs to the runtime model and the planner.
+
+    Bytes assume fp32 on the wire (a codec scales them). FLOPs are forward FLOPs counted by
+    ``torch.utils.flop_counter`` (matmuls and convolutions, two per multiply-add); BatchNorm,
+    activations and pooling are not counted, which under-counts by a few percent at most.
+    ``edge_flops`` includes the exit head, because the edge runs it on every sample.
+    """
+
+    model: str
+    cut: str
+    input_shape: tuple[int, ...]
+    activation_shape: tuple[int, ...]
+    activation_bytes_per_sample: int
+    input_bytes_per_sample: int
+    edge_params: int
+    exit_params: int
+    cloud_params: int
+    edge_flops: int
+    cloud_flops: int
+
+
+def _params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _flops(module: nn.Module, x: torch.Tensor) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        module(x)
+    return int(counter.get_total_flops())
+
+
+def profile_cut(
+    name: str,
+    cut: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int = 10,
+    *,
+    exit_head: str | None = None,
+) -> CutProfile:
+    """Profile model ``name`` cut at ``cut`` on one sample of ``input_shape``.
+
+    The model runs in eval mode on a batch of one, so BatchNorm neither needs a batch nor
+    changes; the weights are random, which does not change any count.
+    """
+    model = create_model(
+        name,
+        cut=cut,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        seed=0,
+        exit_head=exit_head,
+    ).eval()
+    with torch.no_grad():
+        x = torch.zeros(1, *input_shape)
+        activations = model.edge.segment(x)
+        edge_flops = _flops(model.edge, x)
+        cloud_flops = _flops(model.cloud, activations)
+    activation_shape = tuple(activations.shape[1:])
+    return CutProfile(
+        model=name,
+        cut=cut,
+        input_shape=tuple(input_shape),
+        activation_shape=activation_shape,
+        activation_bytes_per_sample=FP32_BYTES * math.prod(activation_shape),
+        input_bytes_per_sample=FP32_BYTES * math.prod(input_shape),
+        edge_params=_params(model.edge.segment),
+        exit_params=_params(model.edge.exit),
+        cloud_params=_params(model.cloud),
+        edge_flops=edge_flops,
+        cloud_flops=cloud_flops,
+    )
+
+
+def profile_model(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int = 10,
+    *,
+    exit_head: str | None = None,
+) -> list[CutProfile]:
+    """Profile every cut of model ``name``, in the model's order (shallowest first)."""
+    from hierfl.plugins import MODELS
+
+    return [
+        profile_cut(name, cut, input_shape, num_classes, exit_head=exit_head)
+        for cut in MODELS.get(name).cut_points
+    ]
+
+
+_COLUMNS = (
+    ("cut", 8),
+    ("activations", 12),
+    ("act KiB", 9),
+    ("edge params", 12),
+    ("exit params", 12),
+    ("cloud params", 13),
+    ("edge FLOPs", 11),
+    ("cloud FLOPs", 12),
+)
+
+
+def _si(value: float) -> str:
+    """Three significant figures with a K/M/G/T suffix: FLOPs span six orders of magnitude."""
+    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _row(p: CutProfile) -> tuple[str, ...]:
+    return (
+        p.cut,
+        "x".join(str(d) for d in p.activation_shape),
+        f"{p.activation_bytes_per_sample / 1024:.1f}",
+        f"{p.edge_params:,}",
+        f"{p.exit_params:,}",
+        f"{p.cloud_params:,}",
+        _si(p.edge_flops),
+        _si(p.cloud_flops),
+    )
+
+
+def format_profiles(profiles: list[CutProfile]) -> str:
+    """A fixed-width table, one row per cut, under a line naming the model and input.
+
+    Per-sample figures; the input's own size is in the title, for comparing against uploading
+    raw inputs (the ``cloud`` mode).
+    """
+    if not profiles:
+        return ""
+    first = profiles[0]
+    shape = "x".join(str(d) for d in first.input_shape)
+    title = (
+        f"{first.model} on {shape} inputs "
+        f"({first.input_bytes_per_sample / 1024:.1f} KiB per sample fp32)"
+    )
+    header = " ".join(
+        f"{label:<{w}}" if i < 2 else f"{label:>{w}}" for i, (label, w) in enumerate(_COLUMNS)
+    )
+    lines = [title, header, "-" * len(header)]
+    for p in profiles:
+        cells = _row(p)
+        lines.append(
+            " ".join(
+                f"{c:<{w}}" if i < 2 else f"{c:>{w}}"
+                for i, (c, (_, w)) in enumerate(zip(cells, _COLUMNS, strict=True))
+            )
+        )
+    return "\n".join(lines)
