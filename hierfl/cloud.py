@@ -44,8 +44,9 @@ class CloudTrainer:
     ) -> None:
         self.device = torch.device(device)
         self.cloud = cloud.to(self.device)
-        self.optimizer = make_optimizer(
-            optimizer, self.cloud.parameters(), lr=lr, momentum=momentum
+        params = list(self.cloud.parameters())  # none in edge mode: the cloud never trains
+        self.optimizer = (
+            make_optimizer(optimizer, params, lr=lr, momentum=momentum) if params else None
         )
         self.loss_fn = nn.CrossEntropyLoss()
         self.batch_size = batch_size
@@ -55,10 +56,11 @@ class CloudTrainer:
         self.stats = CloudStats()
 
     def enqueue(self, activations: torch.Tensor, labels: torch.Tensor) -> None:
-        """Queue one edge's chunk as shuffled mini-batches (``epochs`` passes over it)."""
+        """Queue one edge's chunk as mini-batches: first in the order the edge trained them,
+        then ``epochs - 1`` more shuffled passes."""
         n = int(labels.shape[0])
-        for _ in range(self.epochs):
-            order = torch.randperm(n, generator=self.generator)
+        for epoch in range(self.epochs):
+            order = torch.arange(n) if epoch == 0 else torch.randperm(n, generator=self.generator)
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
                 self.queue.append((activations[idx], labels[idx]))
@@ -79,6 +81,13 @@ class CloudTrainer:
         while self.step():
             pass
 
+    def train_batch_grad(self, activations: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Split learning: one step, returning ``dL/da`` at the cut for the edge (pre-step)."""
+        a = activations.to(self.device).detach().requires_grad_(True)
+        self.train_batch(a, labels)
+        assert a.grad is not None
+        return a.grad.detach().cpu()
+
     def train_batch(self, activations: torch.Tensor, labels: torch.Tensor) -> float:
         """One SGD step of ``CE(f_c(a), y)``; returns the loss."""
         start = time.perf_counter()
@@ -86,6 +95,8 @@ class CloudTrainer:
         a, y = activations.to(self.device), labels.to(self.device)
         logits = self.cloud(a)
         loss = self.loss_fn(logits, y)
+        if self.optimizer is None:
+            raise RuntimeError("this cloud has nothing to train (edge mode)")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

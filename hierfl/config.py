@@ -16,7 +16,8 @@ from typing import Any
 
 from hierfl.errors import ConfigError, UnknownNameError
 
-MODES = ("hierarchical",)
+MODES = ("hierarchical", "split", "cloud", "edge")
+DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adam", "sgd")
 
 _POSITIVE_INT = (
@@ -41,7 +42,8 @@ class HierConfig:
     partition: str = "iid"
     seed: int = 0
     model: str = "small-cnn"
-    cut: str = "block2"
+    cut: str = ""
+    exit_head: str = ""
     strategy: str = "fedavg"
     rounds: int = 5
     local_epochs: int = 5
@@ -58,6 +60,9 @@ class HierConfig:
     max_chunk_mb: float = 64.0
     edge_threads: int = 1
     cloud_threads: int = 1
+    edge_device: str = "cpu"
+    cloud_device: str = "cpu"
+    exit_thresholds: str = "0.5,0.7,0.9,0.99"
     reply_timeout: float = 600.0
     node_wait_timeout: float = 120.0
     data_dir: str = ""
@@ -95,6 +100,19 @@ class HierConfig:
         return int(self.max_chunk_mb * 1024 * 1024)
 
     @property
+    def thresholds(self) -> tuple[float, ...]:
+        """``exit-thresholds`` parsed: early-exit confidence levels to report."""
+        try:
+            values = tuple(float(v) for v in self.exit_thresholds.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(
+                "exit-thresholds", f"expected comma-separated numbers, got {self.exit_thresholds!r}"
+            ) from None
+        if any(not 0.0 <= v <= 1.0 for v in values):
+            raise ConfigError("exit-thresholds", f"each must be in [0, 1], got {values}")
+        return values
+
+    @property
     def image_shape(self) -> tuple[int, int, int] | None:
         """``input-shape`` parsed from ``CxHxW``; None when empty (the scenario decides)."""
         return parse_shape("input-shape", self.input_shape) if self.input_shape else None
@@ -102,6 +120,7 @@ class HierConfig:
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> HierConfig:
         """Check every value; raise ``ConfigError`` naming the key and what is allowed."""
+        from hierfl.models.heads import EXIT_HEADS
         from hierfl.plugins import AGGREGATORS, MODELS, PARTITIONERS, SCENARIOS
 
         if self.mode not in MODES:
@@ -115,7 +134,10 @@ class HierConfig:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError("test-fraction", f"must be in (0, 1), got {self.test_fraction}")
-        _ = self.image_shape  # raises on a malformed shape
+        _ = self.image_shape, self.thresholds  # raise on malformed values
+        for key in ("edge_device", "cloud_device"):
+            if getattr(self, key) not in DEVICES:
+                raise UnknownNameError(key.replace("_", "-"), getattr(self, key), list(DEVICES))
         for key in ("edge_threads", "cloud_threads", "num_classes", "samples_per_class"):
             if getattr(self, key) < 0:
                 raise ConfigError(key.replace("_", "-"), "must be >= 0 (0 = the default)")
@@ -126,10 +148,12 @@ class HierConfig:
         PARTITIONERS.check(self.partition)
         AGGREGATORS.check(self.strategy)
         cuts = MODELS.get(self.model).cut_points
-        if self.cut not in cuts:
+        if self.cut and self.cut not in cuts:
             raise ConfigError(
                 "cut", f"unknown cut {self.cut!r} for {self.model}; allowed: {', '.join(cuts)}"
             )
+        if self.exit_head and self.exit_head not in EXIT_HEADS:
+            raise UnknownNameError("exit-head", self.exit_head, list(EXIT_HEADS))
         return self
 
 

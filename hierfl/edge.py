@@ -18,7 +18,12 @@ LABEL_BYTES = 8  # labels travel as int64
 
 @dataclass
 class EdgeChunk:
-    """What one edge ships to the cloud for a chunk of mini-batches: no raw inputs, no graph."""
+    """What one edge ships to the cloud for a chunk of mini-batches.
+
+    ``activations`` are detached activations at the cut; only in ``cloud`` mode are they the
+    raw inputs, and then ``raw`` is True. ``trained`` counts the samples the edge trained on
+    (the aggregation weight); ``num_examples`` counts the samples shipped.
+    """
 
     activations: torch.Tensor
     labels: torch.Tensor
@@ -27,6 +32,12 @@ class EdgeChunk:
     exit_correct: int
     compute_s: float
     truncated: bool = False
+    trained: int = -1  # -1: as many as shipped
+    raw: bool = False
+
+    def __post_init__(self) -> None:
+        if self.trained < 0:
+            self.trained = self.num_examples
 
     @property
     def num_examples(self) -> int:
@@ -73,25 +84,30 @@ class EdgeTrainer:
         return 0.5 * self.proximal_mu * sq
 
     def train_chunk(
-        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, max_bytes: int
+        self,
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        *,
+        max_bytes: int,
+        ship: bool = True,
     ) -> EdgeChunk:
         """Train on ``batches`` until they run out or the next one would exceed ``max_bytes``.
 
         The chunk never exceeds ``max_bytes``: a batch whose activations would not fit is not
-        trained on either, so edge and cloud see the same samples; ``truncated`` says so.
+        trained on either, so edge and cloud see the same samples; ``truncated`` says so. With
+        ``ship=False`` (``edge`` mode) nothing is kept for the cloud and every batch is trained.
         """
         self.edge.train()
         acts: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
         total_bytes = 0
-        loss_sum, correct, count, truncated = 0.0, 0, 0, False
+        loss_sum, correct, count, truncated, batches_done = 0.0, 0, 0, False, 0
         start = time.perf_counter()
         for x, y in batches:
             x, y = x.to(self.device), y.to(self.device)
             out = self.edge(x)
             batch_bytes = out.activations.numel() * out.activations.element_size()
             batch_bytes += y.numel() * LABEL_BYTES
-            if total_bytes + batch_bytes > max_bytes:
+            if ship and total_bytes + batch_bytes > max_bytes:
                 if not acts:
                     raise ConfigError(
                         "max-chunk-mb",
@@ -104,24 +120,49 @@ class EdgeTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             (loss + self._proximal_term()).backward()
             self.optimizer.step()
-            acts.append(out.activations.detach().cpu())
-            labels.append(y.detach().cpu())
-            total_bytes += batch_bytes
+            if ship:
+                acts.append(out.activations.detach().cpu())
+                labels.append(y.detach().cpu())
+                total_bytes += batch_bytes
+            batches_done += 1
             loss_sum += float(loss.detach()) * len(y)
             correct += int((out.exit_logits.argmax(1) == y).sum())
             count += len(y)
         seconds = time.perf_counter() - start
-        if not acts:  # nothing to train on: an empty chunk (no activation shape to report)
-            return EdgeChunk(torch.zeros(0), torch.zeros(0, dtype=torch.long), 0, 0.0, 0, seconds)
         return EdgeChunk(
-            activations=torch.cat(acts),
-            labels=torch.cat(labels),
-            batches=len(acts),
+            activations=torch.cat(acts) if acts else torch.zeros(0),
+            labels=torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
+            batches=batches_done,
             exit_loss=loss_sum / max(count, 1),
             exit_correct=correct,
             compute_s=seconds,
             truncated=truncated,
+            trained=count,
         )
+
+
+def raw_chunk(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, max_bytes: int) -> EdgeChunk:
+    """``cloud`` mode: the edge trains nothing and uploads its raw inputs, within the bound.
+
+    A single batch larger than the bound is an error: raise ``max-chunk-mb``.
+    """
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    total = 0
+    truncated = False
+    for x, y in batches:
+        nbytes = x.numel() * x.element_size() + y.numel() * LABEL_BYTES
+        if total + nbytes > max_bytes:
+            if not xs:
+                raise ConfigError("max-chunk-mb", "one batch of raw inputs exceeds the bound")
+            truncated = True
+            break
+        xs.append(x.to(torch.float32))
+        ys.append(y)
+        total += nbytes
+    x_all = torch.cat(xs) if xs else torch.zeros(0)
+    y_all = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.long)
+    return EdgeChunk(x_all, y_all, len(xs), 0.0, 0, 0.0, truncated, trained=0, raw=True)
 
 
 def epoch_batches(

@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 
 from hierfl.config import HierConfig
-from hierfl.data import ClientStream
-from hierfl.edge import EdgeChunk, EdgeTrainer, epoch_batches
-from hierfl.models import create_model
+from hierfl.data import ClientStream, ExperienceData
+from hierfl.devices import resolve_device
+from hierfl.edge import EdgeChunk, EdgeTrainer, epoch_batches, raw_chunk
+from hierfl.models import SplitModel, create_model
 from hierfl.storage import save_atomic
 
 
@@ -24,7 +25,7 @@ class RoundRequest:
 
 @dataclass
 class RoundResult:
-    """One edge's answer: its locally trained edge weights and the chunk of activations."""
+    """One edge's answer: its locally trained edge weights and the chunk it ships."""
 
     partition_id: int
     experience: int
@@ -40,6 +41,42 @@ def _seed(config: HierConfig, *parts: int) -> int:
     return value
 
 
+def experience_of(stream: ClientStream, request: RoundRequest) -> ExperienceData:
+    if not 0 <= request.experience < len(stream.experiences):
+        raise ValueError(
+            f"experience {request.experience} out of range (stream has {len(stream.experiences)})"
+        )
+    return stream.experiences[request.experience]
+
+
+def round_batches(
+    config: HierConfig, stream: ClientStream, request: RoundRequest
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """This round's mini-batches: ``local_epochs`` shuffled passes, the same on every call."""
+    exp = experience_of(stream, request)
+    gen = torch.Generator().manual_seed(
+        _seed(config, stream.partition_id, request.experience, request.round)
+    )
+    return list(
+        epoch_batches(
+            exp.x, exp.y, batch_size=config.batch_size, epochs=config.local_epochs, generator=gen
+        )
+    )
+
+
+def edge_model(config: HierConfig, stream: ClientStream, edge_state: dict) -> SplitModel:
+    model = create_model(
+        config.model,
+        cut=config.cut,
+        num_classes=stream.num_classes,
+        input_shape=stream.input_shape,
+        exit_head=config.exit_head or None,
+    )
+    if edge_state:
+        model.edge.load_state_dict(edge_state)
+    return model
+
+
 def run_edge_round(
     config: HierConfig,
     request: RoundRequest,
@@ -51,40 +88,37 @@ def run_edge_round(
 ) -> RoundResult:
     """Load the aggregated edge weights, train ``local_epochs`` on this experience, ship a chunk.
 
-    The optimizer state and stream cursor live in ``state_dir`` (node-local, written
-    atomically), so a fresh process per message continues where the last one stopped.
+    ``hierarchical`` ships the activations, ``edge`` ships nothing, ``cloud`` trains nothing
+    and uploads the experience's raw inputs once, in its first round (the only mode that
+    uploads raw inputs). The optimizer state and stream
+    cursor live in ``state_dir`` (node-local, written atomically), so a fresh process per
+    message continues where the last one stopped. ``split`` rounds run in ``hierfl.split``.
     """
-    if not 0 <= request.experience < len(stream.experiences):
-        raise ValueError(
-            f"experience {request.experience} out of range (stream has {len(stream.experiences)})"
+    if config.mode == "cloud":  # upload the experience once; the cloud keeps and reuses it
+        exp = experience_of(stream, request)
+        once = [(exp.x, exp.y)] if request.round == 0 else []
+        chunk = raw_chunk(once, max_bytes=config.max_chunk_bytes)
+        return RoundResult(
+            stream.partition_id, request.experience, request.round, dict(edge_state), chunk
         )
-    model = create_model(
-        config.model,
-        cut=config.cut,
-        num_classes=stream.num_classes,
-        input_shape=stream.input_shape,
-    )
-    model.edge.load_state_dict(edge_state)
+    batches = round_batches(config, stream, request)
+    model = edge_model(config, stream, edge_state)
     trainer = EdgeTrainer(
         model.edge,
         optimizer=config.optimizer,
         lr=config.edge_lr,
         momentum=config.momentum,
         proximal_mu=proximal_mu,
+        device=resolve_device("edge-device", config.edge_device),
     )
     state_path = Path(state_dir) / "edge_state.pt"
     saved = torch.load(state_path, weights_only=True) if state_path.exists() else None
     if saved is not None:
         trainer.optimizer.load_state_dict(saved["optimizer"])
-    exp = stream.experiences[request.experience]
-    gen = torch.Generator().manual_seed(
-        _seed(config, stream.partition_id, request.experience, request.round)
+    chunk = trainer.train_chunk(
+        batches, max_bytes=config.max_chunk_bytes, ship=config.mode == "hierarchical"
     )
-    batches = epoch_batches(
-        exp.x, exp.y, batch_size=config.batch_size, epochs=config.local_epochs, generator=gen
-    )
-    chunk = trainer.train_chunk(batches, max_bytes=config.max_chunk_bytes)
-    samples_seen = (saved["cursor"]["samples_seen"] if saved else 0) + chunk.num_examples
+    samples_seen = (saved["cursor"]["samples_seen"] if saved else 0) + chunk.trained
     cursor = {
         "experience": request.experience,
         "round": request.round,

@@ -1,4 +1,4 @@
-"""Held-out accuracy of both exits: the edge exit ``h_e(f_e(x))`` and the full model."""
+"""Held-out accuracy of both exits, and the early-exit policy's accuracy/offload trade-off."""
 
 from __future__ import annotations
 
@@ -8,16 +8,59 @@ from hierfl.models.base import SplitModel
 
 
 @torch.no_grad()
+def _logits(
+    model: SplitModel, x: torch.Tensor, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge-exit and full-model logits for ``x``, on the model's device, returned on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    edge, cloud = [], []
+    for start in range(0, len(x), batch_size):
+        out = model.forward_edge(x[start : start + batch_size].to(device))
+        edge.append(out.exit_logits.cpu())
+        cloud.append(model.forward_cloud(out.activations).cpu())
+    empty = torch.zeros(0, model.num_classes)
+    return (torch.cat(edge) if edge else empty), (torch.cat(cloud) if cloud else empty)
+
+
 def exit_accuracies(
     model: SplitModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512
 ) -> dict[str, float]:
     """Fractions in [0, 1] of samples each exit classifies correctly."""
-    model.eval()
-    correct = {"edge": 0, "cloud": 0}
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        out = model.forward_edge(xb)
-        correct["edge"] += int((out.exit_logits.argmax(1) == yb).sum())
-        correct["cloud"] += int((model.forward_cloud(out.activations).argmax(1) == yb).sum())
+    edge, cloud = _logits(model, x, batch_size)
     n = max(len(y), 1)
-    return {k: v / n for k, v in correct.items()}
+    return {
+        "edge": int((edge.argmax(1) == y).sum()) / n,
+        "cloud": int((cloud.argmax(1) == y).sum()) / n,
+    }
+
+
+def early_exit_sweep(
+    model: SplitModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thresholds: tuple[float, ...],
+    *,
+    batch_size: int = 512,
+) -> list[dict[str, float]]:
+    """For each threshold t: answer at the edge when its max softmax >= t, else offload.
+
+    Returns rows ``{"threshold", "accuracy", "offload_fraction", "edge_answered"}``; offloading
+    costs a round trip to the cloud, so a lower offload fraction means less traffic and latency.
+    """
+    edge, cloud = _logits(model, x, batch_size)
+    confidence = edge.softmax(1).max(1).values
+    rows = []
+    n = max(len(y), 1)
+    for t in thresholds:
+        at_edge = confidence >= t
+        prediction = torch.where(at_edge, edge.argmax(1), cloud.argmax(1))
+        rows.append(
+            {
+                "threshold": float(t),
+                "accuracy": int((prediction == y).sum()) / n,
+                "offload_fraction": 1.0 - int(at_edge.sum()) / n,
+                "edge_answered": int(at_edge.sum()),
+            }
+        )
+    return rows

@@ -7,12 +7,20 @@ would with real replies. Used by fast tests and benchmarks; ``hierfl run`` uses 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from hierfl.config import HierConfig
 from hierfl.data import ClientStream
+from hierfl.edge import LABEL_BYTES
 from hierfl.edge_node import RoundRequest, RoundResult, run_edge_round
+from hierfl.modes import MODES
 from hierfl.orchestrator import EdgeFailure, EdgeState
+from hierfl.split import run_split_round
+
+CloudStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def weighted_average(states: list[EdgeState], weights: list[float]) -> EdgeState:
@@ -49,6 +57,21 @@ class LocalFederation:
         self._results: list[RoundResult] = []
         self.uplink_bytes = 0
         self.downlink_bytes = 0
+        self._cloud_step: CloudStep | None = None
+
+    def bind_split(self, cloud_step: CloudStep) -> None:
+        self._cloud_step = cloud_step
+
+    def _counting(self, cloud_step: CloudStep) -> CloudStep:
+        """Count split mode's per-batch traffic: activations and labels up, gradient down."""
+
+        def step(a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            self.uplink_bytes += a.numel() * a.element_size() + y.numel() * LABEL_BYTES
+            grad = cloud_step(a, y)
+            self.downlink_bytes += grad.numel() * grad.element_size()
+            return grad
+
+        return step
 
     def wait_for_edges(self, count: int, timeout: float) -> int:
         return len(self.streams)
@@ -67,8 +90,16 @@ class LocalFederation:
         i = self._queue.pop(0)
         stream = self.streams[i]
         node_dir = self.state_root / f"node-{stream.partition_id}"
-        result = run_edge_round(self.config, self._request, self._state, stream, node_dir)
+        if self.config.mode == "split":
+            if self._cloud_step is None:
+                raise RuntimeError("split mode needs bind_split() before dispatch()")
+            cloud_step = self._counting(self._cloud_step)
+            result = run_split_round(self.config, self._request, self._state, stream, cloud_step)
+        else:
+            result = run_edge_round(self.config, self._request, self._state, stream, node_dir)
         self._results.append(result)
+        if MODES[self.config.mode].sequential:  # the next edge continues from these weights
+            self._state = result.edge_state
         self.uplink_bytes += result.chunk.nbytes + _state_bytes(result.edge_state)
         return [result]
 
@@ -84,11 +115,13 @@ class LocalFederation:
         self._results = [r for r in self._results if r is not result]
 
     def aggregate(self) -> EdgeState | None:
-        usable = [r for r in self._results if r.chunk.num_examples > 0]
+        usable = [r for r in self._results if r.chunk.trained > 0]
         if not usable:
             return None
+        if MODES[self.config.mode].sequential:
+            return usable[-1].edge_state
         return weighted_average(
-            [r.edge_state for r in usable], [float(r.chunk.num_examples) for r in usable]
+            [r.edge_state for r in usable], [float(r.chunk.trained) for r in usable]
         )
 
     def traffic(self) -> tuple[int, int]:

@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from hierfl.cloud import CloudTrainer
 from hierfl.config import HierConfig
 from hierfl.data import Benchmark
+from hierfl.devices import resolve_device
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected, HierflError
-from hierfl.evaluate import exit_accuracies
+from hierfl.evaluate import early_exit_sweep, exit_accuracies
 from hierfl.metrics import AccuracyMatrix
 from hierfl.models import SplitModel, create_model
+from hierfl.modes import MODES
 from hierfl.validation import validate_result
 
 log = logging.getLogger("hierfl")
@@ -58,6 +61,9 @@ class Federation(Protocol):
 
     def traffic(self) -> tuple[int, int]: ...
 
+    def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        """Split mode: how to get the cloud's gradient at the cut for a batch of activations."""
+
 
 @dataclass
 class RunResult:
@@ -73,6 +79,8 @@ class RunResult:
     wall_s: float = 0.0
     uplink_bytes: int = 0
     downlink_bytes: int = 0
+    raw_input_bytes_uplink: int = 0
+    early_exit: list[dict[str, float]] = field(default_factory=list)
 
 
 class Orchestrator:
@@ -92,18 +100,25 @@ class Orchestrator:
         self.test = test
         self.poll_interval = poll_interval
         self.clock = clock
+        self.mode = MODES[config.mode]
         self.model: SplitModel = create_model(
             config.model,
             cut=config.cut,
             num_classes=test.num_classes,
             input_shape=test.input_shape,
             seed=config.seed,
+            exit_head=config.exit_head or None,
         )
-        self.activation_shape = self.model.activation_shape()
+        self.payload_shape = self.mode.payload_shape(self.model)
         self._dispatched_at = self._last_reply_at = 0.0
-        self.edge_keys = set(self.model.edge.state_dict())
+        self._uploads: list[tuple[torch.Tensor, torch.Tensor]] = []  # cloud mode's raw data
+        self.edge_keys = set(self.model.edge.state_dict()) if self.mode.aggregate_edges else None
+        self.device = resolve_device("cloud-device", config.cloud_device)
+        self.model.to(self.device)
+        cloud_module = self.mode.cloud_module(self.model)
         self.cloud = CloudTrainer(
-            self.model.cloud,
+            cloud_module if cloud_module is not None else nn.Identity(),
+            device=self.device,
             optimizer=config.optimizer,
             lr=config.cloud_lr,
             momentum=config.momentum,
@@ -113,7 +128,21 @@ class Orchestrator:
         )
 
     def initial_edge_state(self) -> EdgeState:
-        return {k: v.detach().clone() for k, v in self.model.edge.state_dict().items()}
+        """The weights every edge starts from (none in cloud mode: the cloud owns them)."""
+        if not self.mode.aggregate_edges:
+            return {}
+        return {k: v.detach().cpu().clone() for k, v in self.model.edge.state_dict().items()}
+
+    def _split_step(self, activations: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Split mode: check one batch from an edge, train on it, return the gradient at the cut."""
+        shape = (len(labels), *self.model.activation_shape())
+        if tuple(activations.shape) != shape or activations.dtype != torch.float32:
+            raise ChunkRejected(f"split activations {tuple(activations.shape)}, expected {shape}")
+        if not bool(torch.isfinite(activations).all()):
+            raise ChunkRejected("split activations contain NaN or Inf")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.test.num_classes):
+            raise ChunkRejected(f"labels out of range [0, {self.test.num_classes})")
+        return self.cloud.train_batch_grad(activations, labels)
 
     def run(self) -> RunResult:
         cfg = self.config
@@ -130,13 +159,21 @@ class Orchestrator:
             matrix=AccuracyMatrix(), classes=[list(e.classes) for e in self.test.test]
         )
         schedule = [RoundRequest(k, r) for k in range(cfg.experiences) for r in range(cfg.rounds)]
+        if self.mode.name == "split":
+            self.federation.bind_split(self._split_step)
+        if self.mode.payload == "raw":
+            log.warning("cloud mode: edges upload their raw inputs to the cloud")
         edge_state = self.initial_edge_state()
         self._dispatch(schedule[0], edge_state)
         for i, request in enumerate(schedule):
             round_start = self.clock()
             cloud_before = self.cloud.stats.compute_s
+            if request.round == 0:  # cloud mode keeps one experience's uploads at a time
+                self._uploads = []
             edge_s, examples = self._collect(request, result)
-            aggregated = self.federation.aggregate()
+            if self.mode.payload == "raw":
+                self._train_on_uploads(request)
+            aggregated = self.federation.aggregate() if self.mode.aggregate_edges else edge_state
             if aggregated is None:
                 log.warning("round %d: no usable edge result; edge weights unchanged", i + 1)
             else:
@@ -201,7 +238,7 @@ class Orchestrator:
                     validate_result(
                         item,
                         request=request,
-                        activation_shape=self.activation_shape,
+                        activation_shape=self.payload_shape,
                         num_classes=self.test.num_classes,
                         max_bytes=self.config.max_chunk_bytes,
                         edge_keys=self.edge_keys,
@@ -219,7 +256,12 @@ class Orchestrator:
                         chunk.batches,
                     )
                 edge_s += chunk.compute_s
-                examples += chunk.num_examples
+                examples += chunk.trained or chunk.num_examples
+                if chunk.raw:
+                    result.raw_input_bytes_uplink += chunk.nbytes
+                    if chunk.num_examples:
+                        self._uploads.append((chunk.activations, chunk.labels))
+                    continue
                 if chunk.num_examples:
                     self.cloud.enqueue(chunk.activations, chunk.labels)
             if self.clock() > deadline:
@@ -230,6 +272,16 @@ class Orchestrator:
                 time.sleep(self.poll_interval)
         result.edge_compute_s += edge_s
         return edge_s, examples
+
+    def _train_on_uploads(self, request: RoundRequest) -> None:
+        """Cloud mode: ``local_epochs`` shuffled passes over the experience's uploaded data."""
+        if not self._uploads:
+            return
+        x = torch.cat([a for a, _ in self._uploads])
+        y = torch.cat([b for _, b in self._uploads])
+        for _ in range(self.config.local_epochs):
+            order = torch.randperm(len(y), generator=self.cloud.generator)
+            self.cloud.enqueue(x[order], y[order])
 
     def _drain(self) -> None:
         self.cloud.drain()
@@ -252,19 +304,22 @@ class Orchestrator:
         )
 
     def _evaluate(self, experience: int, edge_state: EdgeState, result: RunResult) -> None:
-        self.model.edge.load_state_dict(edge_state)
+        if self.mode.aggregate_edges:  # in cloud mode the cloud's own copy is the model
+            self.model.edge.load_state_dict(edge_state)
         for j in range(experience + 1):
             exp = self.test.test[j]
             accs = exit_accuracies(self.model, exp.x, exp.y)
-            for exit_name, acc in accs.items():
-                result.matrix.record(exit_name, experience, j, acc)
+            for exit_name in self.mode.exits:
+                result.matrix.record(exit_name, experience, j, accs[exit_name])
+        if experience == self.config.experiences - 1 and self.mode.exits == ("edge", "cloud"):
+            x = torch.cat([e.x for e in self.test.test])
+            y = torch.cat([e.y for e in self.test.test])
+            result.early_exit = early_exit_sweep(self.model, x, y, self.config.thresholds)
 
     @staticmethod
     def _accuracy_suffix(result: RunResult, request: RoundRequest) -> str:
         k = request.experience
-        edge = result.matrix.row("edge", k)
-        cloud = result.matrix.row("cloud", k)
-        return (
-            f" | newest classes: edge {edge[-1]:.3f} cloud {cloud[-1]:.3f}; "
-            f"seen so far: edge {sum(edge) / len(edge):.3f} cloud {sum(cloud) / len(cloud):.3f}"
-        )
+        rows = {name: result.matrix.row(name, k) for name in result.matrix.exits()}
+        newest = " ".join(f"{name} {row[-1]:.3f}" for name, row in rows.items())
+        seen = " ".join(f"{name} {sum(row) / len(row):.3f}" for name, row in rows.items())
+        return f" | newest classes: {newest}; seen so far: {seen}"

@@ -160,8 +160,35 @@ def _plot(experiences: list[dict[str, Any]], handle: IO[bytes]) -> None:
     figure.savefig(handle, format="png")
 
 
+def _plot_early_exit(rows: list[dict[str, float]], handle: IO[bytes]) -> None:
+    """Accuracy against offload fraction, one point per confidence threshold."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    offload = [r["offload_fraction"] for r in rows]
+    accuracy = [r["accuracy"] for r in rows]
+    ax.plot(offload, accuracy, marker="o")
+    for r in rows:
+        ax.annotate(
+            f"t={r['threshold']:g}",
+            (r["offload_fraction"], r["accuracy"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=8,
+        )
+    ax.set_xlabel("fraction offloaded to the cloud")
+    ax.set_ylabel("accuracy (all experiences)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_title("early exit: answer at the edge if max softmax >= t")
+    ax.grid(alpha=0.3)
+    figure.savefig(handle, format="png")
+
+
 def write_run_folder(out_dir: str | Path, metrics: dict[str, Any]) -> None:
-    """Writes ``metrics.json``, ``metrics.csv`` and ``accuracy.png`` into ``out_dir``.
+    """Writes ``metrics.json``, ``metrics.csv``, ``accuracy.png`` (and ``early_exit.png``).
 
     The CSV and the plot are derived from ``metrics["experiences"]`` alone, so they can be
     regenerated from a saved ``metrics.json``. Other files in the folder (the log) are kept.
@@ -179,3 +206,6 @@ def write_run_folder(out_dir: str | Path, metrics: dict[str, Any]) -> None:
     table = _csv_text(experiences)
     _atomic_write(folder / "metrics.csv", lambda handle: handle.write(table.encode()))
     _atomic_write(folder / "accuracy.png", lambda handle: _plot(experiences, handle))
+    if metrics.get("early_exit"):
+        rows = metrics["early_exit"]
+        _atomic_write(folder / "early_exit.png", lambda handle: _plot_early_exit(rows, handle))

@@ -23,7 +23,7 @@ def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
         communication={
             "uplink_bytes": result.uplink_bytes,
             "downlink_bytes": result.downlink_bytes,
-            "raw_input_bytes_uplink": 0,
+            "raw_input_bytes_uplink": result.raw_input_bytes_uplink,
         },
         time={
             "wall_s": result.wall_s,
@@ -33,16 +33,23 @@ def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
             "cloud_busy_fraction": busy,
         },
         rounds=result.rounds,
-        extra={"events": result.failures, "rejected_replies": result.rejected},
+        extra={
+            "events": result.failures,
+            "rejected_replies": result.rejected,
+            "early_exit": result.early_exit,
+        },
     )
     write_run_folder(out, metrics)
     final = metrics["final"]
+    accuracy = ", ".join(
+        f"{k.removesuffix('_accuracy')} {v:.3f}"
+        for k, v in final.items()
+        if k.endswith("_accuracy")
+    )
     log.info(
-        "done in %.1fs: stream accuracy edge %.3f cloud %.3f; cloud busy %.0f%% of wall time; "
-        "run folder %s",
+        "done in %.1fs: stream accuracy %s; cloud busy %.0f%% of wall time; run folder %s",
         result.wall_s,
-        final["edge_accuracy"],
-        final["cloud_accuracy"],
+        accuracy,
         100 * busy,
         out,
     )

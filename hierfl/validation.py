@@ -12,10 +12,10 @@ def validate_result(
     result: RoundResult,
     *,
     request: RoundRequest,
-    activation_shape: tuple[int, ...],
+    activation_shape: tuple[int, ...] | None,
     num_classes: int,
     max_bytes: int,
-    edge_keys: set[str],
+    edge_keys: set[str] | None,
 ) -> None:
     """Raise ``ChunkRejected`` with the reason if ``result`` must not be used."""
     if (result.experience, result.round) != (request.experience, request.round):
@@ -25,6 +25,11 @@ def validate_result(
         )
     chunk = result.chunk
     a, y = chunk.activations, chunk.labels
+    if activation_shape is None:  # split and edge modes ship no tensors with the weights
+        if len(y) or a.numel():
+            raise ChunkRejected("this mode ships no activations, but the reply carries some")
+    elif chunk.trained not in (0, len(y)):
+        raise ChunkRejected(f"trained on {chunk.trained} samples but shipped {len(y)}")
     if y.dtype != torch.int64 or y.dim() != 1:
         raise ChunkRejected(f"labels must be int64 [n], got {y.dtype} {tuple(y.shape)}")
     if len(y) and tuple(a.shape) != (len(y), *activation_shape):
@@ -38,6 +43,8 @@ def validate_result(
         raise ChunkRejected("activations contain NaN or Inf")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ChunkRejected(f"labels out of range [0, {num_classes})")
+    if edge_keys is None:  # cloud mode: edges train nothing, their weights are not used
+        return
     if set(result.edge_state) != edge_keys:
         raise ChunkRejected("edge weights do not match the model's parameters")
     for name, t in result.edge_state.items():

@@ -7,21 +7,31 @@ the cached stream) lives in the node-local state folder, never in module globals
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from flwr.app import Context, Error, Message
+from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from hierfl.app.protocol import decode_request, encode_result
+from hierfl.app.protocol import (
+    decode_gradient,
+    decode_request,
+    encode_result,
+    encode_split_step,
+)
 from hierfl.config import HierConfig
+from hierfl.data import ClientStream
 from hierfl.edge_node import run_edge_round
+from hierfl.split import SplitEdge
 from hierfl.streams import load_client_stream
 
 app = ClientApp()
 
 # Flower's code for "the ClientApp raised an exception"; the reason names the partition.
 EDGE_FAILED = 2
+SPLIT_STATE = "split_state.pt"
 
 
 def node_state_dir(node_config: dict, partition_id: int) -> Path:
@@ -31,18 +41,31 @@ def node_state_dir(node_config: dict, partition_id: int) -> Path:
     return Path(tempfile.gettempdir()) / "hierfl" / f"node-{partition_id}"
 
 
-@app.train()
-def train(msg: Message, context: Context) -> Message:
-    """Run one edge round; any failure becomes an error reply naming this partition."""
-    partition_id = int(context.node_config.get("partition-id", -1))
-    try:
-        return _train(msg, context)
-    except Exception as exc:  # the cloud logs it and goes on with the other edges
-        reason = f"partition {partition_id}: {type(exc).__name__}: {exc}"
-        return Message(Error(code=EDGE_FAILED, reason=reason), reply_to=msg)
+def _guarded(handler: Callable[[Message, Context], RecordDict]) -> Callable:
+    """Run ``handler``; any failure becomes an error reply naming this partition."""
+
+    def run(msg: Message, context: Context) -> Message:
+        partition_id = int(context.node_config.get("partition-id", -1))
+        try:
+            return Message(handler(msg, context), reply_to=msg)
+        except Exception as exc:  # the cloud logs it and goes on with the other edges
+            reason = f"partition {partition_id}: {type(exc).__name__}: {exc}"
+            return Message(Error(code=EDGE_FAILED, reason=reason), reply_to=msg)
+
+    run.__name__ = handler.__name__
+    return run
 
 
-def _train(msg: Message, context: Context) -> Message:
+@dataclass(frozen=True)
+class _Node:
+    """This node's view of the run: config, private stream and state folder."""
+
+    config: HierConfig
+    stream: ClientStream
+    run_dir: Path
+
+
+def _node(context: Context) -> _Node:
     config = HierConfig.from_mapping(context.run_config)
     partition_id = int(context.node_config["partition-id"])
     num_partitions = int(context.node_config["num-partitions"])
@@ -52,19 +75,45 @@ def _train(msg: Message, context: Context) -> Message:
         config = HierConfig.from_mapping({"data-dir": data_dir}, base=config)
     if config.edge_threads:
         torch.set_num_threads(config.edge_threads)
-    request, edge_state, proximal_mu = decode_request(msg)
     stream = load_client_stream(
         config,
         partition_id=partition_id,
         num_partitions=num_partitions,
         cache_dir=state_dir / "cache",
     )
+    return _Node(config, stream, state_dir / f"run-{context.run_id}")
+
+
+def _round(msg: Message, context: Context) -> RecordDict:
+    """One round: the whole chunk, or in split mode the first batch's activations."""
+    node = _node(context)
+    request, edge_state, proximal_mu = decode_request(msg)
+    if node.config.mode == "split":
+        edge = SplitEdge(node.config, request, edge_state, node.stream)
+        if not edge.batches:
+            return encode_result(edge.result())
+        step = edge.forward(0)
+        edge.save(node.run_dir / SPLIT_STATE)
+        return encode_split_step(step)
     result = run_edge_round(
-        config,
-        request,
-        edge_state,
-        stream,
-        state_dir / f"run-{context.run_id}",
-        proximal_mu=proximal_mu,
+        node.config, request, edge_state, node.stream, node.run_dir, proximal_mu=proximal_mu
     )
-    return Message(encode_result(result), reply_to=msg)
+    return encode_result(result)
+
+
+def _split_step(msg: Message, context: Context) -> RecordDict:
+    """Split mode: apply the cloud's gradient for batch k, then send batch k+1 (or finish)."""
+    node = _node(context)
+    request, step, grad = decode_gradient(msg)
+    edge = SplitEdge(node.config, request, {}, node.stream)
+    edge.load(node.run_dir / SPLIT_STATE)
+    edge.backward(step, grad)
+    if step + 1 == len(edge.batches):
+        return encode_result(edge.result())
+    sent = edge.forward(step + 1)
+    edge.save(node.run_dir / SPLIT_STATE)
+    return encode_split_step(sent)
+
+
+app.train()(_guarded(_round))
+app.train("split")(_guarded(_split_step))

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from flwr.app import ArrayRecord, Message
+import torch
+from flwr.app import ArrayRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from hierfl.app.protocol import ACTIVATIONS, decode_result, payload_bytes, request_config
+from hierfl.app.protocol import (
+    ACTIVATIONS,
+    ARRAYS,
+    CONFIG,
+    SPLIT_MESSAGE_TYPE,
+    decode_result,
+    decode_split_step,
+    encode_gradient,
+    is_split_step,
+    payload_bytes,
+    request_config,
+)
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
 from hierfl.orchestrator import EdgeFailure, EdgeState
@@ -21,9 +34,14 @@ class FlowerFederation:
     mu) and aggregates the edge weights; the activations never reach it.
     """
 
-    def __init__(self, grid: Grid, strategy: Strategy, *, message_ttl: float) -> None:
+    def __init__(
+        self, grid: Grid, strategy: Strategy, *, message_ttl: float, sequential: bool = False
+    ) -> None:
         self.grid = grid
         self.strategy = strategy
+        self.sequential = sequential
+        self._turns: list[int] = []
+        self._dispatched_state: EdgeState = {}
         self.message_ttl = message_ttl
         self.server_round = 0
         self._pending: dict[str, int] = {}
@@ -31,6 +49,11 @@ class FlowerFederation:
         self.partition_of: dict[int, int] = {}
         self.uplink_bytes = 0
         self.downlink_bytes = 0
+        self._cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self._request: RoundRequest | None = None
+
+    def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self._cloud_step = cloud_step
 
     def _name(self, node_id: int) -> str:
         pid = self.partition_of.get(node_id)
@@ -46,20 +69,38 @@ class FlowerFederation:
 
     def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int:
         self.server_round += 1
+        self._request = request
+        self._dispatched_state = edge_state
         messages = list(
             self.strategy.configure_train(
                 self.server_round, ArrayRecord(edge_state), request_config(request), self.grid
             )
         )
+        self._pending, self._replies = {}, []
+        self._turns = [msg.metadata.dst_node_id for msg in messages]
+        if self.sequential:  # one edge at a time, each starting from the last one's weights
+            messages = messages[:1]
+            self._turns.pop(0)
+        self._push(messages)
+        return len(messages) + (len(self._turns) if self.sequential else 0)
+
+    def _push(self, messages: list[Message]) -> None:
         for msg in messages:
             msg.metadata.ttl = self.message_ttl
             self.downlink_bytes += payload_bytes(msg.content)
         ids = self.grid.push_messages(messages)
-        self._pending = {
-            mid: msg.metadata.dst_node_id for mid, msg in zip(ids, messages, strict=True)
-        }
-        self._replies = []
-        return len(messages)
+        for mid, msg in zip(ids, messages, strict=True):
+            self._pending[mid] = msg.metadata.dst_node_id
+
+    def _next_turn(self, edge_state: EdgeState) -> None:
+        """Sequential (split) mode: hand the latest edge weights to the next edge in line."""
+        if not self.sequential or not self._turns or self._request is None:
+            return
+        node = self._turns.pop(0)
+        content = RecordDict(
+            {ARRAYS: ArrayRecord(edge_state), CONFIG: request_config(self._request)}
+        )
+        self._push([Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN)])
 
     def poll(self) -> list[RoundResult | EdgeFailure]:
         if not self._pending:
@@ -72,8 +113,14 @@ class FlowerFederation:
             if reply.has_error():
                 err = reply.error
                 out.append(EdgeFailure(self._name(node), f"error {err.code}: {err.reason}"))
+                self._next_turn(self._last_state())
                 continue
             self.uplink_bytes += payload_bytes(reply.content)
+            if is_split_step(reply.content):
+                failure = self._answer_split_step(node, reply)
+                if failure is not None:
+                    out.append(failure)
+                continue
             try:
                 result = decode_result(reply.content)
             except ChunkRejected as exc:
@@ -82,10 +129,37 @@ class FlowerFederation:
             self.partition_of[node] = result.partition_id
             self._replies.append((result, reply))
             out.append(result)
+            self._next_turn(result.edge_state)
         return out
 
+    def _answer_split_step(self, node: int, reply: Message) -> EdgeFailure | None:
+        """Split mode: train the cloud on the batch and send its gradient back to the edge."""
+        if self._cloud_step is None or self._request is None:
+            return EdgeFailure(self._name(node), "split step received outside split mode")
+        try:
+            step = decode_split_step(reply.content)
+            self.partition_of[node] = step.partition_id
+            grad = self._cloud_step(step.activations, step.labels)
+        except ChunkRejected as exc:
+            return EdgeFailure(self._name(node), str(exc))
+        msg = Message(
+            content=encode_gradient(self._request, step.step, grad),
+            dst_node_id=node,
+            message_type=SPLIT_MESSAGE_TYPE,
+            ttl=self.message_ttl,
+        )
+        self.downlink_bytes += payload_bytes(msg.content)
+        (mid,) = self.grid.push_messages([msg])
+        self._pending[mid] = node
+        return None
+
+    def _last_state(self) -> EdgeState:
+        if self._replies:
+            return self._replies[-1][0].edge_state
+        return self._dispatched_state
+
     def outstanding(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + (len(self._turns) if self.sequential else 0)
 
     def expire(self) -> list[EdgeFailure]:
         failures = [
@@ -99,11 +173,14 @@ class FlowerFederation:
         self._replies = [(r, m) for r, m in self._replies if r is not result]
 
     def aggregate(self) -> EdgeState | None:
-        replies = [m for r, m in self._replies if r.chunk.num_examples > 0]
+        replies = [m for r, m in self._replies if r.chunk.trained > 0]
         if not replies:
             return None
         for m in replies:  # the strategy expects exactly one ArrayRecord: the edge weights
-            del m.content[ACTIVATIONS]
+            if ACTIVATIONS in m.content:
+                del m.content[ACTIVATIONS]
+        if self.sequential:  # relayed, not averaged: the last edge's weights are the model
+            return [r for r, _ in self._replies if r.chunk.trained > 0][-1].edge_state
         arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
         return arrays.to_torch_state_dict() if arrays is not None else None
 

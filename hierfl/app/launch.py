@@ -42,6 +42,9 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
         FLWR_TELEMETRY_ENABLED="0",
         FLWR_DISABLE_UPDATE_CHECK="1",
         FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
+        # SuperExec looks for new tasks every second by default: on loopback that is pure
+        # latency added to every message.
+        FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -16,12 +16,16 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, Re
 from hierfl.edge import EdgeChunk
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
+from hierfl.split import SplitStep
 
 ARRAYS = "arrays"
 CONFIG = "config"
 METRICS = "metrics"
 ACTIVATIONS = "activations"
 CHUNK = "chunk"
+GRAD = "grad"
+SPLIT_STEP = "split-step"
+SPLIT_MESSAGE_TYPE = "train.split"  # split mode's per-batch gradient message
 
 
 def request_config(request: RoundRequest) -> ConfigRecord:
@@ -46,7 +50,7 @@ def encode_result(result: RoundResult) -> RecordDict:
             ARRAYS: ArrayRecord(result.edge_state),
             METRICS: MetricRecord(
                 {
-                    "num-examples": chunk.num_examples,
+                    "num-examples": chunk.trained,
                     "exit-loss": chunk.exit_loss,
                     "exit-acc": chunk.exit_correct / max(chunk.num_examples, 1),
                 }
@@ -66,6 +70,8 @@ def encode_result(result: RoundResult) -> RecordDict:
                     "exit-correct": chunk.exit_correct,
                     "compute-s": chunk.compute_s,
                     "truncated": chunk.truncated,
+                    "trained": chunk.trained,
+                    "raw": chunk.raw,
                 }
             ),
         }
@@ -88,10 +94,12 @@ def decode_result(content: RecordDict) -> RoundResult:
             exit_correct=int(meta["exit-correct"]),
             compute_s=float(meta["compute-s"]),
             truncated=bool(meta["truncated"]),
+            trained=int(meta["trained"]),
+            raw=bool(meta["raw"]),
         )
-        if int(metrics["num-examples"]) != chunk.num_examples:
+        if int(metrics["num-examples"]) != chunk.trained:
             raise ChunkRejected(
-                f"num-examples {metrics['num-examples']} != {chunk.num_examples} labels"
+                f"num-examples {metrics['num-examples']} != {chunk.trained} samples trained"
             )
         return RoundResult(
             partition_id=int(meta["partition-id"]),
@@ -102,6 +110,68 @@ def decode_result(content: RecordDict) -> RoundResult:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ChunkRejected(f"malformed reply: {type(exc).__name__}: {exc}") from None
+
+
+def is_split_step(content: RecordDict) -> bool:
+    return CHUNK in content and SPLIT_STEP in content[CHUNK]
+
+
+def encode_split_step(step: SplitStep) -> RecordDict:
+    """Split mode: one batch's activations, sent while the edge waits for their gradient."""
+    return RecordDict(
+        {
+            ACTIVATIONS: ArrayRecord(
+                {
+                    "act": Array(np.ascontiguousarray(step.activations.numpy())),
+                    "y": Array(np.ascontiguousarray(step.labels.numpy())),
+                }
+            ),
+            CHUNK: ConfigRecord(
+                {
+                    "partition-id": step.partition_id,
+                    "experience": step.experience,
+                    "round": step.round,
+                    SPLIT_STEP: step.step,
+                }
+            ),
+        }
+    )
+
+
+def decode_split_step(content: RecordDict) -> SplitStep:
+    try:
+        meta, acts = content[CHUNK], content[ACTIVATIONS]
+        return SplitStep(
+            partition_id=int(meta["partition-id"]),
+            experience=int(meta["experience"]),
+            round=int(meta["round"]),
+            step=int(meta[SPLIT_STEP]),
+            activations=torch.from_numpy(acts["act"].numpy().copy()),
+            labels=torch.from_numpy(acts["y"].numpy().copy()),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChunkRejected(f"malformed split step: {type(exc).__name__}: {exc}") from None
+
+
+def encode_gradient(request: RoundRequest, step: int, grad: torch.Tensor) -> RecordDict:
+    return RecordDict(
+        {
+            CONFIG: ConfigRecord(
+                {"experience": request.experience, "round": request.round, SPLIT_STEP: step}
+            ),
+            GRAD: ArrayRecord({"g": Array(np.ascontiguousarray(grad.numpy()))}),
+        }
+    )
+
+
+def decode_gradient(msg: Message) -> tuple[RoundRequest, int, torch.Tensor]:
+    try:
+        cfg = msg.content[CONFIG]
+        request = RoundRequest(int(cfg["experience"]), int(cfg["round"]))
+        grad = torch.from_numpy(msg.content[GRAD]["g"].numpy().copy())
+        return request, int(cfg[SPLIT_STEP]), grad
+    except KeyError as exc:
+        raise ChunkRejected(f"malformed gradient message: missing {exc}") from None
 
 
 def payload_bytes(content: RecordDict) -> int:

@@ -12,6 +12,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from hierfl.app.federation import FlowerFederation
 from hierfl.config import HierConfig
+from hierfl.modes import MODES
 from hierfl.orchestrator import Orchestrator
 from hierfl.plugins import AGGREGATORS
 from hierfl.run_folder import finish_run
@@ -41,6 +42,11 @@ def main(grid: Grid, context: Context) -> None:
     logging.getLogger("hierfl").info("run folder %s; config %s", out, config.to_flwr())
     test = load_test_benchmark(config, cache_dir=out / ".cache")
     strategy = AGGREGATORS.get(config.strategy)(config)
-    federation = FlowerFederation(grid, strategy, message_ttl=config.reply_timeout * 2)
+    federation = FlowerFederation(
+        grid,
+        strategy,
+        message_ttl=config.reply_timeout * 2,
+        sequential=MODES[config.mode].sequential,
+    )
     result = Orchestrator(config, federation, test).run()
     finish_run(config, result, out)

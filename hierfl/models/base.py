@@ -39,6 +39,7 @@ class SplitModel(nn.Module):
     """
 
     cut_points: ClassVar[tuple[str, ...]] = ()
+    default_cut: ClassVar[str] = ""  # used when the config leaves ``cut`` empty
 
     def __init__(
         self,
@@ -83,6 +84,10 @@ class SplitModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_cloud(self.forward_edge(x).activations)
 
+    def full_network(self) -> nn.Module:
+        """Edge segment then cloud segment as one module, without the exit (``cloud`` mode)."""
+        return nn.Sequential(self.edge.segment, self.cloud)
+
     @classmethod
     def check_cut(cls, cut: str) -> None:
         if cut not in cls.cut_points:
@@ -115,6 +120,7 @@ def create_model(
     from hierfl.plugins import MODELS
 
     cls = MODELS.get(name)
+    cut = cut or cls.default_cut
     cls.check_cut(cut)
     kwargs: dict[str, object] = {"cut": cut, "num_classes": num_classes, "input_shape": input_shape}
     if exit_head is not None:

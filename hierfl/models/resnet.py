@@ -40,6 +40,7 @@ class ResNet18(SplitModel):
     """
 
     cut_points = ("stem", "layer1", "layer2", "layer3", "layer4")
+    default_cut = "layer2"
 
     def __init__(
         self,

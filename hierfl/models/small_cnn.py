@@ -33,6 +33,7 @@ class SmallCNN(SplitModel):
     """
 
     cut_points = ("block1", "block2", "block3")
+    default_cut = "block2"
     widths = (32, 64, 64)
 
     def __init__(

@@ -60,6 +60,7 @@ class VGG16(SplitModel):
     """
 
     cut_points = ("block1", "block2", "block3", "block4", "block5")
+    default_cut = "block3"
 
     def __init__(
         self,

@@ -1,0 +1,53 @@
+"""The four training modes on the same models: what each ships, trains and reports.
+
+- ``hierarchical`` (the method): edges train ``f_e + h_e`` on the exit loss and ship detached
+  activations; the cloud trains ``f_c`` on them, concurrently.
+- ``split`` (classic split learning): per batch the cloud returns the gradient at the cut and
+  the edge waits for it before its backward pass; edges take turns, each starting from the
+  previous edge's weights (the relay of vanilla split learning), so it computes exactly what
+  ``cloud`` mode computes; no exit.
+- ``cloud`` (cloud-only): edges upload raw inputs, the cloud trains ``f_c(f_e(x))``; the only
+  mode in which raw inputs leave an edge.
+- ``edge`` (edge-only): edges train ``f_e + h_e``; no cloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from hierfl.models import SplitModel
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What a mode does, for the orchestrator and the reply checks."""
+
+    name: str
+    exits: tuple[str, ...]  # which exits are trained, evaluated and reported
+    payload: str  # what a round's reply carries: "activations", "raw" or "none"
+    aggregate_edges: bool  # whether edges train weights that the cloud collects
+    sequential: bool = False  # edges take turns, each starting from the last one's weights
+
+    def cloud_module(self, model: SplitModel) -> nn.Module | None:
+        """The part of the network the cloud trains, or None."""
+        if self.name == "cloud":
+            return model.full_network()
+        return model.cloud if "cloud" in self.exits else None
+
+    def payload_shape(self, model: SplitModel) -> tuple[int, ...] | None:
+        """Per-sample shape of the shipped tensors, or None when nothing is shipped."""
+        if self.payload == "activations":
+            return model.activation_shape()
+        if self.payload == "raw":
+            return tuple(model.input_shape)
+        return None
+
+
+MODES: dict[str, Mode] = {
+    "hierarchical": Mode("hierarchical", ("edge", "cloud"), "activations", True),
+    "split": Mode("split", ("cloud",), "none", True, sequential=True),
+    "cloud": Mode("cloud", ("cloud",), "raw", False),
+    "edge": Mode("edge", ("edge",), "none", True),
+}

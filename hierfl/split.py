@@ -1,0 +1,129 @@
+"""Classic split learning, the baseline: per batch, the cloud returns the gradient at the cut.
+
+The edge keeps no autograd graph between messages: on receiving the gradient for batch k it
+recomputes ``f_e(x_k)`` with the same weights (nothing changed in between) and backpropagates,
+so the protocol also works with a fresh ClientApp process per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hierfl.config import HierConfig
+from hierfl.data import ClientStream
+from hierfl.devices import resolve_device
+from hierfl.edge import EdgeChunk
+from hierfl.edge_node import RoundRequest, RoundResult, edge_model, round_batches
+from hierfl.optim import make_optimizer
+from hierfl.storage import save_atomic
+
+
+@dataclass
+class SplitStep:
+    """Activations of batch ``step`` on their way to the cloud; the edge waits for the grad."""
+
+    partition_id: int
+    experience: int
+    round: int
+    step: int
+    activations: torch.Tensor
+    labels: torch.Tensor
+
+
+class SplitEdge:
+    """An edge's side of one split-learning round: its segment, optimizer and batches."""
+
+    def __init__(
+        self,
+        config: HierConfig,
+        request: RoundRequest,
+        edge_state: dict[str, torch.Tensor],
+        stream: ClientStream,
+    ) -> None:
+        self.request = request
+        self.partition_id = stream.partition_id
+        self.device = torch.device(resolve_device("edge-device", config.edge_device))
+        self.model = edge_model(config, stream, edge_state).to(self.device)
+        self.optimizer = make_optimizer(
+            config.optimizer,
+            self.model.edge.segment.parameters(),
+            lr=config.edge_lr,
+            momentum=config.momentum,
+        )
+        self.batches = round_batches(config, stream, request)
+        self.trained = 0
+
+    def forward(self, step: int) -> SplitStep:
+        x, y = self.batches[step]
+        self.model.train()
+        with torch.no_grad():
+            a = self.model.edge.segment(x.to(self.device))
+        return SplitStep(
+            self.partition_id, self.request.experience, self.request.round, step, a.cpu(), y
+        )
+
+    def backward(self, step: int, grad: torch.Tensor) -> None:
+        """Apply the cloud's gradient at the cut for batch ``step``: one optimizer step."""
+        x, y = self.batches[step]
+        self.model.train()
+        a = self.model.edge.segment(x.to(self.device))
+        if tuple(grad.shape) != tuple(a.shape):
+            raise ValueError(f"gradient shape {tuple(grad.shape)} != activations {tuple(a.shape)}")
+        self.optimizer.zero_grad(set_to_none=True)
+        a.backward(grad.to(self.device))
+        self.optimizer.step()
+        self.trained += len(y)
+
+    def result(self) -> RoundResult:
+        chunk = EdgeChunk(
+            torch.zeros(0),
+            torch.zeros(0, dtype=torch.long),
+            len(self.batches),
+            0.0,
+            0,
+            0.0,
+            trained=self.trained,
+        )
+        state = {k: v.detach().cpu() for k, v in self.model.edge.state_dict().items()}
+        return RoundResult(
+            self.partition_id, self.request.experience, self.request.round, state, chunk
+        )
+
+    # ---- persistence between ClientApp processes ---------------------------------------------
+    def save(self, path: Path) -> None:
+        save_atomic(
+            {
+                "edge": self.model.edge.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "trained": self.trained,
+                "request": [self.request.experience, self.request.round],
+            },
+            path,
+        )
+
+    def load(self, path: Path) -> None:
+        saved = torch.load(path, weights_only=True)
+        if saved["request"] != [self.request.experience, self.request.round]:
+            raise ValueError(f"split state is for {saved['request']}, not this round")
+        self.model.edge.load_state_dict(saved["edge"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.trained = int(saved["trained"])
+
+
+def run_split_round(
+    config: HierConfig,
+    request: RoundRequest,
+    edge_state: dict[str, torch.Tensor],
+    stream: ClientStream,
+    cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> RoundResult:
+    """A whole split round in one process: forward, wait for the cloud's gradient, backward."""
+    edge = SplitEdge(config, request, edge_state, stream)
+    for step in range(len(edge.batches)):
+        sent = edge.forward(step)
+        edge.backward(step, cloud_step(sent.activations, sent.labels))
+    return edge.result()

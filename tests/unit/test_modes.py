@@ -1,0 +1,84 @@
+"""The baselines on the same models: split's gradient, cloud's raw uplink, edge-only, early exit."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from hierfl.cloud import CloudTrainer
+from hierfl.config import HierConfig
+from hierfl.evaluate import early_exit_sweep
+from hierfl.local import LocalFederation
+from hierfl.models import create_model
+from hierfl.orchestrator import Orchestrator
+from hierfl.plugins import PARTITIONERS
+
+TINY = HierConfig(clients=2, experiences=2, rounds=2, local_epochs=2)
+
+
+def test_split_edge_gradient_equals_end_to_end_backprop():
+    torch.manual_seed(0)
+    model = create_model("small-cnn", cut="block2", num_classes=10, input_shape=(1, 8, 8), seed=0)
+    reference = copy.deepcopy(model)  # a monolithic copy with the same weights
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+
+    loss = torch.nn.functional.cross_entropy(reference(x), y)
+    loss.backward()
+    expected = {n: p.grad.clone() for n, p in reference.edge.segment.named_parameters()}
+
+    a = model.edge.segment(x)
+    grad = CloudTrainer(model.cloud, lr=0.1).train_batch_grad(a.detach(), y)
+    a.backward(grad)
+    for name, p in model.edge.segment.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], rtol=1e-5, atol=1e-7)
+
+
+def _run(bench, config, tmp_path):
+    streams = [
+        PARTITIONERS.get("iid")(bench, partition_id=i, num_partitions=config.clients, seed=0)
+        for i in range(config.clients)
+    ]
+    fed = LocalFederation(config, streams, state_root=tmp_path)
+    result = Orchestrator(config, fed, bench, poll_interval=0.0).run()
+    return result, fed
+
+
+@pytest.mark.parametrize(
+    ("mode", "exits"),
+    [
+        ("hierarchical", ["edge", "cloud"]),
+        ("split", ["cloud"]),
+        ("cloud", ["cloud"]),
+        ("edge", ["edge"]),
+    ],
+)
+def test_every_mode_trains_and_reports_its_exits(digits_benchmark, tmp_path, mode, exits):
+    config = dataclasses.replace(TINY, mode=mode)
+    result, fed = _run(digits_benchmark, config, tmp_path)
+    assert result.matrix.exits() == exits
+    for name in exits:
+        assert result.matrix.row(name, 1)[-1] > 0.3  # 5 new classes: chance is 0.2
+    raw = result.raw_input_bytes_uplink
+    if mode == "cloud":
+        # every training sample of both experiences went up once, as float32 pixels + label
+        samples = sum(len(e) for e in digits_benchmark.train)
+        assert raw == samples * (64 * 4 + 8)  # uploaded once, reused for every epoch
+        assert fed.traffic()[0] == raw
+    else:
+        assert raw == 0
+    assert (result.early_exit != []) == (mode == "hierarchical")
+
+
+def test_early_exit_sweep_by_hand():
+    model = create_model("small-cnn", cut="block2", num_classes=10, input_shape=(1, 8, 8), seed=0)
+    x, y = torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    rows = early_exit_sweep(model, x, y, (0.0, 1.01))
+    with torch.no_grad():
+        model.eval()
+        edge_acc = float((model.forward_edge(x).exit_logits.argmax(1) == y).float().mean())
+        cloud_acc = float((model(x).argmax(1) == y).float().mean())
+    assert rows[0]["offload_fraction"] == 0.0 and rows[0]["accuracy"] == pytest.approx(edge_acc)
+    assert rows[1]["offload_fraction"] == 1.0 and rows[1]["accuracy"] == pytest.approx(cloud_acc)
