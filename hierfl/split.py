@@ -7,6 +7,7 @@ so the protocol also works with a fresh ClientApp process per message.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +57,22 @@ class SplitEdge:
         )
         self.batches = round_batches(config, stream, request)
         self.trained = 0
+        self.compute_s = 0.0
 
     def forward(self, step: int) -> SplitStep:
+        start = time.perf_counter()
         x, y = self.batches[step]
         self.model.train()
         with torch.no_grad():
             a = self.model.edge.segment(x.to(self.device))
+        self.compute_s += time.perf_counter() - start
         return SplitStep(
             self.partition_id, self.request.experience, self.request.round, step, a.cpu(), y
         )
 
     def backward(self, step: int, grad: torch.Tensor) -> None:
         """Apply the cloud's gradient at the cut for batch ``step``: one optimizer step."""
+        start = time.perf_counter()
         x, y = self.batches[step]
         self.model.train()
         a = self.model.edge.segment(x.to(self.device))
@@ -77,6 +82,7 @@ class SplitEdge:
         a.backward(grad.to(self.device))
         self.optimizer.step()
         self.trained += len(y)
+        self.compute_s += time.perf_counter() - start
 
     def result(self) -> RoundResult:
         chunk = EdgeChunk(
@@ -100,6 +106,7 @@ class SplitEdge:
                 "edge": self.model.edge.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "trained": self.trained,
+                "compute_s": self.compute_s,
                 "request": [self.request.experience, self.request.round],
             },
             path,
@@ -112,6 +119,7 @@ class SplitEdge:
         self.model.edge.load_state_dict(saved["edge"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.trained = int(saved["trained"])
+        self.compute_s = float(saved.get("compute_s", 0.0))
 
 
 def run_split_round(

@@ -28,6 +28,23 @@ SPLIT_STEP = "split-step"
 SPLIT_MESSAGE_TYPE = "train.split"  # split mode's per-batch gradient message
 
 
+def _tensors_record(activations: torch.Tensor, labels: torch.Tensor) -> ArrayRecord:
+    return ArrayRecord(
+        {
+            "act": Array(np.ascontiguousarray(activations.numpy())),
+            "y": Array(np.ascontiguousarray(labels.numpy())),
+        }
+    )
+
+
+def _tensors(record: ArrayRecord) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copies, so the tensors own their memory (Flower's buffers are read-only)."""
+    return (
+        torch.from_numpy(record["act"].numpy().copy()),
+        torch.from_numpy(record["y"].numpy().copy()),
+    )
+
+
 def request_config(request: RoundRequest) -> ConfigRecord:
     return ConfigRecord({"experience": request.experience, "round": request.round})
 
@@ -52,15 +69,10 @@ def encode_result(result: RoundResult) -> RecordDict:
                 {
                     "num-examples": chunk.trained,
                     "exit-loss": chunk.exit_loss,
-                    "exit-acc": chunk.exit_correct / max(chunk.num_examples, 1),
+                    "exit-acc": chunk.exit_correct / max(chunk.trained, 1),
                 }
             ),
-            ACTIVATIONS: ArrayRecord(
-                {
-                    "act": Array(np.ascontiguousarray(chunk.activations.numpy())),
-                    "y": Array(np.ascontiguousarray(chunk.labels.numpy())),
-                }
-            ),
+            ACTIVATIONS: _tensors_record(chunk.activations, chunk.labels),
             CHUNK: ConfigRecord(
                 {
                     "partition-id": result.partition_id,
@@ -84,8 +96,7 @@ def decode_result(content: RecordDict) -> RoundResult:
         meta = content[CHUNK]
         acts = content[ACTIVATIONS]
         metrics = content[METRICS]
-        a = torch.from_numpy(acts["act"].numpy().copy())
-        y = torch.from_numpy(acts["y"].numpy().copy())
+        a, y = _tensors(acts)
         chunk = EdgeChunk(
             activations=a,
             labels=y,
@@ -120,12 +131,7 @@ def encode_split_step(step: SplitStep) -> RecordDict:
     """Split mode: one batch's activations, sent while the edge waits for their gradient."""
     return RecordDict(
         {
-            ACTIVATIONS: ArrayRecord(
-                {
-                    "act": Array(np.ascontiguousarray(step.activations.numpy())),
-                    "y": Array(np.ascontiguousarray(step.labels.numpy())),
-                }
-            ),
+            ACTIVATIONS: _tensors_record(step.activations, step.labels),
             CHUNK: ConfigRecord(
                 {
                     "partition-id": step.partition_id,
@@ -140,14 +146,15 @@ def encode_split_step(step: SplitStep) -> RecordDict:
 
 def decode_split_step(content: RecordDict) -> SplitStep:
     try:
-        meta, acts = content[CHUNK], content[ACTIVATIONS]
+        meta = content[CHUNK]
+        activations, labels = _tensors(content[ACTIVATIONS])
         return SplitStep(
             partition_id=int(meta["partition-id"]),
             experience=int(meta["experience"]),
             round=int(meta["round"]),
             step=int(meta[SPLIT_STEP]),
-            activations=torch.from_numpy(acts["act"].numpy().copy()),
-            labels=torch.from_numpy(acts["y"].numpy().copy()),
+            activations=activations,
+            labels=labels,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ChunkRejected(f"malformed split step: {type(exc).__name__}: {exc}") from None
