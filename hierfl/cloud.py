@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hierfl.continual import Continual
 from hierfl.optim import make_optimizer
 
 
@@ -41,6 +42,7 @@ class CloudTrainer:
         epochs: int = 1,
         seed: int = 0,
         device: str = "cpu",
+        continual: Continual | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.cloud = cloud.to(self.device)
@@ -52,18 +54,27 @@ class CloudTrainer:
         self.batch_size = batch_size
         self.epochs = epochs
         self.generator = torch.Generator().manual_seed(seed)
-        self.queue: deque[tuple[torch.Tensor, torch.Tensor]] = deque()
+        self.queue: deque[tuple[torch.Tensor, torch.Tensor, int]] = deque()
+        self.continual = continual or Continual(())
         self.stats = CloudStats()
 
-    def enqueue(self, activations: torch.Tensor, labels: torch.Tensor) -> None:
+    def enqueue(
+        self,
+        activations: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        experience: int = 0,
+        round: int = 0,
+    ) -> None:
         """Queue one edge's chunk as mini-batches: first in the order the edge trained them,
         then ``epochs - 1`` more shuffled passes."""
+        self.continual.cloud_observe(activations, labels, experience=experience, round=round)
         n = int(labels.shape[0])
         for epoch in range(self.epochs):
             order = torch.arange(n) if epoch == 0 else torch.randperm(n, generator=self.generator)
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                self.queue.append((activations[idx], labels[idx]))
+                self.queue.append((activations[idx], labels[idx], experience))
 
     @property
     def pending(self) -> int:
@@ -73,8 +84,8 @@ class CloudTrainer:
         """Train on the next queued mini-batch; return False if the queue was empty."""
         if not self.queue:
             return False
-        a, y = self.queue.popleft()
-        self.train_batch(a, y)
+        a, y, experience = self.queue.popleft()
+        self.train_batch(*self.continual.cloud_batch(a, y, experience=experience))
         return True
 
     def drain(self) -> None:

@@ -27,6 +27,8 @@ _POSITIVE_INT = (
     "local_epochs",
     "batch_size",
     "cloud_epochs",
+    "edge_replay_size",
+    "cloud_replay_size",
 )
 _POSITIVE_FLOAT = ("edge_lr", "cloud_lr", "max_chunk_mb", "reply_timeout", "node_wait_timeout")
 
@@ -63,6 +65,11 @@ class HierConfig:
     edge_device: str = "cpu"
     cloud_device: str = "cpu"
     exit_thresholds: str = "0.5,0.7,0.9,0.99"
+    cl: str = "naive"
+    edge_replay_size: int = 200
+    cloud_replay_size: int = 2000
+    freeze_edge_after: int = -1
+    online: bool = False
     reply_timeout: float = 600.0
     node_wait_timeout: float = 120.0
     data_dir: str = ""
@@ -121,7 +128,7 @@ class HierConfig:
     def validate(self) -> HierConfig:
         """Check every value; raise ``ConfigError`` naming the key and what is allowed."""
         from hierfl.models.heads import EXIT_HEADS
-        from hierfl.plugins import AGGREGATORS, MODELS, PARTITIONERS, SCENARIOS
+        from hierfl.plugins import AGGREGATORS, CONTINUAL, MODELS, PARTITIONERS, SCENARIOS
 
         if self.mode not in MODES:
             raise ConfigError("mode", f"unknown value {self.mode!r}; allowed: {', '.join(MODES)}")
@@ -147,6 +154,13 @@ class HierConfig:
         SCENARIOS.check(self.scenario)
         PARTITIONERS.check(self.partition)
         AGGREGATORS.check(self.strategy)
+        names = [n.strip() for n in self.cl.split("+")]
+        if not all(names):
+            raise ConfigError("cl", f"expected names joined by '+', got {self.cl!r}")
+        for name in names:
+            CONTINUAL.check(name)
+        if self.freeze_edge_after < -1:
+            raise ConfigError("freeze-edge-after", "must be -1 (never) or an experience index")
         cuts = MODELS.get(self.model).cut_points
         if self.cut and self.cut not in cuts:
             raise ConfigError(

@@ -66,9 +66,14 @@ class EdgeTrainer:
         optimizer: str = "sgd",
         proximal_mu: float = 0.0,
         device: str = "cpu",
+        freeze_segment: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.edge = edge.to(self.device)
+        # Edge-stability policy: a frozen segment keeps the activations the cloud stored valid;
+        # the exit keeps learning on top of it.
+        for p in self.edge.segment.parameters():
+            p.requires_grad_(not freeze_segment)
         self.optimizer = make_optimizer(optimizer, self.edge.parameters(), lr=lr, momentum=momentum)
         self.loss_fn = nn.CrossEntropyLoss()
         self.proximal_mu = proximal_mu

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from hierfl.config import HierConfig
+from hierfl.continual import build_continual
 from hierfl.data import ClientStream, ExperienceData
 from hierfl.devices import resolve_device
 from hierfl.edge import EdgeChunk, EdgeTrainer, epoch_batches, raw_chunk
@@ -52,16 +53,30 @@ def experience_of(stream: ClientStream, request: RoundRequest) -> ExperienceData
 def round_batches(
     config: HierConfig, stream: ClientStream, request: RoundRequest
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """This round's mini-batches: ``local_epochs`` shuffled passes, the same on every call."""
-    exp = experience_of(stream, request)
+    """This round's mini-batches, the same on every call.
+
+    Normally ``local_epochs`` shuffled passes over the experience. Online, each sample is seen
+    once: the experience is shuffled once and round r takes the r-th of ``rounds`` slices.
+    """
+    x, y = round_data(config, stream, request)
     gen = torch.Generator().manual_seed(
         _seed(config, stream.partition_id, request.experience, request.round)
     )
-    return list(
-        epoch_batches(
-            exp.x, exp.y, batch_size=config.batch_size, epochs=config.local_epochs, generator=gen
-        )
-    )
+    epochs = 1 if config.online else config.local_epochs
+    return list(epoch_batches(x, y, batch_size=config.batch_size, epochs=epochs, generator=gen))
+
+
+def round_data(
+    config: HierConfig, stream: ClientStream, request: RoundRequest
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples this round trains on (all of the experience, or the online slice)."""
+    exp = experience_of(stream, request)
+    if not config.online:
+        return exp.x, exp.y
+    gen = torch.Generator().manual_seed(_seed(config, stream.partition_id, request.experience))
+    order = torch.randperm(len(exp), generator=gen)
+    part = torch.tensor_split(order, config.rounds)[request.round]
+    return exp.x[part], exp.y[part]
 
 
 def edge_model(config: HierConfig, stream: ClientStream, edge_state: dict) -> SplitModel:
@@ -110,11 +125,18 @@ def run_edge_round(
         momentum=config.momentum,
         proximal_mu=proximal_mu,
         device=resolve_device("edge-device", config.edge_device),
+        freeze_segment=0 <= config.freeze_edge_after < request.experience,
     )
     state_path = Path(state_dir) / "edge_state.pt"
     saved = torch.load(state_path, weights_only=True) if state_path.exists() else None
+    continual = build_continual(config)
     if saved is not None:
         trainer.optimizer.load_state_dict(saved["optimizer"])
+        continual.load_edge_state(saved.get("continual", {}))
+    if config.online or request.round == 0:  # first sight of these samples
+        new_x, new_y = round_data(config, stream, request)
+        continual.edge_observe(new_x, new_y, experience=request.experience)
+    batches = continual.edge_batches(batches, experience=request.experience)
     chunk = trainer.train_chunk(
         batches, max_bytes=config.max_chunk_bytes, ship=config.mode == "hierarchical"
     )
@@ -124,7 +146,14 @@ def run_edge_round(
         "round": request.round,
         "samples_seen": samples_seen,
     }
-    save_atomic({"optimizer": trainer.optimizer.state_dict(), "cursor": cursor}, state_path)
+    save_atomic(
+        {
+            "optimizer": trainer.optimizer.state_dict(),
+            "cursor": cursor,
+            "continual": continual.edge_state(),
+        },
+        state_path,
+    )
     return RoundResult(
         partition_id=stream.partition_id,
         experience=request.experience,

@@ -19,6 +19,7 @@ from torch import nn
 
 from hierfl.cloud import CloudTrainer
 from hierfl.config import HierConfig
+from hierfl.continual import build_continual
 from hierfl.data import Benchmark
 from hierfl.devices import resolve_device
 from hierfl.edge_node import RoundRequest, RoundResult
@@ -125,6 +126,7 @@ class Orchestrator:
             batch_size=config.batch_size,
             epochs=config.cloud_epochs,
             seed=config.seed,
+            continual=build_continual(config),
         )
 
     def initial_edge_state(self) -> EdgeState:
@@ -184,6 +186,7 @@ class Orchestrator:
             last_round = request.round == cfg.rounds - 1
             if last_round:
                 self._drain()
+                self.cloud.continual.end_experience(request.experience)
                 self._evaluate(request.experience, edge_state, result)
             wall = self.clock() - round_start
             cloud_s = self.cloud.stats.compute_s - cloud_before
@@ -263,7 +266,12 @@ class Orchestrator:
                         self._uploads.append((chunk.activations, chunk.labels))
                     continue
                 if chunk.num_examples:
-                    self.cloud.enqueue(chunk.activations, chunk.labels)
+                    self.cloud.enqueue(
+                        chunk.activations,
+                        chunk.labels,
+                        experience=request.experience,
+                        round=request.round,
+                    )
             if self.clock() > deadline:
                 for failure in self.federation.expire():
                     self._fail(failure, request, result)
@@ -281,7 +289,9 @@ class Orchestrator:
         y = torch.cat([b for _, b in self._uploads])
         for _ in range(self.config.local_epochs):
             order = torch.randperm(len(y), generator=self.cloud.generator)
-            self.cloud.enqueue(x[order], y[order])
+            self.cloud.enqueue(
+                x[order], y[order], experience=request.experience, round=request.round
+            )
 
     def _drain(self) -> None:
         self.cloud.drain()

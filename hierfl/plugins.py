@@ -20,3 +20,4 @@ MODELS: Registry = Registry(
 AGGREGATORS: Registry = Registry("strategy", "hierfl.aggregators")
 SCENARIOS: Registry = Registry("scenario", "hierfl.scenarios")
 PARTITIONERS: Registry = Registry("partition", "hierfl.partitioners")
+CONTINUAL: Registry = Registry("cl", "hierfl.continual")
