@@ -30,6 +30,7 @@ _FLAGS = {
     "cut": "cut",
     "strategy": "strategy",
     "exit_head": "exit-head",
+    "cl": "cl",
     "out": "out",
 }
 
@@ -57,6 +58,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cut", help="separation point (block1, block2, block3 for small-cnn)")
     p.add_argument("--strategy", help="edge aggregation strategy (fedavg, fedprox, ...)")
     p.add_argument("--exit-head", help="exit head: the model's own, conv or mlp")
+    p.add_argument(
+        "--cl", help="continual-learning strategies joined by '+': naive, edge-replay, cloud-replay"
+    )
     p.add_argument(
         "--device",
         help="cpu, cuda or auto for both edge and cloud "

@@ -82,6 +82,7 @@ class RunResult:
     downlink_bytes: int = 0
     raw_input_bytes_uplink: int = 0
     early_exit: list[dict[str, float]] = field(default_factory=list)
+    early_exit_by_experience: list[dict[str, object]] = field(default_factory=list)
 
 
 class Orchestrator:
@@ -321,10 +322,12 @@ class Orchestrator:
             accs = exit_accuracies(self.model, exp.x, exp.y)
             for exit_name in self.mode.exits:
                 result.matrix.record(exit_name, experience, j, accs[exit_name])
-        if experience == self.config.experiences - 1 and self.mode.exits == ("edge", "cloud"):
-            x = torch.cat([e.x for e in self.test.test])
-            y = torch.cat([e.y for e in self.test.test])
-            result.early_exit = early_exit_sweep(self.model, x, y, self.config.thresholds)
+        if self.mode.exits == ("edge", "cloud"):  # the early-exit policy on everything seen
+            seen = self.test.test[: experience + 1]
+            x, y = torch.cat([e.x for e in seen]), torch.cat([e.y for e in seen])
+            rows = early_exit_sweep(self.model, x, y, self.config.thresholds)
+            result.early_exit_by_experience.append({"experience": experience, "sweep": rows})
+            result.early_exit = rows
 
     @staticmethod
     def _accuracy_suffix(result: RunResult, request: RoundRequest) -> str:

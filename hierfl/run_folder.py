@@ -37,6 +37,7 @@ def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
             "events": result.failures,
             "rejected_replies": result.rejected,
             "early_exit": result.early_exit,
+            "early_exit_by_experience": result.early_exit_by_experience,
         },
     )
     write_run_folder(out, metrics)
