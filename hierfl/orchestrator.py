@@ -189,34 +189,18 @@ class Orchestrator:
                 self._drain()
                 self.cloud.continual.end_experience(request.experience)
                 self._evaluate(request.experience, edge_state, result)
-            wall = self.clock() - round_start
-            cloud_s = self.cloud.stats.compute_s - cloud_before
-            result.rounds.append(
-                {
-                    "experience": request.experience,
-                    "round": request.round,
-                    "wall_s": wall,
-                    "edge_compute_s": edge_s,
-                    "cloud_compute_s": cloud_s,
-                    "waiting_s": max(wall - cloud_s, 0.0),
-                    "reply_latency_s": latency,
-                    "examples": examples,
-                }
-            )
-            log.info(
-                "exp %d/%d round %d/%d: %d examples; replies in %.1fs; edge compute %.2fs, "
-                "cloud %.2fs, wall %.1fs%s",
-                request.experience + 1,
-                cfg.experiences,
-                request.round + 1,
-                cfg.rounds,
-                examples,
-                latency,
-                edge_s,
-                cloud_s,
-                wall,
-                self._accuracy_suffix(result, request) if last_round else "",
-            )
+            stats = {
+                "experience": request.experience,
+                "round": request.round,
+                "wall_s": self.clock() - round_start,
+                "edge_compute_s": edge_s,
+                "cloud_compute_s": self.cloud.stats.compute_s - cloud_before,
+                "reply_latency_s": latency,
+                "examples": examples,
+            }
+            stats["waiting_s"] = max(stats["wall_s"] - stats["cloud_compute_s"], 0.0)
+            result.rounds.append(stats)
+            self._log_round(request, stats, result if last_round else None)
         result.cloud_compute_s = self.cloud.stats.compute_s
         result.wall_s = self.clock() - start
         result.uplink_bytes, result.downlink_bytes = self.federation.traffic()
@@ -328,6 +312,25 @@ class Orchestrator:
             rows = early_exit_sweep(self.model, x, y, self.config.thresholds)
             result.early_exit_by_experience.append({"experience": experience, "sweep": rows})
             result.early_exit = rows
+
+    def _log_round(
+        self, request: RoundRequest, stats: dict[str, float | int], result: RunResult | None
+    ) -> None:
+        """One progress line per round; at an experience's end, with the accuracies."""
+        log.info(
+            "exp %d/%d round %d/%d: %d examples; replies in %.1fs; edge compute %.2fs, "
+            "cloud %.2fs, wall %.1fs%s",
+            request.experience + 1,
+            self.config.experiences,
+            request.round + 1,
+            self.config.rounds,
+            stats["examples"],
+            stats["reply_latency_s"],
+            stats["edge_compute_s"],
+            stats["cloud_compute_s"],
+            stats["wall_s"],
+            self._accuracy_suffix(result, request) if result is not None else "",
+        )
 
     @staticmethod
     def _accuracy_suffix(result: RunResult, request: RoundRequest) -> str:
