@@ -19,8 +19,7 @@ from hierfl.config import HierConfig, parse_overrides
 from hierfl.local import LocalFederation
 from hierfl.metrics import summarize
 from hierfl.orchestrator import Orchestrator
-from hierfl.plugins import PARTITIONERS
-from hierfl.streams import build_benchmark
+from hierfl.streams import build_benchmark, partition_stream
 
 # Cloud latent replay needs stable edge features: its runs freeze the edge segment after the
 # first experience, and a lower cloud learning rate keeps the cloud from collapsing on the
@@ -35,12 +34,7 @@ MODES = ("hierarchical", "edge", "cloud")
 
 
 def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
-    streams = [
-        PARTITIONERS.get(config.partition)(
-            bench, partition_id=i, num_partitions=config.clients, seed=config.seed
-        )
-        for i in range(config.clients)
-    ]
+    streams = [partition_stream(config, bench, i, config.clients) for i in range(config.clients)]
     start = time.perf_counter()
     result = Orchestrator(config, LocalFederation(config, streams), bench, poll_interval=0).run()
     return {

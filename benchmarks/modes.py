@@ -17,8 +17,7 @@ from pathlib import Path
 from hierfl.config import HierConfig, parse_overrides
 from hierfl.local import LocalFederation
 from hierfl.orchestrator import Orchestrator
-from hierfl.plugins import PARTITIONERS
-from hierfl.streams import build_benchmark
+from hierfl.streams import build_benchmark, partition_stream
 
 MODES = ("hierarchical", "split", "cloud", "edge")
 
@@ -29,10 +28,7 @@ def run_modes(base: HierConfig) -> dict[str, dict]:
     for mode in MODES:
         config = dataclasses.replace(base, mode=mode)
         streams = [
-            PARTITIONERS.get(config.partition)(
-                bench, partition_id=i, num_partitions=config.clients, seed=config.seed
-            )
-            for i in range(config.clients)
+            partition_stream(config, bench, i, config.clients) for i in range(config.clients)
         ]
         federation = LocalFederation(config, streams)
         start = time.perf_counter()

@@ -30,7 +30,14 @@ _POSITIVE_INT = (
     "edge_replay_size",
     "cloud_replay_size",
 )
-_POSITIVE_FLOAT = ("edge_lr", "cloud_lr", "max_chunk_mb", "reply_timeout", "node_wait_timeout")
+_POSITIVE_FLOAT = (
+    "dirichlet_alpha",
+    "edge_lr",
+    "cloud_lr",
+    "max_chunk_mb",
+    "reply_timeout",
+    "node_wait_timeout",
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class HierConfig:
     cloud_replay_size: int = 2000
     freeze_edge_after: int = -1
     online: bool = False
+    dirichlet_alpha: float = 0.5
+    late_clients: str = ""
     reply_timeout: float = 600.0
     node_wait_timeout: float = 120.0
     data_dir: str = ""
@@ -120,6 +129,26 @@ class HierConfig:
         return values
 
     @property
+    def arrival_delays(self) -> dict[int, int | None]:
+        """``late-clients`` parsed: partition -> experiences of delay (None: never)."""
+        delays: dict[int, int | None] = {}
+        for item in filter(None, (p.strip() for p in self.late_clients.split(","))):
+            pid, sep, delay = item.partition(":")
+            try:
+                partition = int(pid)
+                value = None if delay.strip() == "never" else int(delay)
+            except ValueError:
+                partition, value, sep = -1, 0, ""
+            if not sep or not 0 <= partition < self.clients or (value is not None and value < 1):
+                raise ConfigError(
+                    "late-clients",
+                    f"expected PARTITION:DELAY pairs such as '1:1,2:never' with partitions in "
+                    f"0..{self.clients - 1} and DELAY >= 1 or 'never', got {self.late_clients!r}",
+                )
+            delays[partition] = value
+        return delays
+
+    @property
     def image_shape(self) -> tuple[int, int, int] | None:
         """``input-shape`` parsed from ``CxHxW``; None when empty (the scenario decides)."""
         return parse_shape("input-shape", self.input_shape) if self.input_shape else None
@@ -141,7 +170,7 @@ class HierConfig:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError("test-fraction", f"must be in (0, 1), got {self.test_fraction}")
-        _ = self.image_shape, self.thresholds  # raise on malformed values
+        _ = self.image_shape, self.thresholds, self.arrival_delays  # raise on malformed values
         for key in ("edge_device", "cloud_device"):
             if getattr(self, key) not in DEVICES:
                 raise UnknownNameError(key.replace("_", "-"), getattr(self, key), list(DEVICES))

@@ -6,6 +6,7 @@ a node pays for building the scenario.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -43,7 +44,17 @@ def build_benchmark(config: HierConfig) -> Benchmark:
 
 def _key(config: HierConfig, *parts: object) -> str:
     spec = scenario_spec(config)
-    blob = json.dumps([_CACHE_VERSION, spec.__dict__, config.partition, *parts], sort_keys=True)
+    blob = json.dumps(
+        [
+            _CACHE_VERSION,
+            spec.__dict__,
+            config.partition,
+            config.dirichlet_alpha,
+            config.late_clients,
+            *parts,
+        ],
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -80,19 +91,51 @@ def load_client_stream(
     """This node's private stream, from the cache or built from the seed (never downloaded)."""
 
     def build() -> tuple[tuple[ExperienceData, ...], int, tuple]:
-        from hierfl.plugins import PARTITIONERS
-
-        part = PARTITIONERS.get(config.partition)(
-            build_benchmark(config),
-            partition_id=partition_id,
-            num_partitions=num_partitions,
-            seed=config.seed,
-        )
+        part = partition_stream(config, build_benchmark(config), partition_id, num_partitions)
         return part.experiences, part.num_classes, part.input_shape
 
     path = Path(cache_dir) / f"stream-{_key(config, partition_id, num_partitions)}.pt"
     experiences, num_classes, input_shape = _cached(path, build)
     return ClientStream(partition_id, num_partitions, experiences, num_classes, input_shape)
+
+
+def partition_stream(
+    config: HierConfig, bench: Benchmark, partition_id: int, num_partitions: int
+) -> ClientStream:
+    """This client's share (registered partitioner), then its class-arrival delay if any."""
+    from hierfl.plugins import PARTITIONERS
+
+    part = PARTITIONERS.get(config.partition)(
+        bench,
+        partition_id=partition_id,
+        num_partitions=num_partitions,
+        seed=config.seed,
+        alpha=config.dirichlet_alpha,
+    )
+    delays = config.arrival_delays
+    if partition_id not in delays:
+        return part
+    return delay_stream(part, delays[partition_id])
+
+
+def delay_stream(stream: ClientStream, delay: int | None) -> ClientStream:
+    """A client that meets each experience's classes ``delay`` experiences late, or never.
+
+    Experience k then holds the client's share of experience k - delay (nothing before
+    ``delay``); with ``None`` the client keeps experience 0 and receives nothing after it, so
+    it never meets the later classes that the other edges learn.
+    """
+    empty_x = torch.zeros(0, *stream.input_shape)
+    empty_y = torch.zeros(0, dtype=torch.long)
+    shifted = []
+    for k in range(len(stream.experiences)):
+        source = (0 if k == 0 else None) if delay is None else (k - delay if k >= delay else None)
+        if source is None:
+            shifted.append(ExperienceData(k, (), empty_x, empty_y))
+        else:
+            old = stream.experiences[source]
+            shifted.append(ExperienceData(k, old.classes, old.x, old.y))
+    return dataclasses.replace(stream, experiences=tuple(shifted))
 
 
 def load_test_benchmark(config: HierConfig, *, cache_dir: Path) -> Benchmark:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -10,7 +12,7 @@ from hierfl.errors import ConfigError
 
 
 def partition_iid(
-    benchmark: Benchmark, *, partition_id: int, num_partitions: int, seed: int
+    benchmark: Benchmark, *, partition_id: int, num_partitions: int, seed: int, **_: Any
 ) -> ClientStream:
     """Return client ``partition_id``'s IID share of every training experience.
 
@@ -26,6 +28,7 @@ def partition_iid(
         partition_id: Which client's share to return, ``0 <= partition_id < num_partitions``.
         num_partitions: How many clients share the stream.
         seed: Fixes the shuffle; the same seed on every node gives the same split.
+        **_: Options of other partitioners (e.g. ``alpha``), ignored here.
 
     Returns:
         The client's stream; each experience keeps its index, its classes and the relative

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,47 @@ def test_hierfl_run_tiny_preset_writes_the_run_folder(tmp_path):
     assert len(rows) == 4  # 2 experiences x 2 exits
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "log.txt").exists()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_sigterm_stops_every_flower_process(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [str(BIN / "hierfl"), "run", "--preset", "tiny", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the SuperLink and both SuperNodes are working
+        if "edges connected" in line:
+            break
+    assert _processes_mentioning(str(out)), "the run's processes should be up by now"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+        assert proc.returncode != 0
+        deadline = time.monotonic() + 30
+        while _processes_mentioning(str(out)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_mentioning(str(out)) == []
+    finally:  # whatever the outcome, nothing this test started outlives it
+        for pid in _processes_mentioning(str(out)) + [proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
