@@ -27,6 +27,7 @@ from hierfl.streams import build_benchmark, partition_stream
 STRATEGIES: dict[str, dict[str, Any]] = {
     "naive": {},
     "edge-replay": {},
+    "lwf": {},
     "cloud-replay": {"freeze_edge_after": 0, "cloud_lr": 0.0005},
     "edge-replay+cloud-replay": {"freeze_edge_after": 0, "cloud_lr": 0.0005},
 }

@@ -53,7 +53,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiences", help="experiences in the stream; 1 = all classes at once")
     p.add_argument("--rounds", help="rounds per experience")
     p.add_argument("--epochs", help="local epochs per round on each edge")
-    p.add_argument("--partition", help="how training data is split across edges (iid)")
+    p.add_argument("--partition", help="how training data is split across edges: iid, dirichlet")
     p.add_argument("--seed", help="seed for class order, partitions and initial weights")
     p.add_argument("--model", help="model name (small-cnn)")
     p.add_argument("--cut", help="separation point (block1, block2, block3 for small-cnn)")

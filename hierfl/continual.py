@@ -13,12 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
+
+from hierfl.models.base import EdgeOutput
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class EdgeHooks:
     """Edge side of a continual-learning strategy."""
+
+    def begin_round(self, edge: nn.Module, *, experience: int) -> None:
+        """The edge module as received this round, before any local step."""
+
+    def loss(
+        self, x: torch.Tensor, out: EdgeOutput, y: torch.Tensor, *, experience: int
+    ) -> torch.Tensor | float:
+        """An extra term added to the edge's exit loss for this batch."""
+        return 0.0
 
     def batches(self, batches: list[Batch], *, experience: int) -> list[Batch]:
         """The batches to train on this round (e.g. each mixed with replayed samples)."""
@@ -60,6 +72,18 @@ class Continual:
         for hooks in self.edge:
             batches = hooks.batches(batches, experience=experience)
         return batches
+
+    def edge_begin_round(self, edge: nn.Module, *, experience: int) -> None:
+        for hooks in self.edge:
+            hooks.begin_round(edge, experience=experience)
+
+    def edge_loss(
+        self, x: torch.Tensor, out: EdgeOutput, y: torch.Tensor, *, experience: int
+    ) -> torch.Tensor | float:
+        total: torch.Tensor | float = 0.0
+        for hooks in self.edge:
+            total = total + hooks.loss(x, out, y, experience=experience)
+        return total
 
     def edge_observe(self, x: torch.Tensor, y: torch.Tensor, *, experience: int) -> None:
         for hooks in self.edge:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from hierfl.errors import ConfigError
-from hierfl.models.base import EdgeModule
+from hierfl.models.base import EdgeModule, EdgeOutput
 from hierfl.optim import make_optimizer
 
 LABEL_BYTES = 8  # labels travel as int64
+
+# A continual-learning term for a batch: (inputs, edge output, labels) -> loss.
+ExtraLoss = Callable[[torch.Tensor, EdgeOutput, torch.Tensor], "torch.Tensor | float"]
 
 
 @dataclass
@@ -94,6 +97,7 @@ class EdgeTrainer:
         *,
         max_bytes: int,
         ship: bool = True,
+        extra_loss: ExtraLoss | None = None,
     ) -> EdgeChunk:
         """Train on ``batches`` until they run out or the next one would exceed ``max_bytes``.
 
@@ -123,7 +127,8 @@ class EdgeTrainer:
                 break
             loss = self.loss_fn(out.exit_logits, y)
             self.optimizer.zero_grad(set_to_none=True)
-            (loss + self._proximal_term()).backward()
+            extra = extra_loss(x, out, y) if extra_loss is not None else 0.0
+            (loss + self._proximal_term() + extra).backward()
             self.optimizer.step()
             if ship:
                 acts.append(out.activations.detach().cpu())

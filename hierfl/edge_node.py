@@ -137,8 +137,12 @@ def run_edge_round(
         new_x, new_y = round_data(config, stream, request)
         continual.edge_observe(new_x, new_y, experience=request.experience)
     batches = continual.edge_batches(batches, experience=request.experience)
+    continual.edge_begin_round(model.edge, experience=request.experience)
     chunk = trainer.train_chunk(
-        batches, max_bytes=config.max_chunk_bytes, ship=config.mode == "hierarchical"
+        batches,
+        max_bytes=config.max_chunk_bytes,
+        ship=config.mode == "hierarchical",
+        extra_loss=lambda x, out, y: continual.edge_loss(x, out, y, experience=request.experience),
     )
     samples_seen = (saved["cursor"]["samples_seen"] if saved else 0) + chunk.trained
     cursor = {

@@ -106,3 +106,24 @@ def test_edge_replay_raw_samples_stay_on_the_edge(digits_benchmark, tmp_path):
     saved = torch.load(tmp_path / "edge_state.pt", weights_only=True)
     assert saved["continual"]["0"]["x"].shape[1:] == (1, 8, 8)  # the buffer: on the device
     assert len(saved["continual"]["0"]["y"]) <= config.edge_replay_size
+
+
+def test_lwf_distils_the_previous_experience_exit():
+    from strategies.lwf import LwF
+
+    model = create_model("small-cnn", cut="", num_classes=10, input_shape=(1, 8, 8), seed=0)
+    lwf = LwF()
+    x = torch.rand(8, 1, 8, 8)
+    lwf.observe(x, torch.tensor([1, 4] * 4), experience=0)
+    lwf.begin_round(model.edge, experience=0)
+    assert lwf.loss(x, model.edge(x), torch.zeros(8), experience=0) == 0.0  # no teacher yet
+    lwf.begin_round(model.edge, experience=1)  # snapshot: student == teacher
+    assert float(lwf.loss(x, model.edge(x), torch.zeros(8), experience=1)) < 1e-6
+    with torch.no_grad():
+        model.edge.exit[-1].weight.add_(torch.randn_like(model.edge.exit[-1].weight))
+    drifted = lwf.loss(x, model.edge(x), torch.zeros(8), experience=1)
+    assert float(drifted) > 1e-3 and drifted.requires_grad
+    restored = LwF()
+    restored.load_state_dict(lwf.state_dict())
+    restored.begin_round(model.edge, experience=1)  # same experience: keeps the old teacher
+    torch.testing.assert_close(restored.loss(x, model.edge(x), None, experience=1), drifted)

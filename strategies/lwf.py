@@ -1,0 +1,79 @@
+"""Learning without Forgetting on the edge exit: distil the previous experience's exit.
+
+At the first round of each new experience the edge snapshots the model it received (the
+aggregate after the previous experience) as a teacher; every batch then adds
+``alpha * T^2 * KL(teacher || student)`` over the classes of earlier experiences, with
+temperature ``T``. No data is stored; the teacher lives in the node-local folder.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hierfl.continual import EdgeHooks, StrategyParts
+from hierfl.models.base import EdgeOutput
+
+ALPHA = 1.0
+TEMPERATURE = 2.0
+
+
+class LwF(EdgeHooks):
+    def __init__(self, alpha: float = ALPHA, temperature: float = TEMPERATURE) -> None:
+        self.alpha, self.temperature = alpha, temperature
+        self.teacher_state: dict[str, torch.Tensor] | None = None
+        self.teacher_experience = -1
+        self.classes: dict[int, list[int]] = {}  # experience -> classes seen in it
+        self._teacher: nn.Module | None = None
+
+    def observe(self, x: torch.Tensor, y: torch.Tensor, *, experience: int) -> None:
+        seen = set(self.classes.get(experience, [])) | set(y.unique().tolist())
+        self.classes[experience] = sorted(seen)
+
+    def begin_round(self, edge: nn.Module, *, experience: int) -> None:
+        if experience > 0 and experience != self.teacher_experience:
+            self.teacher_state = {k: v.detach().cpu().clone() for k, v in edge.state_dict().items()}
+            self.teacher_experience = experience
+        self._teacher = None
+        if self.teacher_state is not None and self.teacher_experience == experience:
+            self._teacher = copy.deepcopy(edge).eval()
+            self._teacher.load_state_dict(self.teacher_state)
+            for p in self._teacher.parameters():
+                p.requires_grad_(False)
+
+    def loss(
+        self, x: torch.Tensor, out: EdgeOutput, y: torch.Tensor, *, experience: int
+    ) -> torch.Tensor | float:
+        old = sorted({c for k, cs in self.classes.items() if k < experience for c in cs})
+        if self._teacher is None or not old:
+            return 0.0
+        with torch.no_grad():
+            target = self._teacher(x).exit_logits[:, old] / self.temperature
+        student = out.exit_logits[:, old] / self.temperature
+        kl = F.kl_div(
+            F.log_softmax(student, dim=1),
+            F.log_softmax(target, dim=1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        return self.alpha * self.temperature**2 * kl
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "teacher": self.teacher_state,
+            "teacher_experience": self.teacher_experience,
+            "classes": {str(k): v for k, v in self.classes.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.teacher_state = state["teacher"]
+        self.teacher_experience = int(state["teacher_experience"])
+        self.classes = {int(k): list(v) for k, v in state["classes"].items()}
+
+
+def lwf(config: Any) -> StrategyParts:
+    return StrategyParts(edge=LwF())
