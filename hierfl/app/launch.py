@@ -117,8 +117,12 @@ class Processes:
                 raise LaunchError(f"{name} exited early with code {proc.returncode}")
 
     def stop(self, grace: float = 10.0) -> None:
+        # Flower starts some children (flwr-serverapp, flwr-clientapp) in sessions of their
+        # own, out of reach of a group signal: note the whole process tree first.
+        tree = [pid for _, proc in self.procs for pid in _descendants(proc.pid)]
         for _, proc in reversed(self.procs):
             _signal_group(proc, signal.SIGTERM)
+        _signal_pids(tree, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for _, proc in self.procs:
             try:
@@ -126,11 +130,38 @@ class Processes:
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait(timeout=5)
-        for _, proc in self.procs:  # children (superexec, clientapps) share the group
+        for _, proc in self.procs:  # whatever is left of each group and each tree
             _signal_group(proc, signal.SIGKILL)
+        _signal_pids(tree, signal.SIGKILL)
         for fh in self._logs:
             fh.close()
         self.procs, self._logs = [], []
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (Linux ``/proc``; elsewhere none are found)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal_pids(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

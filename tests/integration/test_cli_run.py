@@ -54,10 +54,11 @@ def _processes_mentioning(text: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().split()[2]
+            environ = (entry / "environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if text in cmdline and state != "Z":
+        if (text in cmdline or text in environ) and state != "Z":  # FLWR_HOME is in the env
             pids.append(int(entry.name))
     return pids
 
