@@ -182,7 +182,8 @@ def _plot_early_exit(rows: list[dict[str, float]], handle: IO[bytes]) -> None:
     ax.set_xlabel("fraction offloaded to the cloud")
     ax.set_ylabel("accuracy (all experiences)")
     ax.set_xlim(-0.02, 1.02)
-    ax.set_title("early exit: answer at the edge if max softmax >= t")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("early exit at confidence t", fontsize=10)
     ax.grid(alpha=0.3)
     figure.savefig(handle, format="png")
 
