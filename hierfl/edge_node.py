@@ -58,7 +58,17 @@ def round_batches(
     Normally ``local_epochs`` shuffled passes over the experience. Online, each sample is seen
     once: the experience is shuffled once and round r takes the r-th of ``rounds`` slices.
     """
-    x, y = round_data(config, stream, request)
+    return batches_of(config, stream, request, *round_data(config, stream, request))
+
+
+def batches_of(
+    config: HierConfig,
+    stream: ClientStream,
+    request: RoundRequest,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``round_data``'s samples cut into this round's shuffled mini-batches."""
     gen = torch.Generator().manual_seed(
         _seed(config, stream.partition_id, request.experience, request.round)
     )
@@ -116,7 +126,8 @@ def run_edge_round(
         return RoundResult(
             stream.partition_id, request.experience, request.round, dict(edge_state), chunk
         )
-    batches = round_batches(config, stream, request)
+    new_x, new_y = round_data(config, stream, request)
+    batches = batches_of(config, stream, request, new_x, new_y)
     model = edge_model(config, stream, edge_state)
     trainer = EdgeTrainer(
         model.edge,
@@ -134,7 +145,6 @@ def run_edge_round(
         trainer.optimizer.load_state_dict(saved["optimizer"])
         continual.load_edge_state(saved.get("continual", {}))
     if config.online or request.round == 0:  # first sight of these samples
-        new_x, new_y = round_data(config, stream, request)
         continual.edge_observe(new_x, new_y, experience=request.experience)
     batches = continual.edge_batches(batches, experience=request.experience)
     continual.edge_begin_round(model.edge, experience=request.experience)

@@ -28,7 +28,7 @@ from hierfl.evaluate import early_exit_sweep, exit_accuracies
 from hierfl.metrics import AccuracyMatrix
 from hierfl.models import SplitModel, create_model
 from hierfl.modes import MODES
-from hierfl.validation import validate_result
+from hierfl.validation import check_batch, validate_result
 
 log = logging.getLogger("hierfl")
 
@@ -112,6 +112,7 @@ class Orchestrator:
             exit_head=config.exit_head or None,
         )
         self.payload_shape = self.mode.payload_shape(self.model)
+        self.activation_shape = self.model.activation_shape()  # once: it runs a forward pass
         self._dispatched_at = self._last_reply_at = 0.0
         self._uploads: list[tuple[torch.Tensor, torch.Tensor]] = []  # cloud mode's raw data
         self.edge_keys = set(self.model.edge.state_dict()) if self.mode.aggregate_edges else None
@@ -138,13 +139,12 @@ class Orchestrator:
 
     def _split_step(self, activations: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Split mode: check one batch from an edge, train on it, return the gradient at the cut."""
-        shape = (len(labels), *self.model.activation_shape())
-        if tuple(activations.shape) != shape or activations.dtype != torch.float32:
-            raise ChunkRejected(f"split activations {tuple(activations.shape)}, expected {shape}")
-        if not bool(torch.isfinite(activations).all()):
-            raise ChunkRejected("split activations contain NaN or Inf")
-        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.test.num_classes):
-            raise ChunkRejected(f"labels out of range [0, {self.test.num_classes})")
+        check_batch(
+            activations,
+            labels,
+            sample_shape=self.activation_shape,
+            num_classes=self.test.num_classes,
+        )
         return self.cloud.train_batch_grad(activations, labels)
 
     def run(self) -> RunResult:

@@ -8,6 +8,27 @@ from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
 
 
+def check_batch(
+    a: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    sample_shape: tuple[int, ...] | None,
+    num_classes: int,
+) -> None:
+    """Tensors from an edge: int64 labels in range, float32 finite ``[n, *sample_shape]``."""
+    if y.dtype != torch.int64 or y.dim() != 1:
+        raise ChunkRejected(f"labels must be int64 [n], got {y.dtype} {tuple(y.shape)}")
+    if len(y) and sample_shape is not None and tuple(a.shape) != (len(y), *sample_shape):
+        expected = (len(y), *sample_shape)
+        raise ChunkRejected(f"activations shape {tuple(a.shape)}, expected {expected}")
+    if a.dtype != torch.float32:
+        raise ChunkRejected(f"activations must be float32, got {a.dtype}")
+    if len(y) and not bool(torch.isfinite(a).all()):
+        raise ChunkRejected("activations contain NaN or Inf")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ChunkRejected(f"labels out of range [0, {num_classes})")
+
+
 def validate_result(
     result: RoundResult,
     *,
@@ -30,19 +51,9 @@ def validate_result(
             raise ChunkRejected("this mode ships no activations, but the reply carries some")
     elif chunk.trained not in (0, len(y)):
         raise ChunkRejected(f"trained on {chunk.trained} samples but shipped {len(y)}")
-    if y.dtype != torch.int64 or y.dim() != 1:
-        raise ChunkRejected(f"labels must be int64 [n], got {y.dtype} {tuple(y.shape)}")
-    if len(y) and tuple(a.shape) != (len(y), *activation_shape):
-        expected = (len(y), *activation_shape)
-        raise ChunkRejected(f"activations shape {tuple(a.shape)}, expected {expected}")
-    if a.dtype != torch.float32:
-        raise ChunkRejected(f"activations must be float32, got {a.dtype}")
     if chunk.nbytes > max_bytes:
         raise ChunkRejected(f"chunk of {chunk.nbytes} bytes exceeds the bound of {max_bytes}")
-    if len(y) and not bool(torch.isfinite(a).all()):
-        raise ChunkRejected("activations contain NaN or Inf")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ChunkRejected(f"labels out of range [0, {num_classes})")
+    check_batch(a, y, sample_shape=activation_shape, num_classes=num_classes)
     if edge_keys is None:  # cloud mode: edges train nothing, their weights are not used
         return
     if set(result.edge_state) != edge_keys:

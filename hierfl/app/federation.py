@@ -173,14 +173,15 @@ class FlowerFederation:
         self._replies = [(r, m) for r, m in self._replies if r is not result]
 
     def aggregate(self) -> EdgeState | None:
-        replies = [m for r, m in self._replies if r.chunk.trained > 0]
-        if not replies:
+        usable = [(r, m) for r, m in self._replies if r.chunk.trained > 0]
+        if not usable:
             return None
+        if self.sequential:  # relayed, not averaged: the last edge's weights are the model
+            return usable[-1][0].edge_state
+        replies = [m for _, m in usable]
         for m in replies:  # the strategy expects exactly one ArrayRecord: the edge weights
             if ACTIVATIONS in m.content:
                 del m.content[ACTIVATIONS]
-        if self.sequential:  # relayed, not averaged: the last edge's weights are the model
-            return [r for r, _ in self._replies if r.chunk.trained > 0][-1].edge_state
         arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
         return arrays.to_torch_state_dict() if arrays is not None else None
 
