@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hierfl.config import HierConfig, parse_overrides
+from hierfl.errors import ConfigError
 from hierfl.local import LocalFederation
 from hierfl.metrics import summarize
 from hierfl.orchestrator import Orchestrator
@@ -28,10 +29,11 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "naive": {},
     "edge-replay": {},
     "lwf": {},
+    "ewc": {},
     "cloud-replay": {"freeze_edge_after": 0, "cloud_lr": 0.0005},
     "edge-replay+cloud-replay": {"freeze_edge_after": 0, "cloud_lr": 0.0005},
 }
-MODES = ("hierarchical", "edge", "cloud")
+MODES = ("hierarchical", "split", "cloud", "edge")
 
 
 def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
@@ -41,14 +43,19 @@ def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
     return {
         "final": summarize(result.matrix),
         "matrix": {e: result.matrix.rows(e) for e in result.matrix.exits()},
+        "per_client": {
+            str(pid): summarize(matrix) for pid, matrix in sorted(result.clients.items())
+        },
+        "early_exit_by_experience": result.early_exit_by_experience,
         "wall_s": time.perf_counter() - start,
     }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| strategy | mode | cloud acc | cloud forgetting | edge acc | edge forgetting |",
-        "|---|---|---|---|---|---|",
+        "| strategy | mode | cloud acc | cloud forgetting | edge acc | edge forgetting "
+        "| edge acc per client (min-max) | wall s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         f = r["final"]
@@ -56,9 +63,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         def cell(key: str, f: dict[str, float] = f) -> str:
             return f"{f[key]:.3f}" if key in f else "-"
 
+        clients = [c["edge_accuracy"] for c in r.get("per_client", {}).values() if c]
+        spread = f"{min(clients):.3f}-{max(clients):.3f}" if clients else "-"
         lines.append(
             f"| {r['strategy']} | {r['mode']} | {cell('cloud_accuracy')} | "
-            f"{cell('cloud_forgetting')} | {cell('edge_accuracy')} | {cell('edge_forgetting')} |"
+            f"{cell('cloud_forgetting')} | {cell('edge_accuracy')} | {cell('edge_forgetting')} "
+            f"| {spread} | {r['wall_s']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -108,18 +118,29 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--strategies", default=",".join(STRATEGIES))
-    p.add_argument("--modes", default="hierarchical")
+    p.add_argument(
+        "--modes",
+        default="hierarchical",
+        help=f"comma-separated, or 'all' ({', '.join(MODES)}); pairs a mode cannot run "
+        "(e.g. edge-replay in cloud mode) are skipped",
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
     base = HierConfig.from_mapping(parse_overrides(args.overrides)).validate()
     bench = build_benchmark(base)
     rows = []
+    modes = MODES if args.modes == "all" else tuple(args.modes.split(","))
     for strategy in args.strategies.split(","):
-        for mode in args.modes.split(","):
+        for mode in modes:
             config = dataclasses.replace(
                 base, cl=strategy, mode=mode, **STRATEGIES.get(strategy, {})
             )
-            row = {"strategy": strategy, "mode": mode, **run_one(config.validate(), bench)}
+            try:
+                config.validate()
+            except ConfigError as exc:
+                print(f"{strategy} / {mode}: skipped ({exc})", flush=True)
+                continue
+            row = {"strategy": strategy, "mode": mode, **run_one(config, bench)}
             rows.append(row)
             print(f"{strategy} / {mode}: {row['final']}", flush=True)
     out = Path(args.out)

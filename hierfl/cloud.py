@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hierfl.continual import Continual
+from hierfl.masking import SeenClasses
 from hierfl.optim import make_optimizer
 
 
@@ -43,6 +44,7 @@ class CloudTrainer:
         seed: int = 0,
         device: str = "cpu",
         continual: Continual | None = None,
+        seen: SeenClasses | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.cloud = cloud.to(self.device)
@@ -55,8 +57,10 @@ class CloudTrainer:
         self.epochs = epochs
         self.generator = torch.Generator().manual_seed(seed)
         self.queue: deque[tuple[torch.Tensor, torch.Tensor, int]] = deque()
+        self.queued_bytes = 0  # activations waiting in the queue
         self.continual = continual or Continual(())
         self.stats = CloudStats()
+        self.seen = seen  # classes that reached the cloud so far (``class-mask``)
 
     def enqueue(
         self,
@@ -74,7 +78,12 @@ class CloudTrainer:
             order = torch.arange(n) if epoch == 0 else torch.randperm(n, generator=self.generator)
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                self.queue.append((activations[idx], labels[idx], experience))
+                if epoch == 0:  # views, not copies: the chunk is held once
+                    a, y = activations[start : start + self.batch_size], labels[idx]
+                else:
+                    a, y = activations[idx], labels[idx]
+                self.queue.append((a, y, experience))
+                self.queued_bytes += a.numel() * a.element_size()
 
     @property
     def pending(self) -> int:
@@ -85,6 +94,7 @@ class CloudTrainer:
         if not self.queue:
             return False
         a, y, experience = self.queue.popleft()
+        self.queued_bytes -= a.numel() * a.element_size()
         self.train_batch(*self.continual.cloud_batch(a, y, experience=experience))
         return True
 
@@ -92,12 +102,26 @@ class CloudTrainer:
         while self.step():
             pass
 
-    def train_batch_grad(self, activations: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Split learning: one step, returning ``dL/da`` at the cut for the edge (pre-step)."""
+    def train_batch_grad(
+        self,
+        activations: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        experience: int = 0,
+        round: int = 0,
+    ) -> torch.Tensor:
+        """Split learning: one step, returning ``dL/da`` at the cut for the edge (pre-step).
+
+        A continual strategy may mix stored activations into the step; the gradient returned
+        is then rescaled to that of the mean loss over the edge's own samples, so replay does
+        not shrink the edge's step.
+        """
         a = activations.to(self.device).detach().requires_grad_(True)
-        self.train_batch(a, labels)
+        self.continual.cloud_observe(a.detach(), labels, experience=experience, round=round)
+        mixed, mixed_labels = self.continual.cloud_batch(a, labels, experience=experience)
+        self.train_batch(mixed, mixed_labels)
         assert a.grad is not None
-        return a.grad.detach().cpu()
+        return (a.grad * (len(mixed_labels) / len(labels))).detach().cpu()
 
     def train_batch(self, activations: torch.Tensor, labels: torch.Tensor) -> float:
         """One SGD step of ``CE(f_c(a), y)``; returns the loss."""
@@ -105,6 +129,9 @@ class CloudTrainer:
         self.cloud.train()
         a, y = activations.to(self.device), labels.to(self.device)
         logits = self.cloud(a)
+        if self.seen is not None:
+            self.seen.add(y)
+            logits = self.seen.apply(logits)
         loss = self.loss_fn(logits, y)
         if self.optimizer is None:
             raise RuntimeError("this cloud has nothing to train (edge mode)")

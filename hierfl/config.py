@@ -19,6 +19,7 @@ from hierfl.errors import ConfigError, UnknownNameError
 MODES = ("hierarchical", "split", "cloud", "edge")
 DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adam", "sgd")
+CLASS_MASKS = ("seen", "none")
 
 _POSITIVE_INT = (
     "clients",
@@ -35,6 +36,7 @@ _POSITIVE_FLOAT = (
     "edge_lr",
     "cloud_lr",
     "max_chunk_mb",
+    "backlog_mb",
     "reply_timeout",
     "node_wait_timeout",
 )
@@ -67,22 +69,36 @@ class HierConfig:
     num_classes: int = 0
     samples_per_class: int = 0
     max_chunk_mb: float = 64.0
+    bitrate: float = 0.0  # emulated uplink bits/s per edge; 0 = no emulation
+    downlink_bitrate: float = 0.0  # emulated downlink bits/s; 0 = as bitrate
+    latency: float = 0.0  # emulated one-way latency per message, seconds
+    edge_slowdown: float = 1.0  # emulate an edge this many times slower
+    codec: str = "fp32"  # uplink activation codec: fp32, fp16, int8
     edge_threads: int = 1
     cloud_threads: int = 1
     edge_device: str = "cpu"
     cloud_device: str = "cpu"
     exit_thresholds: str = "0.5,0.7,0.9,0.99"
+    act_clip: float = 0.0
+    act_noise: float = 0.0
     cl: str = "naive"
+    class_mask: str = "seen"
+    ewc_lambda: float = 1000.0
     edge_replay_size: int = 200
     cloud_replay_size: int = 2000
     freeze_edge_after: int = -1
     online: bool = False
     dirichlet_alpha: float = 0.5
     late_clients: str = ""
+    link_down: str = ""
+    backlog_mb: float = 16.0
     reply_timeout: float = 600.0
     node_wait_timeout: float = 120.0
     data_dir: str = ""
     out: str = "runs/flwr"
+    checkpoint_every: int = 0
+    resume: str = ""
+    state_key: str = ""
 
     # ---- conversions -------------------------------------------------------------------------
     @classmethod
@@ -149,6 +165,32 @@ class HierConfig:
         return delays
 
     @property
+    def link_outages(self) -> dict[int, set[int]]:
+        """``link-down`` parsed: partition -> run-wide round numbers (1-based) without uplink."""
+        outages: dict[int, set[int]] = {}
+        total = self.experiences * self.rounds
+        for item in filter(None, (p.strip() for p in self.link_down.split(","))):
+            pid, sep, span = item.partition(":")
+            first, _, last = span.partition("-")
+            try:
+                partition, a, b = int(pid), int(first), int(last or first)
+            except ValueError:
+                partition, a, b, sep = -1, 0, 0, ""
+            if not sep or not 0 <= partition < self.clients or not 1 <= a <= b <= total:
+                raise ConfigError(
+                    "link-down",
+                    f"expected PARTITION:FIRST-LAST round spans such as '1:3-4,2:6' with "
+                    f"partitions in 0..{self.clients - 1} and rounds in 1..{total} (run-wide, "
+                    f"experiences x rounds), got {self.link_down!r}",
+                )
+            outages.setdefault(partition, set()).update(range(a, b + 1))
+        return outages
+
+    @property
+    def backlog_bytes(self) -> int:
+        return int(self.backlog_mb * 1024 * 1024)
+
+    @property
     def image_shape(self) -> tuple[int, int, int] | None:
         """``input-shape`` parsed from ``CxHxW``; None when empty (the scenario decides)."""
         return parse_shape("input-shape", self.input_shape) if self.input_shape else None
@@ -170,7 +212,7 @@ class HierConfig:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError("test-fraction", f"must be in (0, 1), got {self.test_fraction}")
-        _ = self.image_shape, self.thresholds, self.arrival_delays  # raise on malformed values
+        _ = self.image_shape, self.thresholds, self.arrival_delays, self.link_outages
         for key in ("edge_device", "cloud_device"):
             if getattr(self, key) not in DEVICES:
                 raise UnknownNameError(key.replace("_", "-"), getattr(self, key), list(DEVICES))
@@ -188,6 +230,24 @@ class HierConfig:
             raise ConfigError("cl", f"expected names joined by '+', got {self.cl!r}")
         for name in names:
             CONTINUAL.check(name)
+        self._check_strategy_fits_mode(names)
+        if self.class_mask not in CLASS_MASKS:
+            raise UnknownNameError("class-mask", self.class_mask, list(CLASS_MASKS))
+        if self.ewc_lambda < 0:
+            raise ConfigError("ewc-lambda", f"must be >= 0, got {self.ewc_lambda}")
+        for key in ("act_clip", "act_noise"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key.replace("_", "-"), "must be >= 0 (0 = off)")
+        if self.mode == "cloud" and (self.act_clip or self.act_noise):
+            raise ConfigError(
+                "act-clip", "cloud mode uploads raw inputs; act-clip/act-noise protect activations"
+            )
+        if self.checkpoint_every < -1:
+            raise ConfigError(
+                "checkpoint-every",
+                f"must be -1 (never), 0 (at each experience's end) or a number of rounds, "
+                f"got {self.checkpoint_every}",
+            )
         if self.freeze_edge_after < -1:
             raise ConfigError("freeze-edge-after", "must be -1 (never) or an experience index")
         cuts = MODELS.get(self.model).cut_points
@@ -195,9 +255,48 @@ class HierConfig:
             raise ConfigError(
                 "cut", f"unknown cut {self.cut!r} for {self.model}; allowed: {', '.join(cuts)}"
             )
+        self._check_link()
         if self.exit_head and self.exit_head not in EXIT_HEADS:
             raise UnknownNameError("exit-head", self.exit_head, list(EXIT_HEADS))
         return self
+
+    def _check_link(self) -> None:
+        """The emulated link, the edge slowdown and the uplink codec."""
+        import math
+
+        from hierfl.codecs import CODECS
+
+        for key in ("bitrate", "downlink_bitrate", "latency"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(
+                    key.replace("_", "-"), f"must be a finite number >= 0 (0 = off), got {value}"
+                )
+        if not math.isfinite(self.edge_slowdown) or self.edge_slowdown < 1.0:
+            raise ConfigError("edge-slowdown", f"must be a number >= 1, got {self.edge_slowdown}")
+        if self.codec not in CODECS:
+            raise UnknownNameError("codec", self.codec, list(CODECS))
+
+    def _check_strategy_fits_mode(self, names: list[str]) -> None:
+        """Edge-side strategies need an edge that trains on its own loss (hierarchical, edge);
+        cloud-side ones need a cloud that trains (every mode but edge)."""
+        from hierfl.plugins import CONTINUAL
+
+        for name in names:
+            parts = CONTINUAL.get(name)(self)
+            if parts.edge is not None and self.mode in ("split", "cloud"):
+                raise ConfigError(
+                    "cl",
+                    f"{name!r} acts on the edge's own training, which {self.mode} mode does not "
+                    "have; use it with mode hierarchical or edge, or pick a cloud-side strategy "
+                    "(cloud-replay) or naive",
+                )
+            if parts.cloud is not None and self.mode == "edge":
+                raise ConfigError(
+                    "cl",
+                    f"{name!r} acts on the cloud, which edge mode does not train; "
+                    "use an edge-side strategy (edge-replay, lwf, ewc) or naive",
+                )
 
 
 def parse_shape(key: str, text: str) -> tuple[int, int, int]:

@@ -59,6 +59,13 @@ class CloudHooks:
     def end_experience(self, experience: int) -> None:
         """The last round of ``experience`` is trained; the next experience starts."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a server checkpoint keeps (e.g. the replay buffer)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned before the server restarted."""
+
 
 @dataclass
 class Continual:
@@ -111,6 +118,14 @@ class Continual:
     def end_experience(self, experience: int) -> None:
         for hooks in self.cloud:
             hooks.end_experience(experience)
+
+    def cloud_state(self) -> dict[str, Any]:
+        return {str(i): h.state_dict() for i, h in enumerate(self.cloud)}
+
+    def load_cloud_state(self, state: dict[str, Any]) -> None:
+        for i, hooks in enumerate(self.cloud):
+            if str(i) in state:
+                hooks.load_state_dict(state[str(i)])
 
 
 def build_continual(config: Any) -> Continual:

@@ -10,8 +10,10 @@ import torch
 from torch import nn
 
 from hierfl.errors import ConfigError
+from hierfl.masking import SeenClasses
 from hierfl.models.base import EdgeModule, EdgeOutput
 from hierfl.optim import make_optimizer
+from hierfl.privacy import ActivationPrivacy
 
 LABEL_BYTES = 8  # labels travel as int64
 
@@ -37,6 +39,8 @@ class EdgeChunk:
     truncated: bool = False
     trained: int = -1  # -1: as many as shipped
     raw: bool = False
+    backlog: int = 0  # shipped samples that waited out an uplink outage (after the new ones)
+    backlog_dropped: int = 0  # samples of that outage dropped to respect the bounds
 
     def __post_init__(self) -> None:
         if self.trained < 0:
@@ -70,6 +74,9 @@ class EdgeTrainer:
         proximal_mu: float = 0.0,
         device: str = "cpu",
         freeze_segment: bool = False,
+        seen: SeenClasses | None = None,
+        privacy: ActivationPrivacy | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.edge = edge.to(self.device)
@@ -80,6 +87,11 @@ class EdgeTrainer:
         self.optimizer = make_optimizer(optimizer, self.edge.parameters(), lr=lr, momentum=momentum)
         self.loss_fn = nn.CrossEntropyLoss()
         self.proximal_mu = proximal_mu
+        # The exit's loss covers only the classes this edge has met (``class-mask``).
+        self.seen = seen
+        # What leaves the device may be clipped and noised (``act-clip``, ``act-noise``).
+        self.privacy = privacy or ActivationPrivacy()
+        self.generator = generator
         # FedProx anchors local training to the weights the edge received this round.
         self._anchor = [p.detach().clone() for p in self.edge.parameters()] if proximal_mu else []
 
@@ -125,18 +137,22 @@ class EdgeTrainer:
                     )
                 truncated = True
                 break
-            loss = self.loss_fn(out.exit_logits, y)
+            logits = out.exit_logits
+            if self.seen is not None:
+                self.seen.add(y)
+                logits = self.seen.apply(logits)
+            loss = self.loss_fn(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             extra = extra_loss(x, out, y) if extra_loss is not None else 0.0
             (loss + self._proximal_term() + extra).backward()
             self.optimizer.step()
             if ship:
-                acts.append(out.activations.detach().cpu())
+                acts.append(self.privacy.apply(out.activations.detach().cpu(), self.generator))
                 labels.append(y.detach().cpu())
                 total_bytes += batch_bytes
             batches_done += 1
             loss_sum += float(loss.detach()) * len(y)
-            correct += int((out.exit_logits.argmax(1) == y).sum())
+            correct += int((logits.argmax(1) == y).sum())
             count += len(y)
         seconds = time.perf_counter() - start
         return EdgeChunk(

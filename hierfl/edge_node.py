@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from hierfl.backlog import Backlog
 from hierfl.config import HierConfig
 from hierfl.continual import build_continual
 from hierfl.data import ClientStream, ExperienceData
 from hierfl.devices import resolve_device
 from hierfl.edge import EdgeChunk, EdgeTrainer, epoch_batches, raw_chunk
+from hierfl.errors import UplinkDown
+from hierfl.link import slow_down
+from hierfl.masking import SeenClasses
 from hierfl.models import SplitModel, create_model
+from hierfl.privacy import ActivationPrivacy
 from hierfl.storage import save_atomic
 
 
@@ -89,6 +95,10 @@ def round_data(
     return exp.x[part], exp.y[part]
 
 
+def privacy_of(config: HierConfig) -> ActivationPrivacy:
+    return ActivationPrivacy(config.act_clip, config.act_noise)
+
+
 def edge_model(config: HierConfig, stream: ClientStream, edge_state: dict) -> SplitModel:
     model = create_model(
         config.model,
@@ -100,6 +110,48 @@ def edge_model(config: HierConfig, stream: ClientStream, edge_state: dict) -> Sp
     if edge_state:
         model.edge.load_state_dict(edge_state)
     return model
+
+
+def _through_uplink(
+    config: HierConfig,
+    request: RoundRequest,
+    stream: ClientStream,
+    state_dir: Path,
+    chunk: EdgeChunk,
+) -> EdgeChunk:
+    """Keep the chunk in the backlog while the uplink is down; add the backlog once it is up.
+
+    Raises:
+        UplinkDown: in a round of a ``link-down`` span (after training and saving the state),
+            the way a real edge's reply would fail to leave it.
+    """
+    pid = stream.partition_id
+    run_round = request.experience * config.rounds + request.round + 1
+    generator = torch.Generator().manual_seed(
+        _seed(config, pid, request.experience, request.round, 11)
+    )
+    backlog = Backlog.load(state_dir)
+    if run_round in config.link_outages.get(pid, set()):
+        backlog.add(chunk.activations, chunk.labels)
+        backlog.trim(config.backlog_bytes, generator)
+        backlog.save(state_dir)
+        raise UplinkDown(
+            f"uplink down in round {run_round}: {chunk.num_examples} samples kept in the backlog "
+            f"({len(backlog)} waiting, {backlog.dropped} dropped to fit backlog-mb)"
+        )
+    if not len(backlog) and not backlog.dropped:
+        return chunk
+    a, y, dropped = backlog.take(config.max_chunk_bytes - chunk.nbytes, generator)
+    backlog.save(state_dir)  # now empty: the file goes
+    if a is None or not len(y):
+        return dataclasses.replace(chunk, backlog_dropped=dropped)
+    return dataclasses.replace(
+        chunk,
+        activations=torch.cat([chunk.activations if len(chunk.labels) else a[:0], a]),
+        labels=torch.cat([chunk.labels, y]),
+        backlog=len(y),
+        backlog_dropped=dropped,
+    )
 
 
 def run_edge_round(
@@ -129,6 +181,13 @@ def run_edge_round(
     new_x, new_y = round_data(config, stream, request)
     batches = batches_of(config, stream, request, new_x, new_y)
     model = edge_model(config, stream, edge_state)
+    state_path = Path(state_dir) / "edge_state.pt"
+    saved = torch.load(state_path, weights_only=True) if state_path.exists() else None
+    seen = SeenClasses(
+        stream.num_classes,
+        saved.get("seen", []) if saved else [],
+        enabled=config.class_mask == "seen",
+    )
     trainer = EdgeTrainer(
         model.edge,
         optimizer=config.optimizer,
@@ -137,9 +196,12 @@ def run_edge_round(
         proximal_mu=proximal_mu,
         device=resolve_device("edge-device", config.edge_device),
         freeze_segment=0 <= config.freeze_edge_after < request.experience,
+        seen=seen,
+        privacy=privacy_of(config),
+        generator=torch.Generator().manual_seed(
+            _seed(config, stream.partition_id, request.experience, request.round, 7)
+        ),
     )
-    state_path = Path(state_dir) / "edge_state.pt"
-    saved = torch.load(state_path, weights_only=True) if state_path.exists() else None
     continual = build_continual(config)
     if saved is not None:
         trainer.optimizer.load_state_dict(saved["optimizer"])
@@ -154,6 +216,8 @@ def run_edge_round(
         ship=config.mode == "hierarchical",
         extra_loss=lambda x, out, y: continual.edge_loss(x, out, y, experience=request.experience),
     )
+    # ``edge-slowdown``: a weaker edge takes k times as long; the reply leaves that much later.
+    chunk.compute_s += slow_down(chunk.compute_s, config.edge_slowdown)
     samples_seen = (saved["cursor"]["samples_seen"] if saved else 0) + chunk.trained
     cursor = {
         "experience": request.experience,
@@ -165,9 +229,12 @@ def run_edge_round(
             "optimizer": trainer.optimizer.state_dict(),
             "cursor": cursor,
             "continual": continual.edge_state(),
+            "seen": seen.classes(),
         },
         state_path,
     )
+    if config.mode == "hierarchical":
+        chunk = _through_uplink(config, request, stream, Path(state_dir), chunk)
     return RoundResult(
         partition_id=stream.partition_id,
         experience=request.experience,

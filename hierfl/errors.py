@@ -23,3 +23,8 @@ class UnknownNameError(ConfigError):
 
 class ChunkRejected(HierflError):
     """A reply from an edge failed validation and was not used."""
+
+
+class UplinkDown(HierflError):
+    """The edge trained but could not send its reply (an emulated uplink outage, ``link-down``);
+    its chunk waits in the node-local backlog."""

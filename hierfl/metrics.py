@@ -46,6 +46,22 @@ class AccuracyMatrix:
             )
         self._cells.setdefault(exit, {})[(after, on)] = float(accuracy)
 
+    def to_dict(self) -> dict[str, list[list[float]]]:
+        """The recorded cells as ``{exit: [[after, on, accuracy], ...]}`` (for checkpoints)."""
+        return {
+            exit: [[after, on, value] for (after, on), value in sorted(cells.items())]
+            for exit, cells in self._cells.items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[list[float]]]) -> AccuracyMatrix:
+        """Rebuilds a matrix from ``to_dict``'s output, re-checking every cell."""
+        matrix = cls()
+        for exit, cells in data.items():
+            for after, on, value in cells:
+                matrix.record(exit, int(after), int(on), float(value))
+        return matrix
+
     def row(self, exit: str, after: int) -> list[float]:
         """Returns ``[R[after][0], ..., R[after][after]]`` for ``exit``.
 

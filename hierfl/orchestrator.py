@@ -8,16 +8,26 @@ mini-batch at a time between polls instead of idling while edges compute.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from hierfl.cloud import CloudTrainer
+from hierfl.checkpoint import (
+    Checkpoint,
+    check_compatible,
+    load_checkpoint,
+    restore_result,
+    result_state,
+    save_checkpoint,
+)
+from hierfl.cloud import CloudStats, CloudTrainer
 from hierfl.config import HierConfig
 from hierfl.continual import build_continual
 from hierfl.data import Benchmark
@@ -25,6 +35,7 @@ from hierfl.devices import resolve_device
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected, HierflError
 from hierfl.evaluate import early_exit_sweep, exit_accuracies
+from hierfl.masking import SeenClasses
 from hierfl.metrics import AccuracyMatrix
 from hierfl.models import SplitModel, create_model
 from hierfl.modes import MODES
@@ -41,6 +52,7 @@ class EdgeFailure:
 
     node: str
     reason: str
+    partition_id: int | None = None  # when known: the edge's data partition
 
 
 class Federation(Protocol):
@@ -83,6 +95,10 @@ class RunResult:
     raw_input_bytes_uplink: int = 0
     early_exit: list[dict[str, float]] = field(default_factory=list)
     early_exit_by_experience: list[dict[str, object]] = field(default_factory=list)
+    clients: dict[int, AccuracyMatrix] = field(default_factory=dict)
+    # Traffic per round and per client, from the federation's TrafficLog (hierfl.link).
+    communication: dict[str, object] = field(default_factory=dict)
+    emulated_link_s: float = 0.0
 
 
 class Orchestrator:
@@ -96,8 +112,16 @@ class Orchestrator:
         *,
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.perf_counter,
+        checkpoint_dir: Path | None = None,
+        state_key: str = "",
     ) -> None:
+        """``checkpoint_dir``: where ``checkpoint.pt`` goes (None: no checkpoints);
+        ``state_key``: the name of the edges' node-local state folders, kept for a resume."""
         self.config = config
+        self.checkpoint_dir = checkpoint_dir
+        self.state_key = state_key
+        self._prior_wall = 0.0  # time and traffic of the run before a resume
+        self._prior_traffic = (0, 0)
         self.federation = federation
         self.test = test
         self.poll_interval = poll_interval
@@ -129,7 +153,10 @@ class Orchestrator:
             epochs=config.cloud_epochs,
             seed=config.seed,
             continual=build_continual(config),
+            seen=SeenClasses(test.num_classes, enabled=config.class_mask == "seen"),
         )
+        self._request = RoundRequest(0, 0)  # the round being collected (split's cloud steps)
+        self._client_states: dict[int, EdgeState] = {}  # each edge's last local weights
 
     def initial_edge_state(self) -> EdgeState:
         """The weights every edge starts from (none in cloud mode: the cloud owns them)."""
@@ -145,7 +172,9 @@ class Orchestrator:
             sample_shape=self.activation_shape,
             num_classes=self.test.num_classes,
         )
-        return self.cloud.train_batch_grad(activations, labels)
+        return self.cloud.train_batch_grad(
+            activations, labels, experience=self._request.experience, round=self._request.round
+        )
 
     def run(self) -> RunResult:
         cfg = self.config
@@ -167,8 +196,13 @@ class Orchestrator:
         if self.mode.payload == "raw":
             log.warning("cloud mode: edges upload their raw inputs to the cloud")
         edge_state = self.initial_edge_state()
-        self._dispatch(schedule[0], edge_state)
-        for i, request in enumerate(schedule):
+        first = 0
+        if cfg.resume:
+            first, edge_state = self._resume(result)
+        if first < len(schedule):
+            self._dispatch(schedule[first], edge_state)
+        for i in range(first, len(schedule)):
+            request = schedule[i]
             round_start = self.clock()
             cloud_before = self.cloud.stats.compute_s
             if request.round == 0:  # cloud mode keeps one experience's uploads at a time
@@ -201,10 +235,81 @@ class Orchestrator:
             stats["waiting_s"] = max(stats["wall_s"] - stats["cloud_compute_s"], 0.0)
             result.rounds.append(stats)
             self._log_round(request, stats, result if last_round else None)
-        result.cloud_compute_s = self.cloud.stats.compute_s
-        result.wall_s = self.clock() - start
-        result.uplink_bytes, result.downlink_bytes = self.federation.traffic()
+            every = cfg.checkpoint_every
+            if self.checkpoint_dir is not None and (
+                (last_round and every >= 0) or (every > 0 and (i + 1) % every == 0)
+            ):
+                self._checkpoint(i + 1, edge_state, result, start)
+        self._totals(result, start)
+        communication = getattr(self.federation, "communication", None)  # optional for fakes
+        if communication is not None:
+            result.communication = communication()
+            result.emulated_link_s = float(result.communication.get("emulated_link_s", 0.0))
         return result
+
+    def _totals(self, result: RunResult, start: float) -> None:
+        """Run-wide totals so far, including the time and traffic before a resume."""
+        result.cloud_compute_s = self.cloud.stats.compute_s
+        result.wall_s = self._prior_wall + self.clock() - start
+        up, down = self.federation.traffic()
+        result.uplink_bytes = self._prior_traffic[0] + up
+        result.downlink_bytes = self._prior_traffic[1] + down
+
+    def _checkpoint(
+        self, next_round: int, edge_state: EdgeState, result: RunResult, start: float
+    ) -> None:
+        """Save the cursor, weights, optimizer, buffers and metrics (after a full drain)."""
+        assert self.checkpoint_dir is not None
+        self._drain()
+        self._totals(result, start)
+        cloud = self.cloud
+        checkpoint = Checkpoint(
+            config=self.config.to_dict(),
+            next_round=next_round,
+            state_key=self.state_key,
+            edge_state={k: v.detach().cpu() for k, v in edge_state.items()},
+            cloud={
+                "module": {k: v.detach().cpu() for k, v in cloud.cloud.state_dict().items()},
+                "optimizer": cloud.optimizer.state_dict() if cloud.optimizer else None,
+                "stats": dataclasses.asdict(cloud.stats),
+                "generator": cloud.generator.get_state(),
+                "continual": cloud.continual.cloud_state(),
+                "seen": cloud.seen.classes() if cloud.seen is not None else [],
+                "uploads": self._uploads,
+            },
+            result=result_state(result),
+        )
+        path = save_checkpoint(self.checkpoint_dir, checkpoint)
+        log.info("checkpoint %s: next round %d of the schedule", path, next_round + 1)
+
+    def _resume(self, result: RunResult) -> tuple[int, EdgeState]:
+        """Load ``config.resume``'s checkpoint into the cloud and ``result``."""
+        checkpoint = load_checkpoint(self.config.resume)
+        check_compatible(checkpoint, self.config)
+        restore_result(result, checkpoint.result)
+        cloud, saved = self.cloud, checkpoint.cloud
+        cloud.cloud.load_state_dict(saved["module"])
+        if cloud.optimizer is not None and saved["optimizer"] is not None:
+            cloud.optimizer.load_state_dict(saved["optimizer"])
+        cloud.stats = CloudStats(**saved["stats"])
+        cloud.generator.set_state(saved["generator"])
+        cloud.continual.load_cloud_state(saved["continual"])
+        if cloud.seen is not None:
+            cloud.seen.add(torch.tensor(saved["seen"], dtype=torch.long))
+        self._uploads = list(saved["uploads"])
+        self._prior_wall = result.wall_s
+        self._prior_traffic = (result.uplink_bytes, result.downlink_bytes)
+        if checkpoint.state_key:
+            self.state_key = checkpoint.state_key
+        total = self.config.experiences * self.config.rounds
+        log.info(
+            "resumed from %s: %d of %d rounds done, %d experiences evaluated",
+            self.config.resume,
+            checkpoint.next_round,
+            total,
+            result.matrix.num_experiences(),
+        )
+        return checkpoint.next_round, dict(checkpoint.edge_state)
 
     def _dispatch(self, request: RoundRequest, edge_state: EdgeState) -> None:
         self._dispatched_at = self._last_reply_at = self.clock()
@@ -213,6 +318,8 @@ class Orchestrator:
     def _collect(self, request: RoundRequest, result: RunResult) -> tuple[float, int]:
         """Take replies as they arrive, training the cloud between polls."""
         deadline = self._dispatched_at + self.config.reply_timeout
+        self._request = request
+        last_round = request.round == self.config.rounds - 1
         edge_s, examples = 0.0, 0
         while self.federation.outstanding():
             items = self.federation.poll()
@@ -236,7 +343,11 @@ class Orchestrator:
                     result.rejected += 1
                     log.warning("rejected reply from edge %d: %s", item.partition_id, exc)
                     continue
+                if last_round and self.mode.aggregate_edges:  # for the per-client matrices
+                    self._client_states[item.partition_id] = item.edge_state
                 chunk = item.chunk
+                if chunk.backlog or chunk.backlog_dropped:
+                    self._backlog_event(item, request, result)
                 if chunk.truncated:
                     log.warning(
                         "edge %d: chunk truncated at %d batches by max-chunk-mb",
@@ -257,6 +368,7 @@ class Orchestrator:
                         experience=request.experience,
                         round=request.round,
                     )
+                    self._bound_queue()
             if self.clock() > deadline:
                 for failure in self.federation.expire():
                     self._fail(failure, request, result)
@@ -265,6 +377,13 @@ class Orchestrator:
                 time.sleep(self.poll_interval)
         result.edge_compute_s += edge_s
         return edge_s, examples
+
+    def _bound_queue(self) -> None:
+        """Back-pressure: past one round's worth of chunks the cloud trains before it reads
+        more replies, which wait in the SuperLink; server memory stays bounded."""
+        cap = self.config.clients * self.config.max_chunk_bytes * self.config.cloud_epochs
+        while self.cloud.queued_bytes > cap and self.cloud.step():
+            pass
 
     def _train_on_uploads(self, request: RoundRequest) -> None:
         """Cloud mode: ``local_epochs`` shuffled passes over the experience's uploaded data."""
@@ -281,6 +400,26 @@ class Orchestrator:
     def _drain(self) -> None:
         self.cloud.drain()
 
+    def _backlog_event(self, item: RoundResult, request: RoundRequest, result: RunResult) -> None:
+        chunk = item.chunk
+        log.warning(
+            "edge %d: link back; %d backlog samples shipped, %d dropped to respect the bounds",
+            item.partition_id,
+            chunk.backlog,
+            chunk.backlog_dropped,
+        )
+        result.failures.append(
+            {
+                "event": "backlog-shipped",
+                "partition": item.partition_id,
+                "node": f"partition {item.partition_id}",
+                "experience": request.experience,
+                "round": request.round,
+                "shipped": chunk.backlog,
+                "dropped": chunk.backlog_dropped,
+            }
+        )
+
     def _fail(self, failure: EdgeFailure, request: RoundRequest, result: RunResult) -> None:
         log.warning(
             "edge %s failed in experience %d round %d: %s",
@@ -291,6 +430,8 @@ class Orchestrator:
         )
         result.failures.append(
             {
+                "event": "edge-failed",
+                "partition": failure.partition_id,
                 "node": failure.node,
                 "experience": request.experience,
                 "round": request.round,
@@ -299,19 +440,36 @@ class Orchestrator:
         )
 
     def _evaluate(self, experience: int, edge_state: EdgeState, result: RunResult) -> None:
+        """Fill row ``experience`` of the accuracy matrices: overall, then per edge.
+
+        The overall model is the aggregated edge plus the cloud; an edge's own matrix uses the
+        weights it trained locally in the experience's last round under the same cloud.
+        """
+        seen = self.test.test[: experience + 1]
+        classes = sorted({int(c) for e in seen for c in e.classes})
+        mask = classes if self.config.class_mask == "seen" else None
+        for partition_id, state in sorted(self._client_states.items()):
+            self.model.edge.load_state_dict(state)
+            matrix = result.clients.setdefault(partition_id, AccuracyMatrix())
+            self._record_row(matrix, experience, mask)
+        self._client_states = {}
         if self.mode.aggregate_edges:  # in cloud mode the cloud's own copy is the model
             self.model.edge.load_state_dict(edge_state)
-        for j in range(experience + 1):
-            exp = self.test.test[j]
-            accs = exit_accuracies(self.model, exp.x, exp.y)
-            for exit_name in self.mode.exits:
-                result.matrix.record(exit_name, experience, j, accs[exit_name])
+        self._record_row(result.matrix, experience, mask)
         if self.mode.exits == ("edge", "cloud"):  # the early-exit policy on everything seen
-            seen = self.test.test[: experience + 1]
             x, y = torch.cat([e.x for e in seen]), torch.cat([e.y for e in seen])
-            rows = early_exit_sweep(self.model, x, y, self.config.thresholds)
+            rows = early_exit_sweep(self.model, x, y, self.config.thresholds, classes=mask)
             result.early_exit_by_experience.append({"experience": experience, "sweep": rows})
             result.early_exit = rows
+
+    def _record_row(
+        self, matrix: AccuracyMatrix, experience: int, classes: list[int] | None
+    ) -> None:
+        for j in range(experience + 1):
+            exp = self.test.test[j]
+            accs = exit_accuracies(self.model, exp.x, exp.y, classes=classes)
+            for exit_name in self.mode.exits:
+                matrix.record(exit_name, experience, j, accs[exit_name])
 
     def _log_round(
         self, request: RoundRequest, stats: dict[str, float | int], result: RunResult | None

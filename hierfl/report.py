@@ -16,7 +16,16 @@ from hierfl.metrics import AccuracyMatrix, summarize
 
 COMMUNICATION_KEYS = ("uplink_bytes", "downlink_bytes", "raw_input_bytes_uplink")
 TIME_KEYS = ("wall_s", "edge_compute_s", "cloud_compute_s", "emulated_link_s")
-RESERVED_KEYS = ("config", "mode", "experiences", "final", "communication", "time", "rounds")
+RESERVED_KEYS = (
+    "config",
+    "mode",
+    "experiences",
+    "final",
+    "communication",
+    "time",
+    "rounds",
+    "per_client",
+)
 
 
 def _require(block: str, values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -36,6 +45,7 @@ def build_metrics(
     communication: dict[str, Any],
     time: dict[str, Any],
     rounds: list[dict[str, Any]],
+    clients: dict[int, AccuracyMatrix] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Builds the ``metrics.json`` layout of DESIGN.md section 4 in one place.
@@ -45,6 +55,8 @@ def build_metrics(
 
     Args:
         classes: the classes of each experience, one list per experience, in training order.
+        clients: each edge's own accuracy matrices (its locally trained edge weights under the
+            shared cloud), keyed by partition id; written under ``per_client``.
         extra: further top-level keys; they may not replace a key of the contract.
 
     Raises:
@@ -57,14 +69,7 @@ def build_metrics(
     t = matrix.num_experiences()
     if len(classes) != t:
         raise ValueError(f"classes has {len(classes)} entries but the matrix has {t} experiences")
-    experiences = [
-        {
-            "index": k,
-            "classes": [int(c) for c in classes[k]],
-            "accuracy": {exit: matrix.row(exit, k) for exit in matrix.exits()},
-        }
-        for k in range(t)
-    ]
+    experiences = _experiences(matrix, classes, t)
     metrics: dict[str, Any] = {
         "config": dict(config),
         "mode": mode,
@@ -73,12 +78,46 @@ def build_metrics(
         "communication": communication,
         "time": time,
         "rounds": list(rounds),
+        "per_client": {
+            str(pid): _client_block(client, classes)
+            for pid, client in sorted((clients or {}).items())
+        },
     }
     clashes = sorted(set(extra or {}) & set(RESERVED_KEYS))
     if clashes:
         raise ValueError(f"extra may not replace contract keys {clashes}; rename them")
     metrics.update(extra or {})
     return metrics
+
+
+def _experiences(matrix: AccuracyMatrix, classes: list[list[int]], t: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": k,
+            "classes": [int(c) for c in classes[k]],
+            "accuracy": {exit: matrix.row(exit, k) for exit in matrix.exits()},
+        }
+        for k in range(t)
+    ]
+
+
+def _client_block(matrix: AccuracyMatrix, classes: list[list[int]]) -> dict[str, Any]:
+    """One edge's matrices and summary; an edge missing from a last round has fewer rows."""
+    t = 0
+    while t < matrix.num_experiences():
+        try:
+            _ = [matrix.row(exit, t) for exit in matrix.exits()]
+        except ValueError:
+            break
+        t += 1
+    if t == 0:
+        return {"experiences": [], "final": {}}
+    complete = AccuracyMatrix()
+    for exit in matrix.exits():
+        for k in range(t):
+            for j, value in enumerate(matrix.row(exit, k)):
+                complete.record(exit, k, j, value)
+    return {"experiences": _experiences(complete, classes, t), "final": summarize(complete)}
 
 
 def _json_default(value: Any) -> Any:
@@ -106,19 +145,29 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
         raise
 
 
-def _csv_text(experiences: list[dict[str, Any]]) -> str:
-    """One row per (experience, exit); cells of experiences not yet seen stay empty."""
+def _csv_text(
+    experiences: list[dict[str, Any]], per_client: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """One row per (experience, exit, client); ``client`` is ``all`` for the aggregated model.
+
+    Cells of experiences not yet seen stay empty.
+    """
     t = len(experiences)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
-        ["experience", "exit", "classes", *[f"acc_exp{j}" for j in range(t)], "mean_seen"]
+        ["experience", "exit", "client", "classes", *[f"acc_exp{j}" for j in range(t)], "mean_seen"]
     )
-    for experience in experiences:
-        classes = " ".join(str(c) for c in experience["classes"])
-        for exit, accuracy in experience["accuracy"].items():
-            cells = [*accuracy, *[""] * (t - len(accuracy))]
-            writer.writerow([experience["index"], exit, classes, *cells, fmean(accuracy)])
+    scopes = [("all", experiences)]
+    scopes += [(pid, block["experiences"]) for pid, block in (per_client or {}).items()]
+    for client, rows in scopes:
+        for experience in rows:
+            classes = " ".join(str(c) for c in experience["classes"])
+            for exit, accuracy in experience["accuracy"].items():
+                cells = [*accuracy, *[""] * (t - len(accuracy))]
+                writer.writerow(
+                    [experience["index"], exit, client, classes, *cells, fmean(accuracy)]
+                )
     return buffer.getvalue()
 
 
@@ -204,7 +253,7 @@ def write_run_folder(out_dir: str | Path, metrics: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=2, default=_json_default) + "\n"
     _atomic_write(folder / "metrics.json", lambda handle: handle.write(text.encode()))
-    table = _csv_text(experiences)
+    table = _csv_text(experiences, metrics.get("per_client"))
     _atomic_write(folder / "metrics.csv", lambda handle: handle.write(table.encode()))
     _atomic_write(folder / "accuracy.png", lambda handle: _plot(experiences, handle))
     if metrics.get("early_exit"):

@@ -10,6 +10,7 @@ from hierfl.orchestrator import RunResult
 from hierfl.report import build_metrics, write_run_folder
 
 log = logging.getLogger("hierfl")
+_TOTALS = ("uplink_bytes", "downlink_bytes")  # written from RunResult's own totals
 
 
 def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
@@ -24,15 +25,21 @@ def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
             "uplink_bytes": result.uplink_bytes,
             "downlink_bytes": result.downlink_bytes,
             "raw_input_bytes_uplink": result.raw_input_bytes_uplink,
+            # Payload bytes: tensors only (activations after the codec, labels, weights,
+            # gradients); message framing and config/metric records are not counted.
+            "codec": config.codec,
+            **{k: v for k, v in result.communication.items() if k not in _TOTALS},
         },
         time={
             "wall_s": result.wall_s,
             "edge_compute_s": result.edge_compute_s,
             "cloud_compute_s": result.cloud_compute_s,
-            "emulated_link_s": 0.0,
+            "emulated_link_s": result.emulated_link_s,
+            "edge_slowdown": config.edge_slowdown,
             "cloud_busy_fraction": busy,
         },
         rounds=result.rounds,
+        clients=result.clients,
         extra={
             "events": result.failures,
             "rejected_replies": result.rejected,

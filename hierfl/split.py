@@ -18,7 +18,7 @@ from hierfl.config import HierConfig
 from hierfl.data import ClientStream
 from hierfl.devices import resolve_device
 from hierfl.edge import EdgeChunk
-from hierfl.edge_node import RoundRequest, RoundResult, edge_model, round_batches
+from hierfl.edge_node import RoundRequest, RoundResult, edge_model, privacy_of, round_batches
 from hierfl.optim import make_optimizer
 from hierfl.storage import save_atomic
 
@@ -56,6 +56,8 @@ class SplitEdge:
             momentum=config.momentum,
         )
         self.batches = round_batches(config, stream, request)
+        self.privacy = privacy_of(config)
+        self.seed = (config.seed, stream.partition_id, request.experience, request.round)
         self.trained = 0
         self.compute_s = 0.0
 
@@ -65,9 +67,11 @@ class SplitEdge:
         self.model.train()
         with torch.no_grad():
             a = self.model.edge.segment(x.to(self.device))
+        generator = torch.Generator().manual_seed(hash((*self.seed, step)) % 2**62)
+        shipped = self.privacy.apply(a.cpu(), generator)
         self.compute_s += time.perf_counter() - start
         return SplitStep(
-            self.partition_id, self.request.experience, self.request.round, step, a.cpu(), y
+            self.partition_id, self.request.experience, self.request.round, step, shipped, y
         )
 
     def backward(self, step: int, grad: torch.Tensor) -> None:

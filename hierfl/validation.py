@@ -49,8 +49,11 @@ def validate_result(
     if activation_shape is None:  # split and edge modes ship no tensors with the weights
         if len(y) or a.numel():
             raise ChunkRejected("this mode ships no activations, but the reply carries some")
-    elif chunk.trained not in (0, len(y)):
-        raise ChunkRejected(f"trained on {chunk.trained} samples but shipped {len(y)}")
+    elif chunk.backlog < 0 or chunk.trained + chunk.backlog not in (chunk.backlog, len(y)):
+        raise ChunkRejected(
+            f"trained on {chunk.trained} samples plus {chunk.backlog} from the backlog "
+            f"but shipped {len(y)}"
+        )
     if chunk.nbytes > max_bytes:
         raise ChunkRejected(f"chunk of {chunk.nbytes} bytes exceeds the bound of {max_bytes}")
     check_batch(a, y, sample_shape=activation_shape, num_classes=num_classes)

@@ -76,6 +76,19 @@ class CloudReplay(CloudHooks):
             self.buffer.add(self.pending.x, self.pending.y, experience)
         self.pending_round = (-1, -1)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "buffer": self.buffer.state_dict(),
+            "pending": self.pending.state_dict(),
+            "pending_round": list(self.pending_round),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.buffer.load_state_dict(state["buffer"])
+        self.pending.load_state_dict(state["pending"])
+        experience, round = state["pending_round"]
+        self.pending_round = (int(experience), int(round))
+
 
 def edge_replay(config: Any) -> StrategyParts:
     return StrategyParts(edge=EdgeReplay(config.edge_replay_size, config.seed))

@@ -19,11 +19,13 @@ from hierfl.app.protocol import (
     decode_split_step,
     encode_gradient,
     is_split_step,
+    link_seconds,
     payload_bytes,
     request_config,
 )
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
+from hierfl.link import TrafficLog
 from hierfl.orchestrator import EdgeFailure, EdgeState
 
 
@@ -49,6 +51,9 @@ class FlowerFederation:
         self.partition_of: dict[int, int] = {}
         self.uplink_bytes = 0
         self.downlink_bytes = 0
+        # Array payload bytes of every message, per node and round (``protocol.payload_bytes``);
+        # uplink records carry the link time the edge reports having emulated.
+        self.traffic_log = TrafficLog()
         self._cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         self._request: RoundRequest | None = None
 
@@ -70,6 +75,7 @@ class FlowerFederation:
     def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int:
         self.server_round += 1
         self._request = request
+        self.traffic_log.begin_round(request.experience, request.round)
         self._dispatched_state = edge_state
         messages = list(
             self.strategy.configure_train(
@@ -87,7 +93,7 @@ class FlowerFederation:
     def _push(self, messages: list[Message]) -> None:
         for msg in messages:
             msg.metadata.ttl = self.message_ttl
-            self.downlink_bytes += payload_bytes(msg.content)
+            self._count_down(msg)
         ids = self.grid.push_messages(messages)
         for mid, msg in zip(ids, messages, strict=True):
             self._pending[mid] = msg.metadata.dst_node_id
@@ -112,10 +118,18 @@ class FlowerFederation:
                 continue
             if reply.has_error():
                 err = reply.error
-                out.append(EdgeFailure(self._name(node), f"error {err.code}: {err.reason}"))
+                out.append(
+                    EdgeFailure(
+                        self._name(node),
+                        f"error {err.code}: {err.reason}",
+                        self.partition_of.get(node),
+                    )
+                )
                 self._next_turn(self._last_state())
                 continue
-            self.uplink_bytes += payload_bytes(reply.content)
+            nbytes = payload_bytes(reply.content)
+            self.uplink_bytes += nbytes
+            self.traffic_log.record(node, "up", nbytes, link_s=link_seconds(reply.content))
             if is_split_step(reply.content):
                 failure = self._answer_split_step(node, reply)
                 if failure is not None:
@@ -124,7 +138,7 @@ class FlowerFederation:
             try:
                 result = decode_result(reply.content)
             except ChunkRejected as exc:
-                out.append(EdgeFailure(self._name(node), str(exc)))
+                out.append(EdgeFailure(self._name(node), str(exc), self.partition_of.get(node)))
                 continue
             self.partition_of[node] = result.partition_id
             self._replies.append((result, reply))
@@ -135,23 +149,32 @@ class FlowerFederation:
     def _answer_split_step(self, node: int, reply: Message) -> EdgeFailure | None:
         """Split mode: train the cloud on the batch and send its gradient back to the edge."""
         if self._cloud_step is None or self._request is None:
-            return EdgeFailure(self._name(node), "split step received outside split mode")
+            return EdgeFailure(
+                self._name(node),
+                "split step received outside split mode",
+                self.partition_of.get(node),
+            )
         try:
             step = decode_split_step(reply.content)
             self.partition_of[node] = step.partition_id
             grad = self._cloud_step(step.activations, step.labels)
         except ChunkRejected as exc:
-            return EdgeFailure(self._name(node), str(exc))
+            return EdgeFailure(self._name(node), str(exc), self.partition_of.get(node))
         msg = Message(
             content=encode_gradient(self._request, step.step, grad),
             dst_node_id=node,
             message_type=SPLIT_MESSAGE_TYPE,
             ttl=self.message_ttl,
         )
-        self.downlink_bytes += payload_bytes(msg.content)
+        self._count_down(msg)
         (mid,) = self.grid.push_messages([msg])
         self._pending[mid] = node
         return None
+
+    def _count_down(self, msg: Message) -> None:
+        nbytes = payload_bytes(msg.content)
+        self.downlink_bytes += nbytes
+        self.traffic_log.record(msg.metadata.dst_node_id, "down", nbytes)
 
     def _last_state(self) -> EdgeState:
         if self._replies:
@@ -163,7 +186,7 @@ class FlowerFederation:
 
     def expire(self) -> list[EdgeFailure]:
         failures = [
-            EdgeFailure(self._name(n), "no reply before reply-timeout")
+            EdgeFailure(self._name(n), "no reply before reply-timeout", self.partition_of.get(n))
             for n in self._pending.values()
         ]
         self._pending = {}
@@ -187,3 +210,7 @@ class FlowerFederation:
 
     def traffic(self) -> tuple[int, int]:
         return self.uplink_bytes, self.downlink_bytes
+
+    def communication(self) -> dict:
+        """Per-round and per-client traffic for metrics.json, clients named by partition id."""
+        return self.traffic_log.summary(names=self.partition_of)

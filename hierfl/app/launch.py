@@ -11,15 +11,20 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from hierfl.config import HierConfig
 from hierfl.errors import HierflError
+
+if TYPE_CHECKING:
+    from hierfl.app.secure import TlsFiles
 
 CONNECTION = "hierfl-local"
 
@@ -87,11 +92,17 @@ def write_app(app_dir: Path, config: HierConfig) -> None:
     (app_dir / "pyproject.toml").write_text("\n".join(lines) + "\n")
 
 
-def write_connection(flwr_home: Path, port: int) -> None:
+def write_connection(flwr_home: Path, port: int, *, root_certificates: Path | None = None) -> None:
+    """The ``flwr`` CLI connection; with ``root_certificates`` it verifies the SuperLink's TLS."""
     flwr_home.mkdir(parents=True, exist_ok=True)
+    security = (
+        f"root-certificates = {_toml_value(Path(root_certificates).resolve())}\n"
+        if root_certificates
+        else "insecure = true\n"
+    )
     (flwr_home / "config.toml").write_text(
         f'[superlink]\ndefault = "{CONNECTION}"\n\n'
-        f'[superlink.{CONNECTION}]\naddress = "127.0.0.1:{port}"\ninsecure = true\n'
+        f'[superlink.{CONNECTION}]\naddress = "127.0.0.1:{port}"\n{security}'
     )
 
 
@@ -171,12 +182,24 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def wait_healthy(port: int, procs: Processes, timeout: float = 90.0) -> None:
+def wait_healthy(
+    port: int,
+    procs: Processes,
+    timeout: float = 90.0,
+    *,
+    root_certificates: Path | None = None,
+) -> None:
+    """Poll ``/health`` (over HTTPS, verified against ``root_certificates``, when given)."""
+    context = (
+        ssl.create_default_context(cafile=str(root_certificates)) if root_certificates else None
+    )
+    scheme = "https" if root_certificates else "http"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         procs.check_alive()
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            url = f"{scheme}://127.0.0.1:{port}/health"
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -185,10 +208,32 @@ def wait_healthy(port: int, procs: Processes, timeout: float = 90.0) -> None:
     raise LaunchError(f"flower-superlink did not become healthy on port {port} in {timeout}s")
 
 
-def start_superlink(procs: Processes, env: dict[str, str], port: int, logs: Path) -> None:
+def start_superlink(
+    procs: Processes,
+    env: dict[str, str],
+    port: int,
+    logs: Path,
+    *,
+    tls: TlsFiles | None = None,
+    supernode_auth: bool = False,
+    database: Path | None = None,
+) -> None:
+    """Start ``flower-superlink`` on loopback and wait until it answers ``/health``.
+
+    Without ``tls`` it runs ``--insecure``. ``supernode_auth`` (which needs ``tls``) admits only
+    SuperNodes whose public key was registered; ``database`` keeps that registry and the runs
+    in a SQLite file instead of memory, so they survive a SuperLink restart.
+    """
+    if supernode_auth and tls is None:
+        raise LaunchError("SuperNode authentication needs TLS: pass tls= as well")
+    security = tls.superlink_args() if tls else ["--insecure"]
+    if supernode_auth:
+        security.append("--enable-supernode-auth")
+    if database is not None:
+        security += ["--database", str(database)]
     argv = [
         _bin("flower-superlink"),
-        "--insecure",
+        *security,
         "--host",
         "127.0.0.1",
         "--port",
@@ -196,13 +241,32 @@ def start_superlink(procs: Processes, env: dict[str, str], port: int, logs: Path
         "--disable-runtime-dependency-installation",
     ]
     procs.start("flower-superlink", argv, env, logs / "superlink.log")
-    wait_healthy(port, procs)
+    wait_healthy(port, procs, root_certificates=tls.ca_cert if tls else None)
 
 
 def start_clients(
-    procs: Processes, env: dict[str, str], port: int, clients: int, out: Path, logs: Path
+    procs: Processes,
+    env: dict[str, str],
+    port: int,
+    clients: int,
+    out: Path,
+    logs: Path,
+    *,
+    root_certificates: Path | None = None,
+    auth_keys: Sequence[Path] = (),
 ) -> None:
+    """One ``hierfl-client`` per edge; TLS with ``root_certificates``, else ``--insecure``.
+
+    ``auth_keys``, when given, holds one registered private key per client, in partition order.
+    """
+    if auth_keys and len(auth_keys) != clients:
+        raise LaunchError(f"{clients} clients need {clients} auth keys, got {len(auth_keys)}")
     for i in range(clients):
+        security = (
+            ["--root-certificates", str(root_certificates)] if root_certificates else ["--insecure"]
+        )
+        if auth_keys:
+            security += ["--auth-key", str(auth_keys[i])]
         argv = [
             sys.executable,
             "-m",
@@ -213,7 +277,7 @@ def start_clients(
             str(i),
             "--num-partitions",
             str(clients),
-            "--insecure",
+            *security,
             "--state-dir",
             str(out / "nodes" / f"node-{i}"),
             "--port",

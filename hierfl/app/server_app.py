@@ -48,5 +48,7 @@ def main(grid: Grid, context: Context) -> None:
         message_ttl=config.reply_timeout * 2,
         sequential=MODES[config.mode].sequential,
     )
-    result = Orchestrator(config, federation, test).run()
+    # Edges keep their state under this name; a resumed run (``resume``) reuses the old one.
+    state_key = config.state_key or f"run-{context.run_id}"
+    result = Orchestrator(config, federation, test, checkpoint_dir=out, state_key=state_key).run()
     finish_run(config, result, out)

@@ -42,7 +42,11 @@ def test_hierfl_run_tiny_preset_writes_the_run_folder(tmp_path):
     assert metrics["time"]["wall_s"] > metrics["time"]["cloud_compute_s"] > 0
     with open(out / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 4  # 2 experiences x 2 exits
+    overall = [r for r in rows if r["client"] == "all"]
+    assert len(overall) == 4  # 2 experiences x 2 exits
+    assert sorted({r["client"] for r in rows} - {"all"}) == ["0", "1"]  # each edge's own rows
+    assert len(rows) == 3 * 4
+    assert sorted(metrics["per_client"]) == ["0", "1"]
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "log.txt").exists()
 

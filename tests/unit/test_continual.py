@@ -127,3 +127,49 @@ def test_lwf_distils_the_previous_experience_exit():
     restored.load_state_dict(lwf.state_dict())
     restored.begin_round(model.edge, experience=1)  # same experience: keeps the old teacher
     torch.testing.assert_close(restored.loss(x, model.edge(x), None, experience=1), drifted)
+
+
+@pytest.mark.parametrize(
+    ("mode", "cl"),
+    [("split", "edge-replay"), ("cloud", "lwf"), ("split", "ewc"), ("edge", "cloud-replay")],
+)
+def test_a_strategy_the_mode_cannot_run_is_a_config_error(mode, cl):
+    with pytest.raises(ConfigError) as err:
+        HierConfig(mode=mode, cl=cl).validate()
+    assert err.value.key == "cl" and mode in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("mode", "cl"), [("split", "cloud-replay"), ("cloud", "cloud-replay"), ("edge", "ewc")]
+)
+def test_strategies_that_fit_the_mode_validate(mode, cl):
+    HierConfig(mode=mode, cl=cl).validate()
+
+
+def test_split_replay_returns_the_gradient_of_the_edges_own_samples():
+    """Replayed activations join the cloud's step but leave the edge's gradient unchanged."""
+    from hierfl.cloud import CloudTrainer
+    from hierfl.continual import Continual
+
+    model = create_model("small-cnn", cut="", num_classes=4, input_shape=(1, 8, 8), seed=0)
+    a_old = model.edge(torch.randn(16, 1, 8, 8)).activations.detach()
+    replay = CloudReplay(64, seed=0)
+    replay.observe(a_old, torch.tensor([0, 1] * 8), experience=0, round=0)
+    replay.end_experience(0)
+    a = model.edge(torch.randn(8, 1, 8, 8)).activations.detach()
+    y = torch.tensor([2, 3] * 4)
+    plain = CloudTrainer(
+        create_model("small-cnn", cut="", num_classes=4, input_shape=(1, 8, 8), seed=0).cloud,
+        lr=0.01,
+        optimizer="sgd",
+    )
+    mixed = CloudTrainer(
+        model.cloud,
+        lr=0.01,
+        optimizer="sgd",
+        continual=Continual(("cloud-replay",), cloud=[replay]),
+    )
+    expected = plain.train_batch_grad(a, y)
+    got = mixed.train_batch_grad(a, y, experience=1, round=0)
+    torch.testing.assert_close(got, expected)
+    assert mixed.stats.examples == 16 and plain.stats.examples == 8  # replay was trained on

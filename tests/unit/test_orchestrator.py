@@ -53,30 +53,70 @@ def test_run_fills_the_accuracy_matrix(digits_benchmark, tmp_path):
     ]
 
 
+def _nan(r):
+    return dataclasses.replace(r.chunk, activations=r.chunk.activations * float("nan"))
+
+
+def _inf(r):
+    a = r.chunk.activations.clone()
+    a[0].view(-1)[0] = float("inf")
+    return dataclasses.replace(r.chunk, activations=a)
+
+
+CORRUPTIONS = {
+    "nan": lambda r: dataclasses.replace(r, chunk=_nan(r)),
+    "inf": lambda r: dataclasses.replace(r, chunk=_inf(r)),
+    "shape": lambda r: dataclasses.replace(
+        r, chunk=dataclasses.replace(r.chunk, activations=r.chunk.activations[:, :1])
+    ),
+    "dtype": lambda r: dataclasses.replace(
+        r, chunk=dataclasses.replace(r.chunk, activations=r.chunk.activations.double())
+    ),
+    "labels": lambda r: dataclasses.replace(
+        r, chunk=dataclasses.replace(r.chunk, labels=r.chunk.labels + 100)
+    ),
+    "count": lambda r: dataclasses.replace(
+        r, chunk=dataclasses.replace(r.chunk, labels=r.chunk.labels[:-1])
+    ),
+    "stale-round": lambda r: dataclasses.replace(r, round=r.round + 1),
+    "stale-experience": lambda r: dataclasses.replace(r, experience=r.experience + 1),
+    "weights": lambda r: dataclasses.replace(r, edge_state={"bogus": torch.zeros(1)}),
+}
+
+
 class _Corrupting(LocalFederation):
-    """Delivers edge results with NaN activations."""
+    """Delivers every edge result damaged in one way."""
+
+    corruption = "nan"
 
     def poll(self):
-        out = []
-        for r in super().poll():
-            bad = dataclasses.replace(r.chunk, activations=r.chunk.activations * float("nan"))
-            out.append(dataclasses.replace(r, chunk=bad))
-        return out
+        return [CORRUPTIONS[self.corruption](r) for r in super().poll()]
 
 
-def test_rejected_replies_never_touch_the_cloud(digits_benchmark, tmp_path):
-    config = dataclasses.replace(TINY, experiences=1, rounds=1)
+@pytest.mark.parametrize("corruption", [*CORRUPTIONS, "oversize"])
+def test_rejected_replies_never_touch_the_cloud(corruption, digits_benchmark, tmp_path, caplog):
+    config = dataclasses.replace(TINY, experiences=1, rounds=1, local_epochs=1)
+    if corruption == "oversize":  # honest edges, but the cloud's bound is below one chunk
+        config = dataclasses.replace(config, max_chunk_mb=0.05)
     streams = [
         PARTITIONERS.get("iid")(digits_benchmark, partition_id=i, num_partitions=2, seed=0)
         for i in range(2)
     ]
-    fed = _Corrupting(config, streams, state_root=tmp_path)
+    fed = _Corrupting(dataclasses.replace(config, max_chunk_mb=64.0), streams, state_root=tmp_path)
+    fed.corruption = corruption if corruption != "oversize" else "none"
+    CORRUPTIONS.setdefault("none", lambda r: r)
     orch = Orchestrator(config, fed, digits_benchmark, poll_interval=0.0)
     before = {k: v.clone() for k, v in orch.model.cloud.state_dict().items()}
-    result = orch.run()
+    with caplog.at_level("WARNING", logger="hierfl"):
+        result = orch.run()
     assert result.rejected == 2
     for k, v in orch.model.cloud.state_dict().items():
-        assert torch.equal(v, before[k]), k
+        assert torch.equal(v, before[k]), k  # bit-identical
+    rejected = [r.getMessage() for r in caplog.records if "rejected reply" in r.getMessage()]
+    assert sorted(m.split(":")[0] for m in rejected) == [
+        "rejected reply from edge 0",
+        "rejected reply from edge 1",
+    ]
 
 
 def test_next_round_is_dispatched_before_the_cloud_trains_on_received_chunks(
@@ -119,3 +159,49 @@ def test_missing_edges_at_start_are_a_clear_error(digits_benchmark, tmp_path):
     fed.__class__ = Partial
     with pytest.raises(HierflError, match="only 1 of 2 edges connected"):
         Orchestrator(TINY, fed, digits_benchmark).run()
+
+
+class _Recording(LocalFederation):
+    """Keeps every edge result it delivers."""
+
+    def poll(self):
+        out = super().poll()
+        self.seen_results = getattr(self, "seen_results", []) + out
+        return out
+
+
+def test_each_edge_gets_its_own_accuracy_matrix(digits_benchmark, tmp_path):
+    from hierfl.evaluate import exit_accuracies
+
+    fed = _Recording(
+        TINY, _federation(digits_benchmark, TINY, tmp_path).streams, state_root=tmp_path
+    )
+    orchestrator = Orchestrator(TINY, fed, digits_benchmark, poll_interval=0.0)
+    result = orchestrator.run()
+    assert sorted(result.clients) == [0, 1]
+    last = TINY.experiences - 1
+    finals = [r for r in fed.seen_results if (r.experience, r.round) == (last, TINY.rounds - 1)]
+    classes = sorted(c for e in digits_benchmark.test for c in e.classes)
+    for r in finals:  # recompute the last row from the edge's own weights and the final cloud
+        orchestrator.model.edge.load_state_dict(r.edge_state)
+        matrix = result.clients[r.partition_id]
+        for j, exp in enumerate(digits_benchmark.test):
+            expected = exit_accuracies(orchestrator.model, exp.x, exp.y, classes=classes)
+            for exit_name in ("edge", "cloud"):
+                assert matrix.row(exit_name, last)[j] == pytest.approx(expected[exit_name])
+    assert result.clients[0].rows("edge") != result.clients[1].rows("edge")
+
+
+def test_the_cloud_queue_is_bounded_by_one_rounds_worth_of_chunks(digits_benchmark, tmp_path):
+    config = dataclasses.replace(TINY, max_chunk_mb=0.01)  # cap: 2 clients x 10 KiB
+    orch = Orchestrator(config, _federation(digits_benchmark, config, tmp_path), digits_benchmark)
+    cap = config.clients * config.max_chunk_bytes
+    shape = orch.activation_shape
+    a = torch.randn(200, *shape)
+    for _ in range(3):  # three chunks arrive at once, each bigger than the cap
+        orch.cloud.enqueue(a, torch.zeros(200, dtype=torch.long))
+        orch._bound_queue()
+        assert orch.cloud.queued_bytes <= cap
+    assert orch.cloud.stats.examples > 0  # it trained to make room
+    queued = sum(x.numel() * x.element_size() for x, _, _ in orch.cloud.queue)
+    assert queued == orch.cloud.queued_bytes

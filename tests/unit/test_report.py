@@ -78,6 +78,7 @@ def test_metrics_csv_rows_and_empty_cells(tmp_path: Path) -> None:
     assert header == [
         "experience",
         "exit",
+        "client",
         "classes",
         "acc_exp0",
         "acc_exp1",
@@ -85,7 +86,8 @@ def test_metrics_csv_rows_and_empty_cells(tmp_path: Path) -> None:
         "mean_seen",
     ]
     assert len(rows) == 2 * 3
-    by_key = {(row[0], row[1]): row for row in rows}
+    assert {row[2] for row in rows} == {"all"}
+    by_key = {(row[0], row[1]): row[:2] + row[3:] for row in rows}
     assert by_key[("0", "cloud")][2:] == ["0 1", "0.9", "", "", "0.9"]
     assert by_key[("1", "edge")][2:6] == ["2 3", "0.25", "0.75", ""]
     assert float(by_key[("1", "edge")][6]) == pytest.approx(0.5)

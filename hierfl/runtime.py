@@ -1,0 +1,363 @@
+"""Runtime model of hierarchical training and its baselines: seconds per epoch from stage costs.
+
+The model follows Sepehri et al. (2024), hierarchical training with early exits: because no
+gradient flows back from the cloud, an edge can start its next batch as soon as it has shipped
+the current batch's activations, so edge compute, the uplink and cloud compute form a pipeline.
+Split learning has to wait for the gradient at the cut, so its stages add up instead.
+
+Everything here is plain arithmetic on per-batch seconds and bytes; nothing imports torch.
+Assumptions shared by every mode:
+
+- Each edge has a link of its own with the same ``Link`` figures; edges never contend for it.
+- The cloud is one device that processes one batch at a time, whoever it comes from.
+- Weight exchanges at round boundaries (edge aggregation, model download) are left out: they
+  happen once per round, not once per batch, and do not differ between the cuts being compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Literal, Protocol
+
+from hierfl.errors import ConfigError, UnknownNameError
+
+MODES = ("hierarchical", "split", "cloud", "edge")
+"""Training modes the runtime model predicts, as in ``hierfl.modes``."""
+
+BACKWARD_PER_FORWARD = 2.0
+"""Backward FLOPs per forward FLOP: one product for the input gradient, one for the weights."""
+
+FP32_BYTES = 4
+LABEL_BYTES = 8
+"""Bytes per label on the wire: labels are int64 tensors."""
+
+Direction = Literal["up", "down"]
+
+
+def _check_non_negative(owner: str, values: Mapping[str, float]) -> None:
+    for key, value in values.items():
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(key, f"{owner} needs a finite value >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class StageCosts:
+    """Seconds and bytes per batch of one edge, for one cut.
+
+    Seconds:
+        edge_fwd_s / edge_bwd_s: the edge segment ``f_e`` forward / backward on the edge device.
+            Split learning runs them apart (the backward waits for the cloud's gradient).
+        exit_s: the exit head ``h_e``, forward plus backward, on the edge device.
+        cloud_fwd_s / cloud_bwd_s: the cloud segment ``f_c`` on the cloud device.
+        cloud_edge_s: the edge segment, forward plus backward, run on the *cloud* device: what
+            ``cloud`` mode costs for the part of the network that the other modes leave to edges.
+
+    Bytes:
+        activation_bytes: activations at the cut (uplink in ``hierarchical`` and ``split``).
+        gradient_bytes: gradient at the cut (downlink in ``split``); the activations' size.
+        raw_bytes: the raw input batch (uplink in ``cloud``).
+        label_bytes: the batch's labels, sent with whatever goes up.
+    """
+
+    edge_fwd_s: float
+    edge_bwd_s: float
+    exit_s: float
+    cloud_fwd_s: float
+    cloud_bwd_s: float
+    cloud_edge_s: float
+    activation_bytes: float
+    gradient_bytes: float
+    raw_bytes: float
+    label_bytes: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative("stage costs", {f.name: getattr(self, f.name) for f in fields(self)})
+
+    @property
+    def edge_train_s(self) -> float:
+        """What a hierarchical edge computes per batch: segment and exit, forward and backward."""
+        return self.edge_fwd_s + self.edge_bwd_s + self.exit_s
+
+    @property
+    def cloud_train_s(self) -> float:
+        """The cloud segment's forward and backward for one batch."""
+        return self.cloud_fwd_s + self.cloud_bwd_s
+
+
+@dataclass(frozen=True)
+class Link:
+    """One edge's network link: bitrates in bits per second, one-way latency in seconds."""
+
+    uplink_bps: float
+    downlink_bps: float
+    latency_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("uplink_bps", "downlink_bps"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(key, f"must be a finite bitrate > 0 bits/s, got {value!r}")
+        _check_non_negative("a link", {"latency_s": self.latency_s})
+
+    def transfer_s(self, nbytes: float, direction: Direction) -> float:
+        """Seconds to send one message of ``nbytes``: latency plus serialisation.
+
+        Every message pays the latency once, even an empty one (a request still travels).
+        """
+        if direction == "up":
+            bps = self.uplink_bps
+        elif direction == "down":
+            bps = self.downlink_bps
+        else:
+            raise ConfigError("direction", f"must be 'up' or 'down', got {direction!r}")
+        if nbytes < 0:
+            raise ConfigError("nbytes", f"must be >= 0, got {nbytes!r}")
+        return self.latency_s + 8.0 * nbytes / bps
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted wall-clock seconds for ``batches`` batches on each of ``clients`` edges.
+
+    ``edge_s``, ``link_s`` and ``cloud_s`` are busy times of one edge, of one edge's link and of
+    the cloud. In the sequential modes the total is their sum. In ``hierarchical`` they overlap:
+    the total is ``batches`` times the slowest stage (``bottleneck``) plus ``fill_s``, the time
+    the other stages take once to fill and drain the pipeline.
+    """
+
+    mode: str
+    total_s: float
+    edge_s: float
+    link_s: float
+    cloud_s: float
+    fill_s: float = 0.0
+    bottleneck: str = ""
+
+
+def _check_counts(batches: int, clients: int) -> None:
+    if batches < 1:
+        raise ConfigError("batches", f"must be >= 1, got {batches}")
+    if clients < 1:
+        raise ConfigError("clients", f"must be >= 1, got {clients}")
+
+
+def _pipeline_stages(costs: StageCosts, link: Link, clients: int) -> dict[str, float]:
+    """Seconds per pipeline step of hierarchical training, by stage.
+
+    One step is one batch on every edge: edges and their links run side by side, while the
+    cloud trains the ``clients`` batches one after another.
+    """
+    return {
+        "edge": costs.edge_train_s,
+        "link": link.transfer_s(costs.activation_bytes + costs.label_bytes, "up"),
+        "cloud": clients * costs.cloud_train_s,
+    }
+
+
+def _hierarchical(costs: StageCosts, link: Link, batches: int, clients: int) -> Prediction:
+    stages = _pipeline_stages(costs, link, clients)
+    bottleneck = max(stages, key=lambda name: stages[name])
+    slowest = stages[bottleneck]
+    fill = sum(stages.values()) - slowest
+    return Prediction(
+        mode="hierarchical",
+        total_s=batches * slowest + fill,
+        edge_s=batches * stages["edge"],
+        link_s=batches * stages["link"],
+        cloud_s=batches * stages["cloud"],
+        fill_s=fill,
+        bottleneck=bottleneck,
+    )
+
+
+def _split(costs: StageCosts, link: Link, batches: int, clients: int) -> Prediction:
+    # Vanilla split learning relays the model from edge to edge, so edges take turns and no two
+    # batches, of the same edge or of different edges, are ever in flight at once.
+    steps = batches * clients
+    link_per_batch = link.transfer_s(costs.activation_bytes + costs.label_bytes, "up")
+    link_per_batch += link.transfer_s(costs.gradient_bytes, "down")
+    edge_s = steps * (costs.edge_fwd_s + costs.edge_bwd_s)
+    link_s = steps * link_per_batch
+    cloud_s = steps * costs.cloud_train_s
+    return Prediction("split", edge_s + link_s + cloud_s, edge_s, link_s, cloud_s)
+
+
+def _cloud(costs: StageCosts, link: Link, batches: int, clients: int) -> Prediction:
+    # Every edge uploads all its raw batches (in parallel with the other edges, one message per
+    # batch), then the cloud trains the whole network on every batch of every edge. Streaming
+    # the training behind the upload would be faster; this is the mode as `hierfl run` runs it.
+    link_s = batches * link.transfer_s(costs.raw_bytes + costs.label_bytes, "up")
+    cloud_s = batches * clients * (costs.cloud_edge_s + costs.cloud_train_s)
+    return Prediction("cloud", link_s + cloud_s, 0.0, link_s, cloud_s)
+
+
+def _edge(costs: StageCosts, batches: int) -> Prediction:
+    edge_s = batches * costs.edge_train_s
+    return Prediction("edge", edge_s, edge_s, 0.0, 0.0)
+
+
+def predict(mode: str, costs: StageCosts, link: Link, batches: int, clients: int = 1) -> Prediction:
+    """Predict the seconds to train ``batches`` batches on each of ``clients`` edges.
+
+    - ``hierarchical``: pipelined edge (segment + exit), uplink, cloud; see ``Prediction``.
+    - ``split``: per batch, edge forward, uplink, cloud forward and backward, gradient downlink,
+      edge backward; edges take turns, so everything adds up over ``batches * clients``.
+    - ``cloud``: upload every raw batch, then the cloud trains edge and cloud segments on all
+      batches of all edges (``cloud_edge_s`` + cloud segment per batch).
+    - ``edge``: edges train segment + exit on their own; no link, no cloud.
+
+    Raises:
+        UnknownNameError: ``mode`` is not one of ``MODES``.
+        ConfigError: ``batches`` or ``clients`` is below 1.
+    """
+    _check_counts(batches, clients)
+    if mode == "hierarchical":
+        return _hierarchical(costs, link, batches, clients)
+    if mode == "split":
+        return _split(costs, link, batches, clients)
+    if mode == "cloud":
+        return _cloud(costs, link, batches, clients)
+    if mode == "edge":
+        return _edge(costs, batches)
+    raise UnknownNameError("mode", mode, list(MODES))
+
+
+def ideal_bound(costs: StageCosts, link: Link, batches: int, clients: int = 1) -> float:
+    """Lower bound on hierarchical time: every batch pays only the slowest stage, no fill.
+
+    ``predict("hierarchical", ...)`` exceeds it by exactly the pipeline fill.
+    """
+    _check_counts(batches, clients)
+    return batches * max(_pipeline_stages(costs, link, clients).values())
+
+
+class CutNumbersLike(Protocol):
+    """Per-sample figures of one cut, as ``hierfl.planner.CutNumbers`` carries them."""
+
+    @property
+    def edge_flops(self) -> float: ...  # edge segment forward, without the exit
+    @property
+    def exit_flops(self) -> float: ...  # exit head forward
+    @property
+    def cloud_flops(self) -> float: ...  # cloud segment forward
+    @property
+    def activation_bytes(self) -> float: ...  # activations at the cut, fp32
+    @property
+    def input_bytes(self) -> float: ...  # one raw input, fp32
+
+
+def costs_from_flops(
+    cut: CutNumbersLike,
+    batch_size: int,
+    edge_flops_per_s: float,
+    cloud_flops_per_s: float,
+    *,
+    activation_scale: float = 1.0,
+) -> StageCosts:
+    """Stage costs from per-sample forward FLOPs and the devices' sustained FLOP/s.
+
+    Assumptions:
+        - Compute time is FLOPs divided by the device's sustained rate: no memory-bound layers,
+          no kernel launch overhead, linear in the batch size.
+        - Backward costs ``BACKWARD_PER_FORWARD`` (2) times the forward.
+        - Activations and raw inputs travel as fp32 (``activation_scale`` scales the activation
+          and gradient bytes for a codec: 0.5 for fp16, about 0.25 for int8); labels as int64.
+        - The gradient at the cut has the activations' size.
+
+    >>> from types import SimpleNamespace as N
+    >>> c = costs_from_flops(N(edge_flops=1e6, exit_flops=1e5, cloud_flops=2e6,
+    ...     activation_bytes=1000, input_bytes=300), 10, 1e9, 1e10)
+    >>> c.edge_fwd_s, c.edge_bwd_s, c.cloud_fwd_s, c.activation_bytes, c.label_bytes
+    (0.01, 0.02, 0.002, 10000.0, 80.0)
+    """
+    if batch_size < 1:
+        raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
+    for key, rate in (("edge_flops", edge_flops_per_s), ("cloud_flops", cloud_flops_per_s)):
+        if not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(key, f"must be a finite FLOP/s > 0, got {rate!r}")
+    train = 1.0 + BACKWARD_PER_FORWARD
+    edge_fwd = batch_size * cut.edge_flops / edge_flops_per_s
+    cloud_fwd = batch_size * cut.cloud_flops / cloud_flops_per_s
+    activations = batch_size * cut.activation_bytes * activation_scale
+    return StageCosts(
+        edge_fwd_s=edge_fwd,
+        edge_bwd_s=BACKWARD_PER_FORWARD * edge_fwd,
+        exit_s=train * batch_size * cut.exit_flops / edge_flops_per_s,
+        cloud_fwd_s=cloud_fwd,
+        cloud_bwd_s=BACKWARD_PER_FORWARD * cloud_fwd,
+        cloud_edge_s=train * batch_size * cut.edge_flops / cloud_flops_per_s,
+        activation_bytes=float(activations),
+        gradient_bytes=float(activations),
+        raw_bytes=float(batch_size * cut.input_bytes),
+        label_bytes=float(batch_size * LABEL_BYTES),
+    )
+
+
+_MEASURED = ("edge_fwd_s", "edge_bwd_s", "exit_s", "cloud_fwd_s", "cloud_bwd_s", "cloud_edge_s")
+
+
+def costs_from_measurements(
+    seconds: Mapping[str, float],
+    *,
+    activation_bytes: float,
+    raw_bytes: float,
+    gradient_bytes: float | None = None,
+    label_bytes: float = 0.0,
+) -> StageCosts:
+    """Stage costs from measured seconds per batch, keyed by ``StageCosts``' time fields.
+
+    Every one of ``edge_fwd_s, edge_bwd_s, exit_s, cloud_fwd_s, cloud_bwd_s, cloud_edge_s``
+    must be given (0 is allowed: e.g. ``exit_s`` when only split learning is compared), so that
+    a forgotten measurement fails loudly instead of making a mode look free. Bytes are per
+    batch; ``gradient_bytes`` defaults to ``activation_bytes``.
+
+    Raises:
+        ConfigError: a key is missing or unknown, or a value is negative.
+    """
+    unknown = sorted(set(seconds) - set(_MEASURED))
+    if unknown:
+        raise ConfigError("seconds", f"unknown keys {unknown}; allowed: {', '.join(_MEASURED)}")
+    missing = [key for key in _MEASURED if key not in seconds]
+    if missing:
+        raise ConfigError("seconds", f"missing measurements: {', '.join(missing)}")
+    return StageCosts(
+        **{key: float(seconds[key]) for key in _MEASURED},
+        activation_bytes=activation_bytes,
+        gradient_bytes=activation_bytes if gradient_bytes is None else gradient_bytes,
+        raw_bytes=raw_bytes,
+        label_bytes=label_bytes,
+    )
+
+
+def overhead_share(work_s: float, overhead_s: float, messages: int = 1) -> float:
+    """Share of a round's time lost to a fixed cost of ``overhead_s`` per message.
+
+    One edge handles its messages one after another (a Flower SuperNode runs one ClientApp at
+    a time), so a round of ``work_s`` seconds of compute and link in ``messages`` messages takes
+    ``work_s + messages * overhead_s``.
+
+    >>> round(overhead_share(30.0, 10.0), 3)
+    0.25
+    """
+    if messages < 1:
+        raise ConfigError("messages", f"must be >= 1, got {messages}")
+    if work_s < 0 or overhead_s < 0:
+        raise ConfigError("work_s", "work and overhead must be >= 0")
+    lost = messages * overhead_s
+    return lost / (work_s + lost) if work_s + lost else 0.0
+
+
+def min_work_per_message(overhead_s: float, max_share: float = 0.1) -> float:
+    """Seconds of work one message must carry to keep the overhead under ``max_share``.
+
+    From ``overhead_s / (work + overhead_s) <= max_share``: ``work >= overhead_s * (1 - s) / s``,
+    i.e. 9 times the overhead for 10 %.
+
+    >>> min_work_per_message(10.0, 0.1)
+    90.0
+    """
+    if not 0 < max_share < 1:
+        raise ConfigError("max_share", f"must be in (0, 1), got {max_share}")
+    return overhead_s * (1.0 - max_share) / max_share

@@ -1,0 +1,143 @@
+"""Planner: a two-cut example worked out by hand, memory limits, and the `hierfl plan` command."""
+
+from __future__ import annotations
+
+import pytest
+
+from hierfl.cli import main
+from hierfl.errors import ConfigError
+from hierfl.planner import (
+    CutNumbers,
+    PlanSettings,
+    edge_memory,
+    format_plan,
+    plan_cuts,
+    recommendation,
+)
+
+# Edge 1e3 FLOP/s, cloud 1e6 FLOP/s, uplink = downlink = 8000 bit/s (1000 B/s), no latency;
+# one sample per batch, ten batches, one edge, Adam (two optimizer values per weight).
+SETTINGS = PlanSettings(
+    bitrate_bps=8000, edge_flops=1e3, cloud_flops=1e6, batch_size=1, samples=10, clients=1
+)
+
+# Cut "a": shallow, cheap on the edge, 1000 B of activations (+ 8 B label).
+#   edge = 3 * 100 / 1e3 + 3 * 10 / 1e3 = 0.33 s, link = 1008 / 1000 = 1.008 s,
+#   cloud = 3 * 1000 / 1e6 = 0.003 s -> hierarchical 10 * 1.008 + 0.33 + 0.003 = 10.413 s.
+#   split per batch: 0.1 + 1.008 + 0.003 + 1.0 (gradient down) + 0.2 = 2.311 -> 23.11 s.
+#   memory: 4 * 10 params * (1 + 1 + 2) + 1 * (4 input + 1000 saved) = 1164 B.
+CUT_A = CutNumbers(
+    cut="a",
+    edge_flops=100,
+    exit_flops=10,
+    cloud_flops=1000,
+    activation_bytes=1000,
+    input_bytes=4,
+    edge_params=10,
+    exit_params=0,
+    edge_saved_bytes=1000,
+)
+# Cut "b": deeper, 100 B of activations.
+#   edge = 3 * 200 / 1e3 = 0.6 s, link = 108 / 1000 = 0.108 s, cloud = 3 * 500 / 1e6 = 0.0015 s
+#   -> hierarchical 10 * 0.6 + 0.108 + 0.0015 = 6.1095 s: faster than "a".
+#   memory: 4 * 1000 * 4 + (4 + 100) = 16104 B.
+CUT_B = CutNumbers(
+    cut="b",
+    edge_flops=200,
+    exit_flops=0,
+    cloud_flops=500,
+    activation_bytes=100,
+    input_bytes=4,
+    edge_params=1000,
+    exit_params=0,
+    edge_saved_bytes=100,
+)
+
+
+def _times(plan, mode):
+    return {r.cut: r.epoch_s for r in plan.rows if r.mode == mode}
+
+
+def test_two_cuts_by_hand():
+    plan = plan_cuts([CUT_A, CUT_B], SETTINGS)
+    assert len(plan.rows) == 8  # two cuts x four modes
+    assert _times(plan, "hierarchical") == pytest.approx({"a": 10.413, "b": 6.1095})
+    assert _times(plan, "split")["a"] == pytest.approx(23.11)
+    assert _times(plan, "edge") == pytest.approx({"a": 3.3, "b": 6.0})
+    # Cloud mode: (4 + 8) B up per batch = 0.012 s; cloud trains 0.0003 + 0.003 s per batch.
+    assert _times(plan, "cloud")["a"] == pytest.approx(10 * 0.012 + 10 * 0.0033)
+    memory = {r.cut: r.edge_memory_bytes for r in plan.rows if r.mode == "hierarchical"}
+    assert memory == {"a": 1164, "b": 16104}
+    assert plan.recommended == "b"
+
+
+def test_faster_cut_that_does_not_fit_loses_to_one_that_does():
+    plan = plan_cuts(
+        [CUT_A, CUT_B], PlanSettings(**{**SETTINGS.__dict__, "edge_memory_bytes": 2000})
+    )
+    fits = {r.cut: r.fits for r in plan.rows if r.mode == "hierarchical"}
+    assert fits == {"a": True, "b": False}
+    assert plan.recommended == "a"
+
+
+def test_no_cut_fits():
+    plan = plan_cuts(
+        [CUT_A, CUT_B], PlanSettings(**{**SETTINGS.__dict__, "edge_memory_bytes": 100})
+    )
+    assert plan.recommended is None
+    assert recommendation(plan).startswith("recommended cut: none")
+
+
+def test_memory_estimate_per_mode():
+    cut = CutNumbers(
+        "c", 1, 1, 1, 8, 3, edge_params=5, exit_params=2, edge_saved_bytes=40, exit_saved_bytes=6
+    )
+    # Hierarchical: 4 * 7 * (2 + 1) + 2 * (3 + 40 + 6); split drops the exit; cloud: the batch.
+    assert edge_memory(cut, "hierarchical", 2, optimizer_slots=1) == 84 + 98
+    assert edge_memory(cut, "split", 2, optimizer_slots=1) == 60 + 86
+    assert edge_memory(cut, "cloud", 2, optimizer_slots=1) == 6
+
+
+def test_ties_go_to_the_shallower_cut():
+    twin = CutNumbers(**{**CUT_B.__dict__, "cut": "b2"})
+    assert plan_cuts([CUT_B, twin], SETTINGS).recommended == "b"
+
+
+def test_format_marks_the_recommended_cut():
+    plan = plan_cuts([CUT_A, CUT_B], SETTINGS)
+    lines = format_plan(plan.rows, plan.recommended).splitlines()
+    assert len(lines) == 4  # header, rule, two cuts
+    assert lines[3].startswith("b*") and lines[2].startswith("a ")
+
+
+def test_bad_settings():
+    with pytest.raises(ConfigError) as info:
+        PlanSettings(bitrate_bps=0)
+    assert info.value.key == "uplink_bps"
+    with pytest.raises(ConfigError):
+        plan_cuts([], SETTINGS)
+
+
+def test_cli_plan_prints_table_and_recommendation(capsys):
+    assert main(["plan", "--model", "small-cnn", "--input", "1x8x8", "--bitrate", "1e6"]) == 0
+    out = capsys.readouterr().out
+    assert "recommended cut: block" in out
+    assert all(cut in out for cut in ("block1", "block2", "block3"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--bitrate", "-1"], "--bitrate"),
+        (["--bitrate", "fast"], "--bitrate"),
+        (["--bitrate", "1e6", "--input", "8x8"], "--input"),
+        (["--bitrate", "1e6", "--model", "nope"], "--model"),
+        (["--bitrate", "1e6", "--batch-size", "2.5"], "--batch-size"),
+    ],
+)
+def test_cli_plan_bad_values_exit_2_with_one_line(capsys, argv, flag):
+    assert main(["plan", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in captured.err

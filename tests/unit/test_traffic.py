@@ -1,0 +1,164 @@
+"""Bytes per client and round in the in-process engine, worked out from the model and the data.
+
+Expected figures come from the sizes of things (samples, activation shape, edge weights), not
+from the accounting code: fp32 activations are 4 bytes a value, int8 one byte plus one float32
+scale per channel, labels 8 bytes, and each edge gets the weights down and sends them back up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from hierfl import edge_node
+from hierfl.config import HierConfig
+from hierfl.local import LocalFederation
+from hierfl.models import create_model
+from hierfl.orchestrator import Orchestrator
+from hierfl.run_folder import finish_run
+from hierfl.streams import partition_stream
+
+BASE = HierConfig(clients=2, experiences=2, rounds=1, local_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def small(digits_benchmark):
+    """The first 80 training and 40 test samples of each experience: byte counts need no more."""
+
+    def cut(exps, n):
+        return tuple(dataclasses.replace(e, x=e.x[:n], y=e.y[:n]) for e in exps)
+
+    return dataclasses.replace(
+        digits_benchmark,
+        train=cut(digits_benchmark.train, 80),
+        test=cut(digits_benchmark.test, 40),
+    )
+
+
+class FakeSleep:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def _run(bench, config, tmp_path, sleep=None):
+    streams = [partition_stream(config, bench, i, config.clients) for i in range(config.clients)]
+    fed = LocalFederation(config, streams, state_root=tmp_path / config.codec)
+    if sleep is not None:
+        fed.link.sleep = sleep
+    result = Orchestrator(config, fed, bench, poll_interval=0.0).run()
+    return streams, fed, result
+
+
+def _sizes(bench, config):
+    model = create_model(
+        config.model, cut=config.cut, num_classes=bench.num_classes, input_shape=bench.input_shape
+    )
+    state = sum(t.numel() * t.element_size() for t in model.edge.state_dict().values())
+    shape = model.activation_shape()
+    return state, math.prod(shape), shape[0]
+
+
+def test_bytes_per_client_and_round_fp32(small, tmp_path):
+    streams, fed, result = _run(small, BASE, tmp_path)
+    state, values, _ = _sizes(small, BASE)
+    comm = result.communication
+    for k in range(2):
+        row = comm["per_round"][k]
+        n = [len(s.experiences[k].y) for s in streams]
+        assert (row["experience"], row["round"]) == (k, 0)
+        assert row["downlink_bytes"] == 2 * state
+        assert row["uplink_bytes"] == sum(ni * (4 * values + 8) + state for ni in n)
+        assert (row["uplink_messages"], row["downlink_messages"]) == (2, 2)
+    for s in streams:
+        client = comm["per_client"][str(s.partition_id)]
+        n = sum(len(e.y) for e in s.experiences)
+        assert client["uplink_bytes"] == n * (4 * values + 8) + 2 * state
+        assert client["downlink_bytes"] == 2 * state
+    assert (comm["uplink_bytes"], comm["downlink_bytes"]) == fed.traffic()
+    assert result.emulated_link_s == 0.0
+
+
+def test_int8_uplink_is_a_quarter_of_fp32_and_training_still_works(digits_benchmark, tmp_path):
+    bench = dataclasses.replace(
+        digits_benchmark, train=digits_benchmark.train[:1], test=digits_benchmark.test[:1]
+    )
+    config = dataclasses.replace(BASE, experiences=1, rounds=2, local_epochs=2)
+    int8 = dataclasses.replace(config, codec="int8")
+    streams, _, fp32_result = _run(bench, config, tmp_path)
+    _, _, int8_result = _run(bench, int8, tmp_path)
+    state, values, channels = _sizes(bench, config)
+    n = sum(len(s.experiences[0].y) for s in streams) * config.local_epochs * config.rounds
+    replies = 2 * 2  # clients x rounds
+    fp32_up = fp32_result.communication["uplink_bytes"] - replies * state
+    int8_up = int8_result.communication["uplink_bytes"] - replies * state
+    assert fp32_up == n * (4 * values + 8)
+    assert int8_up == n * (values + 8) + replies * 4 * channels
+    assert 0.24 < int8_up / fp32_up < 0.27
+    fp32_acc = fp32_result.matrix.row("cloud", 0)[-1]
+    int8_acc = int8_result.matrix.row("cloud", 0)[-1]
+    assert int8_acc > 0.5  # 5 classes in the experience: chance is 0.2
+    assert abs(int8_acc - fp32_acc) <= 0.1
+
+
+def test_link_emulation_delays_every_message_by_its_size(small, tmp_path):
+    config = dataclasses.replace(BASE, bitrate=8e6, downlink_bitrate=4e6, latency=0.01)
+    sleep = FakeSleep()
+    streams, _, result = _run(small, config, tmp_path, sleep)
+    state, values, _ = _sizes(small, config)
+    expected = []
+    for k in range(2):
+        for s in streams:
+            n = len(s.experiences[k].y)
+            expected.append(0.01 + 8 * state / 4e6)  # weights down
+            expected.append(0.01 + 8 * (n * (4 * values + 8) + state) / 8e6)  # chunk up
+    assert sleep.calls == pytest.approx(expected)
+    assert result.emulated_link_s == pytest.approx(sum(expected))
+    per_client = result.communication["per_client"]
+    # partition 0 ran first in each round: messages 0, 1 (experience 0) and 4, 5 (experience 1)
+    own = sum(expected[i] for i in (0, 1, 4, 5))
+    assert per_client["0"]["emulated_link_s"] == pytest.approx(own)
+
+
+def test_split_counts_each_batch_both_ways(small, tmp_path):
+    config = dataclasses.replace(BASE, mode="split", experiences=2)
+    streams, _, result = _run(small, config, tmp_path)
+    state, values, _ = _sizes(small, config)
+    n = sum(len(e.y) for s in streams for e in s.experiences)
+    replies = 2 * 2
+    comm = result.communication
+    assert comm["uplink_bytes"] == n * (4 * values + 8) + replies * state
+    assert comm["downlink_bytes"] == n * 4 * values + replies * state
+
+
+def test_metrics_json_carries_the_communication_blocks(small, tmp_path):
+    config = dataclasses.replace(BASE, latency=0.001)
+    _, _, result = _run(small, config, tmp_path, FakeSleep())
+    finish_run(config, result, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    comm = metrics["communication"]
+    assert [r["experience"] for r in comm["per_round"]] == [0, 1]
+    assert sorted(comm["per_client"]) == ["0", "1"]
+    assert comm["codec"] == "fp32"
+    assert sum(r["uplink_bytes"] for r in comm["per_round"]) == comm["uplink_bytes"]
+    # 2 experiences x 2 edges x (request + reply), 1 ms each
+    assert metrics["time"]["emulated_link_s"] == pytest.approx(8 * 0.001)
+
+
+def test_edge_slowdown_is_added_to_the_edge_compute(small, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_slow_down(compute_s, factor, **_):
+        calls.append((compute_s, factor))
+        return (factor - 1.0) * compute_s
+
+    monkeypatch.setattr(edge_node, "slow_down", fake_slow_down)
+    config = dataclasses.replace(BASE, edge_slowdown=10.0, experiences=2)
+    _, _, result = _run(small, config, tmp_path)
+    assert len(calls) == 4 and all(f == 10.0 for _, f in calls)
+    assert result.edge_compute_s == pytest.approx(10.0 * sum(c for c, _ in calls))
