@@ -63,7 +63,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         def cell(key: str, f: dict[str, float] = f) -> str:
             return f"{f[key]:.3f}" if key in f else "-"
 
-        clients = [c["edge_accuracy"] for c in r.get("per_client", {}).values() if c]
+        clients = [
+            c["edge_accuracy"]
+            for c in r.get("per_client", {}).values()
+            if c.get("edge_accuracy") is not None
+        ]
         spread = f"{min(clients):.3f}-{max(clients):.3f}" if clients else "-"
         lines.append(
             f"| {r['strategy']} | {r['mode']} | {cell('cloud_accuracy')} | "

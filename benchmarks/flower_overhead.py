@@ -68,11 +68,12 @@ def round_overheads(metrics: dict, clients: int) -> list[dict]:
 def run_deployment(name: str, values: dict, out: Path) -> dict:
     from hierfl.app.launch import run_local
 
-    config = HierConfig.from_mapping({**values, "out": str(out / "runs" / name)}).validate()
+    folder = out / "runs" / "".join(c if c.isalnum() else "-" for c in name)
+    config = HierConfig.from_mapping({**values, "out": str(folder)}).validate()
     start = time.perf_counter()
     run_local(config, echo=io.StringIO(), timeout=900)
     total = time.perf_counter() - start
-    metrics = json.loads((out / "runs" / name / "metrics.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
     rounds = round_overheads(metrics, config.clients)
     median = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     return {
@@ -108,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec("ray")
         else {
             "available": False,
-            "reason": "ray is not installed in this environment (flwr[simulation] extra), and "
-            "Flower 1.42 has no Ray-free in-process runtime for Message-API apps",
+            "reason": "ray is not installed in this environment (the flwr[simulation] extra); "
+            "Flower 1.42's simulation engine (flwr run with a simulation SuperLink, or the "
+            "deprecated run_simulation) runs ClientApps only on its Ray backend",
         }
     )
     overhead = max(r["median"]["message_overhead_s"] for r in result["deployment"].values())

@@ -66,8 +66,8 @@ class Workload:
 
 WORKLOADS = (
     Workload("small-cnn/digits", "small-cnn", "block3", (1, 8, 8), 16, 16, "digits"),
-    Workload("resnet18/cifar-shaped", "resnet18", "layer4", (3, 32, 32), 4, 5, "synthetic"),
-    Workload("vgg16/cifar-shaped", "vgg16", "block3", (3, 32, 32), 4, 6, "synthetic"),
+    Workload("resnet18/cifar-shaped", "resnet18", "layer4", (3, 32, 32), 4, 8, "synthetic"),
+    Workload("vgg16/cifar-shaped", "vgg16", "block3", (3, 32, 32), 4, 10, "synthetic"),
 )
 
 

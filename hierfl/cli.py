@@ -18,6 +18,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"clients": 2, "experiences": 2, "rounds": 2, "local-epochs": 1},
 }
 
+# Scenarios that need no local dataset folder.
+BUNDLED_SCENARIOS = ("digits", "synthetic")
+
 # CLI flag -> config key, for the flags that are shorthands.
 _FLAGS = {
     "mode": "mode",
@@ -278,6 +281,15 @@ def _resume_config(args: argparse.Namespace) -> HierConfig:
     return config
 
 
+def _check_data(config: HierConfig) -> None:
+    """Fail before any process starts when a local dataset folder is missing or incomplete."""
+    if config.scenario in BUNDLED_SCENARIOS:
+        return
+    from hierfl.streams import build_benchmark
+
+    build_benchmark(config)  # raises ConfigError("data-dir", <the expected layout>)
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through run_local's cleanup of Flower processes
 
@@ -294,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             plan(args)
             return 0
         config = resolve_config(args)
+        _check_data(config)
         from hierfl.app.launch import run_local
 
         print(

@@ -149,6 +149,27 @@ class Processes:
         self.procs, self._logs = [], []
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes (this one aside) whose command line or environment contains ``text``.
+
+    Every process of a local run mentions its run folder (``FLWR_HOME`` lives there), so this
+    finds them all, also after their parent was killed with SIGKILL.
+    """
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        if int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (entry / "environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if (text in cmdline or text in environ) and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
 def _descendants(root: int) -> list[int]:
     """Every process below ``root`` (Linux ``/proc``; elsewhere none are found)."""
     children: dict[int, list[int]] = {}

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hierfl.app.launch import processes_mentioning
+
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 
@@ -51,22 +53,6 @@ def test_hierfl_run_tiny_preset_writes_the_run_folder(tmp_path):
     assert (out / "log.txt").exists()
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            environ = (entry / "environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if (text in cmdline or text in environ) and state != "Z":  # FLWR_HOME is in the env
-            pids.append(int(entry.name))
-    return pids
-
-
 def test_sigterm_stops_every_flower_process(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -79,17 +65,17 @@ def test_sigterm_stops_every_flower_process(tmp_path):
     for line in proc.stdout:  # wait until the SuperLink and both SuperNodes are working
         if "edges connected" in line:
             break
-    assert _processes_mentioning(str(out)), "the run's processes should be up by now"
+    assert processes_mentioning(str(out)), "the run's processes should be up by now"
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=60)
         assert proc.returncode != 0
         deadline = time.monotonic() + 30
-        while _processes_mentioning(str(out)) and time.monotonic() < deadline:
+        while processes_mentioning(str(out)) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert _processes_mentioning(str(out)) == []
+        assert processes_mentioning(str(out)) == []
     finally:  # whatever the outcome, nothing this test started outlives it
-        for pid in _processes_mentioning(str(out)) + [proc.pid]:
+        for pid in processes_mentioning(str(out)) + [proc.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

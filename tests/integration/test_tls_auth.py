@@ -23,6 +23,7 @@ from hierfl.app.launch import (
     Processes,
     flower_env,
     free_port,
+    processes_mentioning,
     start_clients,
     start_superlink,
     write_app,
@@ -40,23 +41,6 @@ BIN = Path(sys.executable).parent
 REFUSAL_TIMEOUT = 60.0  # seconds a refused client may take to give up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Live processes whose command line or environment (FLWR_HOME) contains ``text``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            environ = (entry / "environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if (text in cmdline or text in environ) and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 def _client_argv(port: int, partition: int, state_dir: Path, security: list[str]) -> list[str]:
@@ -189,9 +173,9 @@ def test_tls_and_supernode_auth_admit_only_registered_clients(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     deadline = time.monotonic() + 15
-    while _processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+    while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    leftover = _processes_mentioning(str(tmp_path))
+    leftover = processes_mentioning(str(tmp_path))
     for pid in leftover:  # clean up before failing, so no stray process outlives the test
         os.kill(pid, signal.SIGKILL)
     assert leftover == []

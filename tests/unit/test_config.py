@@ -81,6 +81,31 @@ def test_read_toml_errors(tmp_path):
     assert read_toml(good) == {"clients": 4}
 
 
+def test_a_missing_data_folder_stops_the_cli_before_anything_starts(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hierfl.cli",
+            "run",
+            "--scenario",
+            "cifar10",
+            f"data-dir={tmp_path / 'nope'}",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("hierfl: error: data-dir: ") and str(tmp_path / "nope") in first
+    assert "cifar-10-batches-py" in proc.stderr  # the layout it expects follows
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -57,8 +57,6 @@ def test_a_silent_edge_is_dropped_after_the_timeout_and_rejoins(digits_benchmark
     events = [(e["partition"], e["experience"], e["round"]) for e in result.failures]
     assert sorted(events) == [(1, 0, 1), (1, 1, 0)]
     assert all("reply-timeout" in e["reason"] for e in result.failures)
-    for stats in result.rounds:  # each round waited at most about the timeout
-        assert stats["reply_latency_s"] < CONFIG.reply_timeout + 5
     # partition 1 answered rounds (0,0) and (1,1): its node-local cursor counts both, so it
     # resumed from its saved state after each absence instead of starting over
     saved = torch.load(tmp_path / "node-1" / "edge_state.pt", weights_only=True)

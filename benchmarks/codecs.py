@@ -1,0 +1,75 @@
+"""Uplink codecs side by side: bytes on the uplink and accuracy, same run otherwise.
+
+Hierarchical training on digits through the in-process federation (the same orchestrator and
+edge code as ``hierfl run``), once per codec (fp32, fp16, int8). Writes ``codecs.json`` and
+prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from hierfl.codecs import CODECS
+from hierfl.config import HierConfig, parse_overrides
+from hierfl.local import LocalFederation
+from hierfl.orchestrator import Orchestrator
+from hierfl.streams import build_benchmark, partition_stream
+
+
+def run_codecs(base: HierConfig) -> list[dict]:
+    bench = build_benchmark(base)
+    rows = []
+    for codec in CODECS:
+        config = dataclasses.replace(base, codec=codec)
+        streams = [
+            partition_stream(config, bench, i, config.clients) for i in range(config.clients)
+        ]
+        federation = LocalFederation(config, streams)
+        result = Orchestrator(config, federation, bench, poll_interval=0.0).run()
+        last = config.experiences - 1
+        rows.append(
+            {
+                "codec": codec,
+                "uplink_bytes": result.uplink_bytes,
+                "accuracy": {
+                    name: sum(result.matrix.row(name, last)) / (last + 1)
+                    for name in result.matrix.exits()
+                },
+            }
+        )
+        print(f"{codec}: {rows[-1]}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    args = p.parse_args(argv)
+    values = {"experiences": 1, "rounds": 3, "local-epochs": 2}
+    values.update(parse_overrides(args.overrides))
+    base = HierConfig.from_mapping(values).validate()
+    rows = run_codecs(base)
+    fp32 = rows[0]["uplink_bytes"]
+    print("| codec | uplink MiB | vs fp32 | cloud accuracy | edge-exit accuracy |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        acc = r["accuracy"]
+        print(
+            f"| {r['codec']} | {r['uplink_bytes'] / 2**20:.2f} | {r['uplink_bytes'] / fp32:.3f} | "
+            f"{acc['cloud']:.3f} | {acc['edge']:.3f} |"
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "codecs.json").write_text(
+        json.dumps({"benchmark": "codecs", "config": base.to_dict(), "rows": rows}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
