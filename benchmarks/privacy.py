@@ -22,7 +22,16 @@ from hierfl.metrics import summarize
 from hierfl.orchestrator import Orchestrator
 from hierfl.streams import build_benchmark, partition_stream
 
-SETTINGS = [(0.0, 0.0), (4.0, 0.0), (4.0, 0.05), (4.0, 0.1), (0.0, 0.2), (0.0, 0.5)]
+SETTINGS = [
+    (0.0, 0.0),
+    (4.0, 0.0),
+    (1.0, 0.0),
+    (4.0, 0.1),
+    (0.0, 0.5),
+    (0.0, 1.0),
+    (0.0, 2.0),
+    (1.0, 0.5),
+]
 
 
 def activation_norms(config: HierConfig, bench) -> list[float]:
