@@ -57,6 +57,9 @@ class SplitEdge:
         )
         self.batches = round_batches(config, stream, request)
         self.privacy = privacy_of(config)
+        # Edge-stability policy, as in hierarchical mode: past ``freeze-edge-after`` the cloud's
+        # gradient no longer moves the segment, so activations the cloud stored stay valid.
+        self.frozen = 0 <= config.freeze_edge_after < request.experience
         self.seed = (config.seed, stream.partition_id, request.experience, request.round)
         self.trained = 0
         self.compute_s = 0.0
@@ -78,6 +81,9 @@ class SplitEdge:
         """Apply the cloud's gradient at the cut for batch ``step``: one optimizer step."""
         start = time.perf_counter()
         x, y = self.batches[step]
+        if self.frozen:
+            self.trained += len(y)
+            return
         self.model.train()
         a = self.model.edge.segment(x.to(self.device))
         if tuple(grad.shape) != tuple(a.shape):

@@ -82,3 +82,26 @@ def test_early_exit_sweep_by_hand():
         cloud_acc = float((model(x).argmax(1) == y).float().mean())
     assert rows[0]["offload_fraction"] == 0.0 and rows[0]["accuracy"] == pytest.approx(edge_acc)
     assert rows[1]["offload_fraction"] == 1.0 and rows[1]["accuracy"] == pytest.approx(cloud_acc)
+
+
+def test_split_edge_stays_frozen_after_freeze_edge_after(digits_benchmark):
+    from hierfl.edge_node import RoundRequest
+    from hierfl.split import run_split_round
+
+    config = dataclasses.replace(TINY, mode="split", freeze_edge_after=0, local_epochs=1)
+    stream = PARTITIONERS.get("iid")(digits_benchmark, partition_id=0, num_partitions=1, seed=0)
+    model = create_model(
+        "small-cnn", cut="", num_classes=10, input_shape=digits_benchmark.input_shape, seed=0
+    )
+    cloud = CloudTrainer(model.cloud, lr=0.01, optimizer="adam")
+    start = {k: v.clone() for k, v in model.edge.state_dict().items()}
+
+    def moved(experience: int) -> bool:
+        result = run_split_round(
+            config, RoundRequest(experience, 0), start, stream, cloud.train_batch_grad
+        )
+        assert result.chunk.trained == len(stream.experiences[experience])
+        return any(not torch.equal(v, start[k]) for k, v in result.edge_state.items())
+
+    assert moved(0)  # experience 0 trains the segment
+    assert not moved(1)  # after it, the cloud's gradient no longer moves it
