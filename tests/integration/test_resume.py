@@ -23,7 +23,15 @@ from hierfl.streams import build_benchmark, partition_stream
 
 pytestmark = pytest.mark.integration
 
-CONFIG = {"clients": 2, "experiences": 3, "rounds": 2, "local-epochs": 1, "cl": "cloud-replay"}
+CONFIG = {
+    "clients": 2,
+    "experiences": 3,
+    "rounds": 2,
+    "local-epochs": 1,
+    "cl": "cloud-replay",
+    "freeze-edge-after": 0,  # the edge-stability policy cloud replay needs
+    "cloud-lr": 0.0005,
+}
 
 # The server, in a process of its own so that it can be killed: the in-process engine with
 # node-local edge folders under NODES and checkpoints in RUN.
@@ -59,7 +67,6 @@ def _wait_for_checkpoint(path: Path, proc: subprocess.Popen, rounds_done: int) -
     raise AssertionError("no checkpoint after the first experience within 300 s")
 
 
-@pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     config = HierConfig.from_mapping(CONFIG).validate()
     straight = _run(config, tmp_path / "nodes-a", None)
