@@ -69,7 +69,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", help="edge aggregation strategy (fedavg, fedprox, ...)")
     p.add_argument("--exit-head", help="exit head: the model's own, conv or mlp")
     p.add_argument(
-        "--cl", help="continual-learning strategies joined by '+': naive, edge-replay, cloud-replay"
+        "--cl",
+        help="continual-learning strategies joined by '+': naive, edge-replay, lwf, ewc, "
+        "cloud-replay",
     )
     p.add_argument(
         "--device",
