@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from hierfl.cloud import CloudStats, CloudTrainer
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError
 from hierfl.metrics import AccuracyMatrix
@@ -80,6 +81,33 @@ def restore_result(result: Any, state: dict[str, Any]) -> None:
         elif f.name == "clients":
             value = {int(pid): AccuracyMatrix.from_dict(m) for pid, m in value.items()}
         setattr(result, f.name, value)
+
+
+def cloud_snapshot(cloud: CloudTrainer, uploads: list) -> dict[str, Any]:
+    """The cloud trainer's state: module, optimizer, stats, RNG, continual state, seen classes,
+    and (cloud mode) the current experience's uploads."""
+    return {
+        "module": {k: v.detach().cpu() for k, v in cloud.cloud.state_dict().items()},
+        "optimizer": cloud.optimizer.state_dict() if cloud.optimizer else None,
+        "stats": dataclasses.asdict(cloud.stats),
+        "generator": cloud.generator.get_state(),
+        "continual": cloud.continual.cloud_state(),
+        "seen": cloud.seen.classes() if cloud.seen is not None else [],
+        "uploads": uploads,
+    }
+
+
+def restore_cloud(cloud: CloudTrainer, saved: dict[str, Any]) -> list:
+    """Load ``cloud_snapshot``'s output into ``cloud``; returns the saved uploads."""
+    cloud.cloud.load_state_dict(saved["module"])
+    if cloud.optimizer is not None and saved["optimizer"] is not None:
+        cloud.optimizer.load_state_dict(saved["optimizer"])
+    cloud.stats = CloudStats(**saved["stats"])
+    cloud.generator.set_state(saved["generator"])
+    cloud.continual.load_cloud_state(saved["continual"])
+    if cloud.seen is not None:
+        cloud.seen.add(torch.tensor(saved["seen"], dtype=torch.long))
+    return list(saved["uploads"])
 
 
 def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:

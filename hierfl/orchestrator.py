@@ -8,13 +8,10 @@ mini-batch at a time between polls instead of idling while edges compute.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -22,12 +19,14 @@ from torch import nn
 from hierfl.checkpoint import (
     Checkpoint,
     check_compatible,
+    cloud_snapshot,
     load_checkpoint,
+    restore_cloud,
     restore_result,
     result_state,
     save_checkpoint,
 )
-from hierfl.cloud import CloudStats, CloudTrainer
+from hierfl.cloud import CloudTrainer
 from hierfl.config import HierConfig
 from hierfl.continual import build_continual
 from hierfl.data import Benchmark
@@ -39,66 +38,11 @@ from hierfl.masking import SeenClasses
 from hierfl.metrics import AccuracyMatrix
 from hierfl.models import SplitModel, create_model
 from hierfl.modes import MODES
+from hierfl.progress import log_round
+from hierfl.rounds import EdgeFailure, EdgeState, Federation, RunResult
 from hierfl.validation import check_batch, validate_result
 
 log = logging.getLogger("hierfl")
-
-EdgeState = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class EdgeFailure:
-    """An edge that did not deliver a usable result this round."""
-
-    node: str
-    reason: str
-    partition_id: int | None = None  # when known: the edge's data partition
-
-
-class Federation(Protocol):
-    """How the cloud reaches its edges."""
-
-    def wait_for_edges(self, count: int, timeout: float) -> int: ...
-
-    def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int: ...
-
-    def poll(self) -> list[RoundResult | EdgeFailure]: ...
-
-    def outstanding(self) -> int: ...
-
-    def expire(self) -> list[EdgeFailure]: ...
-
-    def discard(self, result: RoundResult) -> None: ...
-
-    def aggregate(self) -> EdgeState | None: ...
-
-    def traffic(self) -> tuple[int, int]: ...
-
-    def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-        """Split mode: how to get the cloud's gradient at the cut for a batch of activations."""
-
-
-@dataclass
-class RunResult:
-    """Everything the report needs, gathered during the run."""
-
-    matrix: AccuracyMatrix
-    classes: list[list[int]]
-    rounds: list[dict[str, float | int]] = field(default_factory=list)
-    failures: list[dict[str, object]] = field(default_factory=list)
-    rejected: int = 0
-    edge_compute_s: float = 0.0
-    cloud_compute_s: float = 0.0
-    wall_s: float = 0.0
-    uplink_bytes: int = 0
-    downlink_bytes: int = 0
-    raw_input_bytes_uplink: int = 0
-    early_exit: list[dict[str, float]] = field(default_factory=list)
-    early_exit_by_experience: list[dict[str, object]] = field(default_factory=list)
-    clients: dict[int, AccuracyMatrix] = field(default_factory=dict)
-    # Traffic per round and per client, from the federation's TrafficLog (hierfl.link).
-    communication: dict[str, object] = field(default_factory=dict)
-    emulated_link_s: float = 0.0
 
 
 class Orchestrator:
@@ -234,7 +178,7 @@ class Orchestrator:
             }
             stats["waiting_s"] = max(stats["wall_s"] - stats["cloud_compute_s"], 0.0)
             result.rounds.append(stats)
-            self._log_round(request, stats, result if last_round else None)
+            log_round(self.config, request, stats, result if last_round else None)
             every = cfg.checkpoint_every
             if self.checkpoint_dir is not None and (
                 (last_round and every >= 0) or (every > 0 and (i + 1) % every == 0)
@@ -262,21 +206,12 @@ class Orchestrator:
         assert self.checkpoint_dir is not None
         self._drain()
         self._totals(result, start)
-        cloud = self.cloud
         checkpoint = Checkpoint(
             config=self.config.to_dict(),
             next_round=next_round,
             state_key=self.state_key,
             edge_state={k: v.detach().cpu() for k, v in edge_state.items()},
-            cloud={
-                "module": {k: v.detach().cpu() for k, v in cloud.cloud.state_dict().items()},
-                "optimizer": cloud.optimizer.state_dict() if cloud.optimizer else None,
-                "stats": dataclasses.asdict(cloud.stats),
-                "generator": cloud.generator.get_state(),
-                "continual": cloud.continual.cloud_state(),
-                "seen": cloud.seen.classes() if cloud.seen is not None else [],
-                "uploads": self._uploads,
-            },
+            cloud=cloud_snapshot(self.cloud, self._uploads),
             result=result_state(result),
         )
         path = save_checkpoint(self.checkpoint_dir, checkpoint)
@@ -287,16 +222,7 @@ class Orchestrator:
         checkpoint = load_checkpoint(self.config.resume)
         check_compatible(checkpoint, self.config)
         restore_result(result, checkpoint.result)
-        cloud, saved = self.cloud, checkpoint.cloud
-        cloud.cloud.load_state_dict(saved["module"])
-        if cloud.optimizer is not None and saved["optimizer"] is not None:
-            cloud.optimizer.load_state_dict(saved["optimizer"])
-        cloud.stats = CloudStats(**saved["stats"])
-        cloud.generator.set_state(saved["generator"])
-        cloud.continual.load_cloud_state(saved["continual"])
-        if cloud.seen is not None:
-            cloud.seen.add(torch.tensor(saved["seen"], dtype=torch.long))
-        self._uploads = list(saved["uploads"])
+        self._uploads = restore_cloud(self.cloud, checkpoint.cloud)
         self._prior_wall = result.wall_s
         self._prior_traffic = (result.uplink_bytes, result.downlink_bytes)
         if checkpoint.state_key:
@@ -470,30 +396,3 @@ class Orchestrator:
             accs = exit_accuracies(self.model, exp.x, exp.y, classes=classes)
             for exit_name in self.mode.exits:
                 matrix.record(exit_name, experience, j, accs[exit_name])
-
-    def _log_round(
-        self, request: RoundRequest, stats: dict[str, float | int], result: RunResult | None
-    ) -> None:
-        """One progress line per round; at an experience's end, with the accuracies."""
-        log.info(
-            "exp %d/%d round %d/%d: %d examples; replies in %.1fs; edge compute %.2fs, "
-            "cloud %.2fs, wall %.1fs%s",
-            request.experience + 1,
-            self.config.experiences,
-            request.round + 1,
-            self.config.rounds,
-            stats["examples"],
-            stats["reply_latency_s"],
-            stats["edge_compute_s"],
-            stats["cloud_compute_s"],
-            stats["wall_s"],
-            self._accuracy_suffix(result, request) if result is not None else "",
-        )
-
-    @staticmethod
-    def _accuracy_suffix(result: RunResult, request: RoundRequest) -> str:
-        k = request.experience
-        rows = {name: result.matrix.row(name, k) for name in result.matrix.exits()}
-        newest = " ".join(f"{name} {row[-1]:.3f}" for name, row in rows.items())
-        seen = " ".join(f"{name} {sum(row) / len(row):.3f}" for name, row in rows.items())
-        return f" | newest classes: {newest}; seen so far: {seen}"
