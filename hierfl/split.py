@@ -18,7 +18,14 @@ from hierfl.config import HierConfig
 from hierfl.data import ClientStream
 from hierfl.devices import resolve_device
 from hierfl.edge import EdgeChunk
-from hierfl.edge_node import RoundRequest, RoundResult, edge_model, privacy_of, round_batches
+from hierfl.edge_node import (
+    RoundRequest,
+    RoundResult,
+    _seed,
+    edge_model,
+    privacy_of,
+    round_batches,
+)
 from hierfl.optim import make_optimizer
 from hierfl.storage import save_atomic
 
@@ -60,7 +67,7 @@ class SplitEdge:
         # Edge-stability policy, as in hierarchical mode: past ``freeze-edge-after`` the cloud's
         # gradient no longer moves the segment, so activations the cloud stored stay valid.
         self.frozen = 0 <= config.freeze_edge_after < request.experience
-        self.seed = (config.seed, stream.partition_id, request.experience, request.round)
+        self.noise_seed = _seed(config, stream.partition_id, request.experience, request.round, 7)
         self.trained = 0
         self.compute_s = 0.0
 
@@ -70,7 +77,7 @@ class SplitEdge:
         self.model.train()
         with torch.no_grad():
             a = self.model.edge.segment(x.to(self.device))
-        generator = torch.Generator().manual_seed(hash((*self.seed, step)) % 2**62)
+        generator = torch.Generator().manual_seed(self.noise_seed + step)
         shipped = self.privacy.apply(a.cpu(), generator)
         self.compute_s += time.perf_counter() - start
         return SplitStep(

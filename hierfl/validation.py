@@ -49,7 +49,7 @@ def validate_result(
     if activation_shape is None:  # split and edge modes ship no tensors with the weights
         if len(y) or a.numel():
             raise ChunkRejected("this mode ships no activations, but the reply carries some")
-    elif chunk.backlog < 0 or chunk.trained + chunk.backlog not in (chunk.backlog, len(y)):
+    elif chunk.backlog < 0 or chunk.trained not in (0, len(y) - chunk.backlog):
         raise ChunkRejected(
             f"trained on {chunk.trained} samples plus {chunk.backlog} from the backlog "
             f"but shipped {len(y)}"
