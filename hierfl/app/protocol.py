@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from hierfl.codecs import Encoded, decode, encode
 from hierfl.edge import EdgeChunk
@@ -75,12 +75,12 @@ def request_config(request: RoundRequest) -> ConfigRecord:
     return ConfigRecord({"experience": request.experience, "round": request.round})
 
 
-def decode_request(msg: Message) -> tuple[RoundRequest, dict[str, torch.Tensor], float]:
+def decode_request(content: RecordDict) -> tuple[RoundRequest, dict[str, torch.Tensor], float]:
     """The round asked for, the aggregated edge weights, and FedProx's mu (0 if absent)."""
     try:
-        cfg = msg.content[CONFIG]
+        cfg = content[CONFIG]
         request = RoundRequest(int(cfg["experience"]), int(cfg["round"]))
-        state = msg.content[ARRAYS].to_torch_state_dict()
+        state = content[ARRAYS].to_torch_state_dict()
     except KeyError as exc:
         raise ChunkRejected(f"malformed request: missing {exc}") from None
     return request, state, float(cfg.get("proximal-mu", 0.0))
@@ -204,11 +204,11 @@ def encode_gradient(request: RoundRequest, step: int, grad: torch.Tensor) -> Rec
     )
 
 
-def decode_gradient(msg: Message) -> tuple[RoundRequest, int, torch.Tensor]:
+def decode_gradient(content: RecordDict) -> tuple[RoundRequest, int, torch.Tensor]:
     try:
-        cfg = msg.content[CONFIG]
+        cfg = content[CONFIG]
         request = RoundRequest(int(cfg["experience"]), int(cfg["round"]))
-        grad = torch.from_numpy(msg.content[GRAD]["g"].numpy().copy())
+        grad = torch.from_numpy(content[GRAD]["g"].numpy().copy())
         return request, int(cfg[SPLIT_STEP]), grad
     except KeyError as exc:
         raise ChunkRejected(f"malformed gradient message: missing {exc}") from None

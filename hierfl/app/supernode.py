@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import secrets
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
+
+from hierfl.app import edge_worker
+
+SUPEREXEC_POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("--insecure", action="store_true", help="plain HTTP (loopback/tests only)")
     sec.add_argument("--root-certificates", help="CA certificate to verify the SuperLink (TLS)")
     p.add_argument("--auth-key", help="private key for SuperNode authentication")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.25,
+        help="seconds between the SuperNode's polls for new messages (Flower's default is 3; "
+        "shorter polls cut the wait for each message at the cost of more idle requests)",
+    )
+    p.add_argument(
+        "--no-edge-worker",
+        action="store_true",
+        help="run every message in Flower's fresh ClientApp process (imports torch each time) "
+        "instead of a long-lived edge worker",
+    )
     return p
 
 
@@ -42,14 +64,20 @@ def _fail(parser: argparse.ArgumentParser, key: str, message: str) -> None:
     parser.exit(2, f"hierfl-client: error: {key}: {message}\n")
 
 
-def supernode_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
-    state_dir = args.state_dir or str(
-        Path.home() / ".cache" / "hierfl" / f"node-{args.partition_id}"
-    )
+def state_dir_of(args: argparse.Namespace) -> str:
+    return args.state_dir or str(Path.home() / ".cache" / "hierfl" / f"node-{args.partition_id}")
+
+
+def supernode_argv(
+    args: argparse.Namespace, extra: list[str], worker: tuple[str, bytes] | None = None
+) -> list[str]:
+    """flower-supernode's command line; ``worker`` is the edge worker's (address, key)."""
     node_config = (
         f"partition-id={args.partition_id} num-partitions={args.num_partitions} "
-        f'state-dir="{state_dir}" data-dir="{args.data_dir}"'
+        f'state-dir="{state_dir_of(args)}" data-dir="{args.data_dir}"'
     )
+    if worker is not None:
+        node_config += f' edge-worker="{worker[0]}" edge-worker-key="{worker[1].hex()}"'
     port = args.port if args.port is not None else 9094 + args.partition_id
     argv = [
         "flower-supernode",
@@ -67,6 +95,51 @@ def supernode_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
     if args.auth_key:
         argv += ["--auth-supernode-private-key", args.auth_key]
     return argv + extra
+
+
+def _start_worker(state_dir: Path) -> tuple[str, bytes]:
+    """Start the node's edge worker; it is stopped when this process exits (or dies)."""
+    key = secrets.token_bytes(32)
+    proc, address = edge_worker.start(state_dir, key, state_dir / "edge-worker.log")
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(os.path.dirname(address), ignore_errors=True)
+
+    atexit.register(stop)
+    return address, key
+
+
+class _CappedSleep:
+    """A stand-in for the ``time`` module whose ``sleep`` waits at most ``cap`` seconds."""
+
+    def __init__(self, cap: float) -> None:
+        self._cap = cap
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, self._cap))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+def poll_every(seconds: float) -> None:
+    """Make the SuperNode poll for messages (and for its ClientApp's reply) every ``seconds``.
+
+    Flower 1.42 sleeps a hard-coded 3 s between polls when no message is waiting, and 0.5 s
+    while its ClientApp works; on average that adds 1.5 s to every message. hierfl pins
+    ``flwr==1.42.0``; with another version this does nothing and says so.
+    """
+    from flwr.supernode import start_client_internal as internal
+
+    if getattr(internal, "time", None) is not time:
+        print("hierfl-client: cannot set the SuperNode's poll interval here", file=sys.stderr)
+        return
+    internal.time = _CappedSleep(seconds)  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,13 +161,19 @@ def main(argv: list[str] | None = None) -> None:
             _fail(parser, key, f"no such file: {path}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         _fail(parser, "--data-dir", f"no such folder: {args.data_dir}")
+    if not 0.01 <= args.poll_interval <= 60:
+        _fail(parser, "--poll-interval", f"must be in [0.01, 60] seconds, got {args.poll_interval}")
     # flower-supernode spawns flower-superexec by name: make this environment's bin/ findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
-    sys.argv = supernode_argv(args, extra)
+    # flower-superexec (a child) polls for ClientApp tasks; Flower's default is once a second.
+    os.environ.setdefault(SUPEREXEC_POLL_ENV, str(min(args.poll_interval, 1.0)))
+    worker = None if args.no_edge_worker else _start_worker(Path(state_dir_of(args)))
+    sys.argv = supernode_argv(args, extra, worker)
     from flwr.supernode.cli import flower_supernode
 
+    poll_every(args.poll_interval)
     flower_supernode()
 
 

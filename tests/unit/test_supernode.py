@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from hierfl.app import supernode
 from hierfl.app.supernode import build_parser, supernode_argv
 
 
@@ -44,6 +45,29 @@ def test_node_config_carries_partition_and_state_dir():
     assert argv[-2:] == ["--max-retries", "3"]  # unknown flags pass through
 
 
+def test_node_config_names_the_edge_worker_and_its_key():
+    ns, extra = build_parser().parse_known_args(
+        ["--partition-id", "0", "--num-partitions", "1", "--insecure", "--state-dir", "/s"]
+    )
+    argv = supernode_argv(ns, extra, ("/tmp/w/edge-worker.sock", bytes([1, 171])))
+    pairs = dict(item.split("=", 1) for item in shlex.split(argv[argv.index("--node-config") + 1]))
+    assert pairs["edge-worker"] == "/tmp/w/edge-worker.sock"
+    assert pairs["edge-worker-key"] == "01ab"
+
+
+def test_poll_every_caps_the_supernode_sleeps(monkeypatch):
+    from flwr.supernode import start_client_internal as internal
+
+    slept: list[float] = []
+    monkeypatch.setattr(internal, "time", internal.time)  # restored after the test
+    monkeypatch.setattr(supernode.time, "sleep", slept.append)
+    supernode.poll_every(0.25)
+    internal.time.sleep(3)  # Flower's idle poll
+    internal.time.sleep(0.1)
+    assert slept == [0.25, 0.1]
+    assert internal.time.monotonic is supernode.time.monotonic  # the rest is the time module
+
+
 def test_tls_and_auth_flags():
     argv = _argv(
         "--partition-id",
@@ -72,6 +96,10 @@ def test_tls_and_auth_flags():
         (
             ["--partition-id", "0", "--num-partitions", "1", "--insecure", "--data-dir", "/no/dir"],
             "--data-dir: no such folder",
+        ),
+        (
+            ["--partition-id", "0", "--num-partitions", "1", "--insecure", "--poll-interval", "0"],
+            "--poll-interval",
         ),
     ],
 )

@@ -1,0 +1,150 @@
+"""The edge's work for one message: a ``train`` request in, weights plus activations out.
+
+``hierfl.app.client_app`` hands each message here, either in its own process or through the
+node's long-lived edge worker (``hierfl.app.edge_worker``). Either way everything that must
+persist (optimizer, stream cursor, the cached stream) lives in the node-local state folder.
+
+Link emulation (``bitrate``, ``downlink-bitrate``, ``latency``): before returning a reply the
+handler sleeps the downlink time of the request it received plus the uplink time of its reply,
+both from their array payload bytes, and reports the sum as ``chunk["link-s"]``. Flower's own
+transfer over loopback comes on top (it is part of the measured fixed overhead).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from flwr.app import RecordDict
+
+from hierfl.app.protocol import (
+    decode_gradient,
+    decode_request,
+    encode_result,
+    encode_split_step,
+    payload_bytes,
+    stamp_link_seconds,
+)
+from hierfl.config import HierConfig
+from hierfl.data import ClientStream
+from hierfl.edge_node import run_edge_round
+from hierfl.link import LinkSpec, slow_down
+from hierfl.split import SplitEdge
+from hierfl.streams import load_client_stream
+
+SPLIT_STATE = "split_state.pt"
+
+
+@dataclass(frozen=True)
+class EdgeJob:
+    """What a handler needs from Flower's ``Context``, as plain picklable values."""
+
+    run_config: dict
+    node_config: dict
+    run_id: int
+
+
+def node_state_dir(node_config: dict, partition_id: int) -> Path:
+    configured = str(node_config.get("state-dir", "") or "")
+    if configured:
+        return Path(configured)
+    return Path(tempfile.gettempdir()) / "hierfl" / f"node-{partition_id}"
+
+
+def _emulate_link(job: EdgeJob, request: RecordDict, reply: RecordDict) -> float:
+    """Sleep the emulated request downlink plus reply uplink; stamp the seconds into the reply."""
+    spec = LinkSpec.from_config(HierConfig.from_mapping(job.run_config))
+    if not spec.enabled:
+        return 0.0
+    seconds = spec.seconds(payload_bytes(request), "down")
+    seconds += spec.seconds(payload_bytes(reply), "up")
+    time.sleep(seconds)
+    stamp_link_seconds(reply, seconds)
+    return seconds
+
+
+def _slowed(config: HierConfig, work: Callable[[], object]) -> object:
+    """Run ``work``, then sleep ``edge-slowdown - 1`` times as long (a weaker edge)."""
+    start = time.perf_counter()
+    out = work()
+    slow_down(time.perf_counter() - start, config.edge_slowdown)
+    return out
+
+
+@dataclass(frozen=True)
+class _Node:
+    """This node's view of the run: config, private stream and state folder."""
+
+    config: HierConfig
+    stream: ClientStream
+    run_dir: Path
+
+
+def _node(job: EdgeJob) -> _Node:
+    config = HierConfig.from_mapping(job.run_config)
+    partition_id = int(job.node_config["partition-id"])
+    num_partitions = int(job.node_config["num-partitions"])
+    state_dir = node_state_dir(job.node_config, partition_id)
+    data_dir = str(job.node_config.get("data-dir", "") or "")
+    if data_dir:
+        config = HierConfig.from_mapping({"data-dir": data_dir}, base=config)
+    if config.edge_threads:
+        torch.set_num_threads(config.edge_threads)
+    stream = load_client_stream(
+        config,
+        partition_id=partition_id,
+        num_partitions=num_partitions,
+        cache_dir=state_dir / "cache",
+    )
+    # ``state-key`` names an interrupted run's folder when it is resumed.
+    return _Node(config, stream, state_dir / (config.state_key or f"run-{job.run_id}"))
+
+
+def _round(content: RecordDict, job: EdgeJob) -> RecordDict:
+    """One round: the whole chunk, or in split mode the first batch's activations."""
+    node = _node(job)
+    request, edge_state, proximal_mu = decode_request(content)
+    if node.config.mode == "split":
+        edge = SplitEdge(node.config, request, edge_state, node.stream)
+        if not edge.batches:
+            return encode_result(edge.result())
+        step = _slowed(node.config, lambda: edge.forward(0))
+        edge.save(node.run_dir / SPLIT_STATE)
+        return encode_split_step(step, node.config.codec)  # type: ignore[arg-type]
+    result = run_edge_round(
+        node.config, request, edge_state, node.stream, node.run_dir, proximal_mu=proximal_mu
+    )
+    return encode_result(result, node.config.codec)
+
+
+def _split_step(content: RecordDict, job: EdgeJob) -> RecordDict:
+    """Split mode: apply the cloud's gradient for batch k, then send batch k+1 (or finish)."""
+    node = _node(job)
+    request, step, grad = decode_gradient(content)
+    edge = SplitEdge(node.config, request, {}, node.stream)
+    edge.load(node.run_dir / SPLIT_STATE)
+    _slowed(node.config, lambda: edge.backward(step, grad))
+    if step + 1 == len(edge.batches):
+        return encode_result(edge.result())
+    sent = _slowed(node.config, lambda: edge.forward(step + 1))
+    edge.save(node.run_dir / SPLIT_STATE)
+    return encode_split_step(sent, node.config.codec)  # type: ignore[arg-type]
+
+
+HANDLERS: dict[str, Callable[[RecordDict, EdgeJob], RecordDict]] = {
+    "round": _round,
+    "split": _split_step,
+}
+
+
+def handle(kind: str, content: RecordDict, job: EdgeJob) -> RecordDict:
+    """Run handler ``kind`` on a request's content; the reply carries its emulated link time."""
+    if kind not in HANDLERS:
+        raise ValueError(f"unknown edge handler {kind!r}; expected one of {sorted(HANDLERS)}")
+    reply = HANDLERS[kind](content, job)
+    _emulate_link(job, content, reply)
+    return reply

@@ -1,0 +1,136 @@
+"""The long-lived edge worker: same reply as in process, key check, fallback, lifetime."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from multiprocessing import AuthenticationError
+from pathlib import Path
+
+import pytest
+import torch
+from flwr.app import ArrayRecord, Context, RecordDict
+
+from hierfl.app import client_app, edge_worker
+from hierfl.app.edge_handlers import EdgeJob, handle
+from hierfl.app.protocol import ARRAYS, CONFIG, decode_result, request_config
+from hierfl.config import HierConfig
+from hierfl.edge_node import RoundRequest
+from hierfl.models import create_model
+
+KEY = bytes(range(32))
+
+
+def _wait_for(path: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, "the edge worker exited before it was ready"
+        assert time.monotonic() < deadline, "the edge worker never opened its socket"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def worker(tmp_path):
+    proc, address = edge_worker.start(tmp_path / "worker-node", KEY, tmp_path / "worker.log")
+    _wait_for(address, proc)
+    yield proc, address
+    proc.kill()
+    proc.wait(timeout=30)
+
+
+CONFIG_ = HierConfig(clients=2, experiences=1, rounds=1, local_epochs=1)
+
+
+def _request() -> RecordDict:
+    """Round 0 with the cloud's initial edge weights (fixed, as the ServerApp sends them)."""
+    torch.manual_seed(0)
+    model = create_model(CONFIG_.model, cut=CONFIG_.cut, num_classes=10, input_shape=(1, 8, 8))
+    return RecordDict(
+        {
+            ARRAYS: ArrayRecord(model.edge.state_dict()),
+            CONFIG: request_config(RoundRequest(experience=0, round=0)),
+        }
+    )
+
+
+def _job(state_dir: Path) -> tuple[dict, dict, int]:
+    config = CONFIG_
+    node = {"partition-id": 1, "num-partitions": 2, "state-dir": str(state_dir)}
+    return config.to_flwr(), node, 7
+
+
+def test_worker_reply_equals_the_in_process_reply(worker, tmp_path):
+    _, address = worker
+    here = decode_result(handle("round", _request(), EdgeJob(*_job(tmp_path / "here"))))
+    there = decode_result(
+        edge_worker.call(address, KEY, "round", _request(), _job(tmp_path / "there"))
+    )
+    assert there.partition_id == here.partition_id == 1
+    assert there.chunk.trained == here.chunk.trained > 0
+    assert torch.equal(there.chunk.labels, here.chunk.labels)
+    assert torch.allclose(there.chunk.activations, here.chunk.activations, atol=1e-5)
+    assert here.edge_state.keys() == there.edge_state.keys()
+    for name, value in here.edge_state.items():
+        assert torch.allclose(there.edge_state[name], value, atol=1e-5), name
+    # the worker wrote its node-local state where the job said, like the in-process path
+    assert (tmp_path / "there" / "run-7").is_dir() and (tmp_path / "here" / "run-7").is_dir()
+
+
+def test_a_failing_request_comes_back_as_an_error_and_the_worker_goes_on(worker, tmp_path):
+    proc, address = worker
+    with pytest.raises(edge_worker.EdgeWorkerError, match="unknown edge handler 'nope'"):
+        edge_worker.call(address, KEY, "nope", _request(), _job(tmp_path / "n"))
+    assert proc.poll() is None
+    reply = edge_worker.call(address, KEY, "round", _request(), _job(tmp_path / "n"))
+    assert decode_result(reply).chunk.trained > 0
+
+
+def test_a_peer_without_the_key_is_refused_and_the_worker_goes_on(worker, tmp_path):
+    proc, address = worker
+    with pytest.raises(AuthenticationError):
+        edge_worker.call(address, bytes(32), "round", _request(), _job(tmp_path / "k"))
+    assert proc.poll() is None
+    reply = edge_worker.call(address, KEY, "round", _request(), _job(tmp_path / "k"))
+    assert decode_result(reply).chunk.trained > 0
+
+
+def test_the_client_app_runs_the_request_itself_when_no_worker_answers(tmp_path):
+    run_config, node, run_id = _job(tmp_path / "s")
+    node = {**node, "edge-worker": str(tmp_path / "gone.sock"), "edge-worker-key": KEY.hex()}
+    context = Context(
+        run_id=run_id, node_id=1, node_config=node, state=RecordDict(), run_config=run_config
+    )
+    reply = client_app._dispatch("round", _request(), context)
+    assert decode_result(reply).partition_id == 1
+
+
+def test_the_worker_exits_when_hierfl_client_is_killed(tmp_path):
+    """The worker's parent is SIGKILLed (no atexit runs): the worker must not outlive it."""
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hierfl.app import edge_worker\n"
+        f"proc, address = edge_worker.start(Path({str(tmp_path)!r}), bytes(32), "
+        f"Path({str(tmp_path / 'w.log')!r}))\n"
+        "print(proc.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
