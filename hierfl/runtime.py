@@ -12,6 +12,8 @@ Assumptions shared by every mode:
 - The cloud is one device that processes one batch at a time, whoever it comes from.
 - Weight exchanges at round boundaries (edge aggregation, model download) are left out: they
   happen once per round, not once per batch, and do not differ between the cuts being compared.
+- Handing a batch from one stage to the next costs ``StageCosts.handoff_s`` (0 unless measured:
+  ``benchmarks/runtime.py`` does) on top of the stages' own work.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class StageCosts:
         cloud_fwd_s / cloud_bwd_s: the cloud segment ``f_c`` on the cloud device.
         cloud_edge_s: the edge segment, forward plus backward, run on the *cloud* device: what
             ``cloud`` mode costs for the part of the network that the other modes leave to edges.
+        handoff_s: handing one batch from a stage to the next, beyond either stage's work: the
+            sender passing it on and the receiver waking up to take it (queue put and get,
+            thread wake-up, the GIL; between machines, message dispatch). It is a fixed cost per
+            message, so it weighs most on small batches. Default 0: FLOP-based costs (the
+            planner) leave it out.
 
     Bytes:
         activation_bytes: activations at the cut (uplink in ``hierarchical`` and ``split``).
@@ -71,6 +78,7 @@ class StageCosts:
     gradient_bytes: float
     raw_bytes: float
     label_bytes: float = 0.0
+    handoff_s: float = 0.0
 
     def __post_init__(self) -> None:
         _check_non_negative("stage costs", {f.name: getattr(self, f.name) for f in fields(self)})
@@ -122,9 +130,11 @@ class Prediction:
     """Predicted wall-clock seconds for ``batches`` batches on each of ``clients`` edges.
 
     ``edge_s``, ``link_s`` and ``cloud_s`` are busy times of one edge, of one edge's link and of
-    the cloud. In the sequential modes the total is their sum. In ``hierarchical`` they overlap:
-    the total is ``batches`` times the slowest stage (``bottleneck``) plus ``fill_s``, the time
-    the other stages take once to fill and drain the pipeline.
+    the cloud, without hand-offs; ``handoff_s`` is the time the total spends handing batches
+    from stage to stage. In the sequential modes the total is the sum of all four. In
+    ``hierarchical`` the stages overlap: the total is ``batches`` times the slowest stage's work
+    (``bottleneck``), plus ``fill_s``, the work the other stages do once to fill and drain the
+    pipeline, plus ``handoff_s``.
     """
 
     mode: str
@@ -134,6 +144,7 @@ class Prediction:
     cloud_s: float
     fill_s: float = 0.0
     bottleneck: str = ""
+    handoff_s: float = 0.0
 
 
 def _check_counts(batches: int, clients: int) -> None:
@@ -144,7 +155,7 @@ def _check_counts(batches: int, clients: int) -> None:
 
 
 def _pipeline_stages(costs: StageCosts, link: Link, clients: int) -> dict[str, float]:
-    """Seconds per pipeline step of hierarchical training, by stage.
+    """Seconds of work per pipeline step of hierarchical training, by stage, without hand-offs.
 
     One step is one batch on every edge: edges and their links run side by side, while the
     cloud trains the ``clients`` batches one after another.
@@ -157,18 +168,23 @@ def _pipeline_stages(costs: StageCosts, link: Link, clients: int) -> dict[str, f
 
 
 def _hierarchical(costs: StageCosts, link: Link, batches: int, clients: int) -> Prediction:
-    stages = _pipeline_stages(costs, link, clients)
-    bottleneck = max(stages, key=lambda name: stages[name])
-    slowest = stages[bottleneck]
-    fill = sum(stages.values()) - slowest
+    work = _pipeline_stages(costs, link, clients)
+    # Every stage hands over each batch it handles: the cloud the ``clients`` batches of a step.
+    handoff = {"edge": costs.handoff_s, "link": costs.handoff_s, "cloud": clients * costs.handoff_s}
+    step = {name: work[name] + handoff[name] for name in work}
+    bottleneck = max(step, key=lambda name: step[name])
+    others = [name for name in step if name != bottleneck]
+    fill = sum(work[name] for name in others)
+    handoffs = batches * handoff[bottleneck] + sum(handoff[name] for name in others)
     return Prediction(
         mode="hierarchical",
-        total_s=batches * slowest + fill,
-        edge_s=batches * stages["edge"],
-        link_s=batches * stages["link"],
-        cloud_s=batches * stages["cloud"],
+        total_s=batches * work[bottleneck] + fill + handoffs,
+        edge_s=batches * work["edge"],
+        link_s=batches * work["link"],
+        cloud_s=batches * work["cloud"],
         fill_s=fill,
         bottleneck=bottleneck,
+        handoff_s=handoffs,
     )
 
 
@@ -181,7 +197,9 @@ def _split(costs: StageCosts, link: Link, batches: int, clients: int) -> Predict
     edge_s = steps * (costs.edge_fwd_s + costs.edge_bwd_s)
     link_s = steps * link_per_batch
     cloud_s = steps * costs.cloud_train_s
-    return Prediction("split", edge_s + link_s + cloud_s, edge_s, link_s, cloud_s)
+    handoffs = steps * 2 * costs.handoff_s  # activations to the cloud, gradient back
+    total = edge_s + link_s + cloud_s + handoffs
+    return Prediction("split", total, edge_s, link_s, cloud_s, handoff_s=handoffs)
 
 
 def _cloud(costs: StageCosts, link: Link, batches: int, clients: int) -> Prediction:
@@ -190,7 +208,9 @@ def _cloud(costs: StageCosts, link: Link, batches: int, clients: int) -> Predict
     # the training behind the upload would be faster; this is the mode as `hierfl run` runs it.
     link_s = batches * link.transfer_s(costs.raw_bytes + costs.label_bytes, "up")
     cloud_s = batches * clients * (costs.cloud_edge_s + costs.cloud_train_s)
-    return Prediction("cloud", link_s + cloud_s, 0.0, link_s, cloud_s)
+    handoffs = batches * costs.handoff_s  # each raw batch handed over once, edges side by side
+    total = link_s + cloud_s + handoffs
+    return Prediction("cloud", total, 0.0, link_s, cloud_s, handoff_s=handoffs)
 
 
 def _edge(costs: StageCosts, batches: int) -> Prediction:
@@ -202,11 +222,16 @@ def predict(mode: str, costs: StageCosts, link: Link, batches: int, clients: int
     """Predict the seconds to train ``batches`` batches on each of ``clients`` edges.
 
     - ``hierarchical``: pipelined edge (segment + exit), uplink, cloud; see ``Prediction``.
+      Each stage hands over every batch it handles, so each stage's time per step grows by
+      ``handoff_s`` (the cloud's by ``clients * handoff_s``): the slowest stage pays it once per
+      batch, the other stages once more in the fill: with one edge the hand-offs add
+      ``(batches + 2) * handoff_s``.
     - ``split``: per batch, edge forward, uplink, cloud forward and backward, gradient downlink,
-      edge backward; edges take turns, so everything adds up over ``batches * clients``.
-    - ``cloud``: upload every raw batch, then the cloud trains edge and cloud segments on all
-      batches of all edges (``cloud_edge_s`` + cloud segment per batch).
-    - ``edge``: edges train segment + exit on their own; no link, no cloud.
+      edge backward; edges take turns, so everything adds up over ``batches * clients``,
+      with two hand-offs per batch (activations up, gradient down).
+    - ``cloud``: upload every raw batch (one hand-off each), then the cloud trains edge and
+      cloud segments on all batches of all edges (``cloud_edge_s`` + cloud segment per batch).
+    - ``edge``: edges train segment + exit on their own; no link, no cloud, no hand-off.
 
     Raises:
         UnknownNameError: ``mode`` is not one of ``MODES``.
@@ -227,7 +252,9 @@ def predict(mode: str, costs: StageCosts, link: Link, batches: int, clients: int
 def ideal_bound(costs: StageCosts, link: Link, batches: int, clients: int = 1) -> float:
     """Lower bound on hierarchical time: every batch pays only the slowest stage, no fill.
 
-    ``predict("hierarchical", ...)`` exceeds it by exactly the pipeline fill.
+    The stages are the work of edge compute, link and cloud compute, without hand-offs: the
+    bound is what a perfect pipeline would take. ``predict("hierarchical", ...)`` exceeds it by
+    the pipeline fill plus the hand-offs (by exactly the fill when ``handoff_s`` is 0).
     """
     _check_counts(batches, clients)
     return batches * max(_pipeline_stages(costs, link, clients).values())

@@ -118,6 +118,65 @@ def test_ideal_bound_is_below_the_pipeline_by_the_fill():
     assert ideal_bound(COSTS, LINK, 10, clients=8) == pytest.approx(60.0)
 
 
+# The same stages with 0.2 s to hand each batch from one stage to the next.
+HANDED = StageCosts(**{**COSTS.__dict__, "handoff_s": 0.2})
+
+
+def test_handoff_defaults_to_zero():
+    assert COSTS.handoff_s == 0.0
+    for mode in ("hierarchical", "split", "cloud", "edge"):
+        assert predict(mode, COSTS, LINK, 10, clients=2).handoff_s == 0.0
+
+
+def test_hierarchical_slowest_stage_pays_the_handoff_per_batch_the_others_once():
+    # Per step: edge 3.5 + 0.2, link 1.1 + 0.2, cloud 0.75 + 0.2; the edge is still slowest.
+    # 10 * 3.7 + 1.3 + 0.95 = 39.25 = 35 (work) + 1.85 (fill) + 2.4 (hand-off: 12 * 0.2).
+    p = predict("hierarchical", HANDED, LINK, batches=10)
+    assert p.bottleneck == "edge"
+    assert p.total_s == pytest.approx(39.25)
+    assert p.fill_s == pytest.approx(1.85)
+    assert p.handoff_s == pytest.approx(2.4)
+    assert (p.edge_s, p.link_s, p.cloud_s) == pytest.approx((35.0, 11.0, 7.5))  # work only
+
+
+def test_cloud_hands_over_every_clients_batch():
+    # 8 edges: cloud 8 * (0.75 + 0.2) = 7.6 per step, edge 3.7, link 1.3.
+    # 10 * 7.6 + 3.7 + 1.3 = 81 = 60 (work) + 4.6 (fill) + 16.4 (10 * 1.6 + 0.2 + 0.2).
+    p = predict("hierarchical", HANDED, LINK, 10, clients=8)
+    assert p.bottleneck == "cloud"
+    assert p.total_s == pytest.approx(81.0)
+    assert p.handoff_s == pytest.approx(16.4)
+
+
+def test_handoff_can_move_the_bottleneck_but_not_the_bound():
+    # 4 edges: cloud work 3.0 < edge 3.5, but with hand-offs cloud 3.0 + 0.8 = 3.8 > edge 3.7.
+    # 10 * 3.8 + 3.7 + 1.3 = 43; the bound stays 10 * 3.5 of work at the edge.
+    p = predict("hierarchical", HANDED, LINK, 10, clients=4)
+    assert p.bottleneck == "cloud"
+    assert p.total_s == pytest.approx(43.0)
+    assert ideal_bound(HANDED, LINK, 10, clients=4) == pytest.approx(35.0)
+
+
+def test_ideal_bound_leaves_the_handoff_out():
+    # One edge: the prediction exceeds the bound by the fill (1.85) and 12 hand-offs (2.4).
+    assert ideal_bound(HANDED, LINK, 10) == ideal_bound(COSTS, LINK, 10) == pytest.approx(35.0)
+    p = predict("hierarchical", HANDED, LINK, 10)
+    assert p.total_s - ideal_bound(HANDED, LINK, 10) == pytest.approx(1.85 + 2.4)
+
+
+def test_split_pays_two_handoffs_per_batch():
+    # 20 batches of 6.95 s of work, each with activations up and a gradient down: + 2 * 0.2.
+    p = predict("split", HANDED, LINK, batches=10, clients=2)
+    assert p.total_s == pytest.approx(20 * 7.35)
+    assert p.handoff_s == pytest.approx(8.0)
+
+
+def test_cloud_pays_one_handoff_per_raw_batch_and_edge_mode_none():
+    # Raw uploads 10 * 0.6 (edges side by side), 10 hand-offs of 0.2, cloud 20 * 0.85.
+    assert predict("cloud", HANDED, LINK, 10, clients=2).total_s == pytest.approx(25.0)
+    assert predict("edge", HANDED, LINK, 10).total_s == pytest.approx(35.0)
+
+
 def test_hierarchical_beats_split_when_the_link_dominates():
     slow = Link(uplink_bps=800, downlink_bps=800)  # 10 s per 1000 B either way
     hier = predict("hierarchical", COSTS, slow, 50).total_s
@@ -139,10 +198,11 @@ def test_unknown_mode_and_bad_counts():
     assert info.value.key == "clients"
 
 
-def test_negative_costs_are_rejected():
+@pytest.mark.parametrize("key", ["exit_s", "handoff_s"])
+def test_negative_costs_are_rejected(key):
     with pytest.raises(ConfigError) as info:
-        StageCosts(**{**COSTS.__dict__, "exit_s": -1.0})
-    assert info.value.key == "exit_s"
+        StageCosts(**{**COSTS.__dict__, key: -1.0})
+    assert info.value.key == key
 
 
 def test_costs_from_flops():
