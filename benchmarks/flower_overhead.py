@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from hierfl.config import HierConfig
-from hierfl.runtime import min_work_per_message, overhead_share
+from hierfl.overhead import min_work_per_message, overhead_share
 
 THIRTY_SECONDS = "1 edge, >= 30 s of work per round (edge slowdown 10, 1 Mbit/s, int8)"
 CONFIGS = {

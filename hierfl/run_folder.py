@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hierfl.config import HierConfig
 from hierfl.orchestrator import RunResult
+from hierfl.overhead import round_overhead
 from hierfl.report import build_metrics, write_run_folder
 
 log = logging.getLogger("hierfl")
@@ -16,6 +17,12 @@ _TOTALS = ("uplink_bytes", "downlink_bytes")  # written from RunResult's own tot
 def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
     """Write metrics.json, metrics.csv and accuracy.png; return the metrics."""
     busy = result.cloud_compute_s / result.wall_s if result.wall_s else 0.0
+    link_of = {
+        (t["experience"], t["round"]): t.get("emulated_link_s", 0.0)
+        for t in result.communication.get("per_round", [])
+    }
+    links = [link_of.get((r["experience"], r["round"]), 0.0) for r in result.rounds]
+    overhead = round_overhead(result.rounds, links, config.clients)
     metrics = build_metrics(
         config=config.to_dict(),
         mode=config.mode,
@@ -37,6 +44,8 @@ def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
             "emulated_link_s": result.emulated_link_s,
             "edge_slowdown": config.edge_slowdown,
             "cloud_busy_fraction": busy,
+            "fixed_overhead_per_round_s": overhead.overhead_s if overhead else 0.0,
+            "fixed_overhead_share": overhead.share if overhead else 0.0,
         },
         rounds=result.rounds,
         clients=result.clients,
@@ -61,4 +70,7 @@ def finish_run(config: HierConfig, result: RunResult, out: Path) -> dict:
         100 * busy,
         out,
     )
+    advice = overhead.advice(config.local_epochs) if overhead else None
+    if advice:
+        log.info(advice)
     return metrics

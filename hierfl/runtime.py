@@ -356,35 +356,3 @@ def costs_from_measurements(
         raw_bytes=raw_bytes,
         label_bytes=label_bytes,
     )
-
-
-def overhead_share(work_s: float, overhead_s: float, messages: int = 1) -> float:
-    """Share of a round's time lost to a fixed cost of ``overhead_s`` per message.
-
-    One edge handles its messages one after another (a Flower SuperNode runs one ClientApp at
-    a time), so a round of ``work_s`` seconds of compute and link in ``messages`` messages takes
-    ``work_s + messages * overhead_s``.
-
-    >>> round(overhead_share(30.0, 10.0), 3)
-    0.25
-    """
-    if messages < 1:
-        raise ConfigError("messages", f"must be >= 1, got {messages}")
-    if work_s < 0 or overhead_s < 0:
-        raise ConfigError("work_s", "work and overhead must be >= 0")
-    lost = messages * overhead_s
-    return lost / (work_s + lost) if work_s + lost else 0.0
-
-
-def min_work_per_message(overhead_s: float, max_share: float = 0.1) -> float:
-    """Seconds of work one message must carry to keep the overhead under ``max_share``.
-
-    From ``overhead_s / (work + overhead_s) <= max_share``: ``work >= overhead_s * (1 - s) / s``,
-    i.e. 9 times the overhead for 10 %.
-
-    >>> min_work_per_message(10.0, 0.1)
-    90.0
-    """
-    if not 0 < max_share < 1:
-        raise ConfigError("max_share", f"must be in (0, 1), got {max_share}")
-    return overhead_s * (1.0 - max_share) / max_share

@@ -1,0 +1,72 @@
+"""The fixed-overhead rule: share of round time lost per message, and the work that hides it."""
+
+from __future__ import annotations
+
+import pytest
+
+from hierfl.errors import ConfigError
+from hierfl.overhead import min_work_per_message, overhead_share, round_overhead
+
+
+def test_share_by_hand():
+    # 30 s of work and 10 s per message: 10 / 40 with one message, 20 / 50 with two.
+    assert overhead_share(30.0, 10.0) == pytest.approx(0.25)
+    assert overhead_share(30.0, 10.0, messages=2) == pytest.approx(0.4)
+    assert overhead_share(0.0, 0.0) == 0.0
+
+
+def test_min_work_meets_the_target_exactly():
+    need = min_work_per_message(10.0, 0.1)
+    assert need == pytest.approx(90.0)
+    assert overhead_share(need, 10.0) == pytest.approx(0.1)
+    assert overhead_share(need * 1.01, 10.0) < 0.1
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0, -0.5])
+def test_bad_share(share):
+    with pytest.raises(ConfigError, match="max_share"):
+        min_work_per_message(1.0, share)
+
+
+def test_bad_messages():
+    with pytest.raises(ConfigError, match="messages"):
+        overhead_share(1.0, 1.0, messages=0)
+
+
+def _round(edge: float, latency: float) -> dict[str, float]:
+    return {"edge_compute_s": edge, "reply_latency_s": latency}
+
+
+def test_round_overhead_by_hand():
+    # 2 edges side by side. Per edge and round: (edge + link) / 2 of work.
+    #   round 1: (4 + 2) / 2 = 3 s of work, replies after 5 s -> 2 s of overhead
+    #   round 2: (6 + 0) / 2 = 3 s, replies after 7 s -> 4 s
+    #   round 3: (2 + 2) / 2 = 2 s, replies after 5 s -> 3 s
+    rounds = [_round(4, 5), _round(6, 7), _round(2, 5)]
+    got = round_overhead(rounds, [2.0, 0.0, 2.0], clients=2)
+    assert got is not None
+    assert got.overhead_s == pytest.approx(3.0)  # median of 2, 4, 3
+    assert got.work_s == pytest.approx(3.0)  # median of 3, 3, 2
+    assert got.share == pytest.approx(0.5)
+    assert got.needed_work_s == pytest.approx(27.0)  # 9 x 3 s for 10 %
+
+
+def test_advice_names_the_work_needed_and_the_local_epochs():
+    got = round_overhead([_round(2, 5), _round(2, 5)], [0.0, 0.0], clients=1)
+    assert got is not None  # 3 s of overhead on 2 s of work: 60 %, needs 27 s
+    line = got.advice(local_epochs=5)
+    assert line is not None
+    assert "60%" in line and ">= 27s" in line
+    assert "local-epochs >= 68" in line  # ceil(5 x 27 / 2)
+
+
+def test_no_advice_below_the_target_and_no_overhead_without_rounds():
+    got = round_overhead([_round(30, 32)], [0.0], clients=1)
+    assert got is not None and got.share == pytest.approx(2 / 32)
+    assert got.advice(local_epochs=1) is None
+    assert round_overhead([], [], clients=3) is None
+
+
+def test_links_must_match_rounds():
+    with pytest.raises(ConfigError, match="link_per_round"):
+        round_overhead([_round(1, 2)], [], clients=1)
