@@ -78,7 +78,8 @@ def round_overhead(
 
     Edges work side by side, so one edge's share of a round is the round's summed edge compute
     and emulated link divided by ``clients``; whatever the replies took beyond that is fixed
-    cost (in Flower: process start, polls and transfers). None for a run without rounds.
+    cost (in Flower: process start, polls and transfers). The first round is left out when
+    there are others. None for a run without rounds.
     """
     if not rounds or clients < 1:
         return None
@@ -86,9 +87,10 @@ def round_overhead(
         raise ConfigError(
             "link_per_round", f"{len(link_per_round)} values for {len(rounds)} rounds"
         )
-    work = [
-        (r["edge_compute_s"] + x) / clients for r, x in zip(rounds, link_per_round, strict=True)
-    ]
+    if len(rounds) > 1:  # the first round also pays start-up (partition cache, Ray actors)
+        rounds, link_per_round = rounds[1:], link_per_round[1:]
+    pairs = zip(rounds, link_per_round, strict=True)
+    work = [(r["edge_compute_s"] + link) / clients for r, link in pairs]
     extra = [max(r["reply_latency_s"] - w, 0.0) for r, w in zip(rounds, work, strict=True)]
     overhead_s, work_s = _median(extra), _median(work)
     share = overhead_s / (overhead_s + work_s) if overhead_s + work_s else 0.0

@@ -42,8 +42,9 @@ def test_round_overhead_by_hand():
     #   round 1: (4 + 2) / 2 = 3 s of work, replies after 5 s -> 2 s of overhead
     #   round 2: (6 + 0) / 2 = 3 s, replies after 7 s -> 4 s
     #   round 3: (2 + 2) / 2 = 2 s, replies after 5 s -> 3 s
-    rounds = [_round(4, 5), _round(6, 7), _round(2, 5)]
-    got = round_overhead(rounds, [2.0, 0.0, 2.0], clients=2)
+    # A first round with 20 s of start-up is left out.
+    rounds = [_round(1, 20), _round(4, 5), _round(6, 7), _round(2, 5)]
+    got = round_overhead(rounds, [0.0, 2.0, 0.0, 2.0], clients=2)
     assert got is not None
     assert got.overhead_s == pytest.approx(3.0)  # median of 2, 4, 3
     assert got.work_s == pytest.approx(3.0)  # median of 3, 3, 2
