@@ -51,6 +51,16 @@ CONFIGS = {
         "bitrate": 1e6,
         "codec": "int8",
     },
+    # Three edges on this one machine: their ClientApp start-ups compete for the same cores.
+    "3 edges on one machine, >= 30 s of work per round": {
+        "clients": 3,
+        "experiences": 1,
+        "rounds": 4,
+        "local-epochs": 6,
+        "edge-slowdown": 10,
+        "bitrate": 1e6,
+        "codec": "int8",
+    },
 }
 
 
