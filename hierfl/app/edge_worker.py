@@ -10,7 +10,7 @@ Flower) forwards each request to it over an authenticated local socket and retur
 - Requests are served one at a time, as the SuperNode sends them.
 - The worker keeps no training state in memory: it runs the same handlers, against the same
   node-local state folder, as the in-process path, so killing it loses nothing. It exits when
-  its parent ``hierfl-client`` dies.
+  its parent ``hierfl-client`` dies, and removes its socket folder when it goes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,10 +88,15 @@ def _die_with_parent() -> None:
         pass
 
 
-def _watch_parent(parent: int) -> None:
+def _exit_removing(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    os._exit(0)
+
+
+def _watch_parent(parent: int, folder: str) -> None:
     while os.getppid() == parent:
         time.sleep(1.0)
-    os._exit(0)
+    _exit_removing(folder)
 
 
 def start(state_dir: Path, key: bytes, log: Path) -> tuple[subprocess.Popen, str]:
@@ -124,7 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     key = os.environ.pop(KEY_ENV, "")
     if not key:
         p.exit(2, f"hierfl-edge-worker: error: {KEY_ENV} is not set\n")
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    # Stopped (SIGTERM, also sent when hierfl-client dies) or orphaned: remove the socket folder.
+    folder = os.path.dirname(args.address)
+    signal.signal(signal.SIGTERM, lambda *_: _exit_removing(folder))
+    threading.Thread(target=_watch_parent, args=(os.getppid(), folder), daemon=True).start()
     serve(args.address, bytes.fromhex(key))
 
 

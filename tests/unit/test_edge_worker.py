@@ -37,8 +37,9 @@ def worker(tmp_path):
     proc, address = edge_worker.start(tmp_path / "worker-node", KEY, tmp_path / "worker.log")
     _wait_for(address, proc)
     yield proc, address
-    proc.kill()
+    proc.terminate()
     proc.wait(timeout=30)
+    assert not os.path.exists(os.path.dirname(address)), "a stopped worker removes its socket"
 
 
 CONFIG_ = HierConfig(clients=2, experiences=1, rounds=1, local_epochs=1)
@@ -115,17 +116,30 @@ def test_the_worker_exits_when_hierfl_client_is_killed(tmp_path):
         "from hierfl.app import edge_worker\n"
         f"proc, address = edge_worker.start(Path({str(tmp_path)!r}), bytes(32), "
         f"Path({str(tmp_path / 'w.log')!r}))\n"
-        "print(proc.pid, flush=True)\n"
+        "print(proc.pid, address, flush=True)\n"
         "time.sleep(600)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    worker_pid = int(parent.stdout.readline())
+    pid, address = parent.stdout.readline().split()
+    worker_pid = int(pid)
+    _wait_for(address, _Running(worker_pid))
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=30)
     deadline = time.monotonic() + 60
     while _alive(worker_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(worker_pid)
+    assert not os.path.exists(os.path.dirname(address)), "the socket folder should be removed"
+
+
+class _Running:
+    """``Popen.poll`` for a process that is not our child."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None if _alive(self.pid) else 0
 
 
 def _alive(pid: int) -> bool:
