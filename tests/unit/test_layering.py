@@ -50,20 +50,19 @@ def test_importing_hierfl_and_its_config_is_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_edge_message_path_does_not_import_avalanche():
-    code = (
-        "import sys, hierfl.app.edge_handlers, hierfl.app.edge_worker\n"
-        "print([m for m in ('avalanche', 'torchvision', 'sklearn') if m in sys.modules])"
-    )
+def _loaded_after(imports: str, heavy: tuple[str, ...]) -> list[str]:
+    """Which of ``heavy`` a fresh interpreter has loaded after ``import <imports>``."""
+    code = f"import sys, {imports}\nprint([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return ast.literal_eval(out.stdout)
+
+
+def test_edge_message_path_does_not_import_avalanche():
+    imports = "hierfl.app.edge_handlers, hierfl.app.edge_worker"
+    assert _loaded_after(imports, ("avalanche", "torchvision", "sklearn")) == []
 
 
 def test_the_client_app_imports_only_flower():
     """Flower starts it per message; torch is imported once, in the node's edge worker."""
-    code = (
-        "import sys, hierfl.app.client_app\n"
-        "print([m for m in ('torch', 'avalanche', 'torchvision', 'sklearn') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = ("torch", "avalanche", "torchvision", "sklearn")
+    assert _loaded_after("hierfl.app.client_app", heavy) == []
