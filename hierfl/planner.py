@@ -207,16 +207,9 @@ def _edge_extras(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from hierfl.models.base import create_model
+    from hierfl.models.profile import probe_model
 
-    model = create_model(
-        model_name,
-        cut=cut,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        seed=0,
-        exit_head=exit_head,
-    ).eval()
+    model = probe_model(model_name, cut, input_shape, num_classes, exit_head=exit_head)
     with torch.no_grad():
         x = torch.zeros(1, *input_shape)
         activations, edge_saved = _saved_bytes(model.edge.segment, x)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hierfl.models.base import create_model
+from hierfl.models.base import SplitModel, create_model
 
 FP32_BYTES = 4
 
@@ -48,6 +48,25 @@ def _flops(module: nn.Module, x: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
+def probe_model(
+    name: str,
+    cut: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int = 10,
+    *,
+    exit_head: str | None = None,
+) -> SplitModel:
+    """The model that profiles and plans measure: seed 0, eval mode (so a batch of one works)."""
+    return create_model(
+        name,
+        cut=cut,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        seed=0,
+        exit_head=exit_head,
+    ).eval()
+
+
 def profile_cut(
     name: str,
     cut: str,
@@ -61,14 +80,7 @@ def profile_cut(
     The model runs in eval mode on a batch of one, so BatchNorm neither needs a batch nor
     changes; the weights are random, which does not change any count.
     """
-    model = create_model(
-        name,
-        cut=cut,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        seed=0,
-        exit_head=exit_head,
-    ).eval()
+    model = probe_model(name, cut, input_shape, num_classes, exit_head=exit_head)
     with torch.no_grad():
         x = torch.zeros(1, *input_shape)
         activations = model.edge.segment(x)

@@ -6,7 +6,6 @@ import itertools
 from types import SimpleNamespace
 
 import torch
-from flwr.app import ArrayRecord, MetricRecord, RecordDict
 
 from hierfl.app.federation import FlowerFederation
 from hierfl.app.protocol import encode_result
@@ -22,25 +21,6 @@ def _result(partition: int, request: RoundRequest, scale: float) -> RoundResult:
     return RoundResult(
         partition, request.experience, request.round, {"w": STATE["w"] * scale}, chunk
     )
-
-
-class FakeStrategy:
-    """Sends one message per node and averages the 'arrays' records (FedAvg by hand)."""
-
-    def configure_train(self, server_round, arrays, config, grid):
-        return [
-            SimpleNamespace(
-                metadata=SimpleNamespace(dst_node_id=n, ttl=None),
-                content=RecordDict({"arrays": arrays, "config": config}),
-            )
-            for n in grid.get_node_ids()
-        ]
-
-    def aggregate_train(self, server_round, replies):
-        replies = list(replies)
-        assert all(len(r.content.array_records) == 1 for r in replies)
-        ws = [r.content["arrays"].to_torch_state_dict()["w"] for r in replies]
-        return ArrayRecord({"w": sum(ws) / len(ws)}), MetricRecord({})
 
 
 class FakeGrid:
@@ -91,7 +71,7 @@ def _error(reason):
     return make
 
 
-def test_replies_flow_and_an_error_is_named_by_partition():
+def test_replies_flow_and_an_error_is_named_by_partition(fedavg_strategy):
     r1, r2 = RoundRequest(0, 0), RoundRequest(0, 1)
     grid = FakeGrid(
         {
@@ -99,7 +79,7 @@ def test_replies_flow_and_an_error_is_named_by_partition():
             2: {11: _ok(0, r2, 5.0), 12: _error("node unavailable")},
         }
     )
-    fed = FlowerFederation(grid, FakeStrategy(), message_ttl=60)
+    fed = FlowerFederation(grid, fedavg_strategy, message_ttl=60)
     assert fed.dispatch(r1, STATE) == 2
     got = fed.poll() + fed.poll()
     assert [g.partition_id for g in got] == [0, 1]
@@ -116,10 +96,10 @@ def test_replies_flow_and_an_error_is_named_by_partition():
     assert up > 0 and down > 0
 
 
-def test_expire_names_missing_edges():
+def test_expire_names_missing_edges(fedavg_strategy):
     r1 = RoundRequest(0, 0)
     grid = FakeGrid({1: {11: _ok(0, r1, 1.0), 12: _ok(1, r1, 1.0)}})
-    fed = FlowerFederation(grid, FakeStrategy(), message_ttl=60)
+    fed = FlowerFederation(grid, fedavg_strategy, message_ttl=60)
     fed.dispatch(r1, STATE)
     fed.poll()
     failures = fed.expire()

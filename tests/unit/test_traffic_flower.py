@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, RecordDict
 
 from hierfl.app.federation import FlowerFederation
 from hierfl.app.protocol import (
@@ -62,20 +62,6 @@ def test_link_seconds_round_trip():
     assert link_seconds(content) == 1.25
 
 
-class _Strategy:
-    def configure_train(self, server_round, arrays, config, grid):
-        return [
-            SimpleNamespace(
-                metadata=SimpleNamespace(dst_node_id=n, ttl=None),
-                content=RecordDict({"arrays": arrays, "config": config}),
-            )
-            for n in grid.get_node_ids()
-        ]
-
-    def aggregate_train(self, server_round, replies):
-        return ArrayRecord(dict(STATE)), MetricRecord({})
-
-
 class _Grid:
     """Node 21 is partition 0 and node 22 partition 1; each reply reports 0.5 s of link."""
 
@@ -109,8 +95,8 @@ class _Grid:
         return out
 
 
-def test_federation_counts_payload_per_partition_and_round():
-    fed = FlowerFederation(_Grid(), _Strategy(), message_ttl=60)
+def test_federation_counts_payload_per_partition_and_round(fedavg_strategy):
+    fed = FlowerFederation(_Grid(), fedavg_strategy, message_ttl=60)
     down = 64 + NPY_HEADER  # the weights in each request
     up = 6 * 8 * 9 + 6 * 8 + 4 * 8 + 64 + 4 * NPY_HEADER  # int8 acts, labels, scales, weights
     for r in range(2):
