@@ -1,8 +1,8 @@
 """Uplink codecs side by side: bytes on the uplink and accuracy, same run otherwise.
 
-Hierarchical training on digits through the in-process federation (the same orchestrator and
-edge code as ``hierfl run``), once per codec (fp32, fp16, int8). Writes ``codecs.json`` and
-prints a Markdown table.
+Hierarchical training on digits through ``hierfl.run`` in process (the same orchestrator,
+strategy and edge code as ``hierfl run``), once per codec (fp32, fp16, int8). Writes
+``codecs.json`` and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+import hierfl
 from hierfl.codecs import CODECS
 from hierfl.config import HierConfig, parse_overrides
-from hierfl.local import LocalFederation
-from hierfl.orchestrator import Orchestrator
-from hierfl.streams import build_benchmark, partition_stream
+from hierfl.streams import build_benchmark
 
 
 def run_codecs(base: HierConfig) -> list[dict]:
@@ -25,19 +24,15 @@ def run_codecs(base: HierConfig) -> list[dict]:
     rows = []
     for codec in CODECS:
         config = dataclasses.replace(base, codec=codec)
-        streams = [
-            partition_stream(config, bench, i, config.clients) for i in range(config.clients)
-        ]
-        federation = LocalFederation(config, streams)
-        result = Orchestrator(config, federation, bench, poll_interval=0.0).run()
-        last = config.experiences - 1
+        result = hierfl.run(config, benchmark=bench)
         rows.append(
             {
                 "codec": codec,
-                "uplink_bytes": result.uplink_bytes,
+                "uplink_bytes": result.communication["uplink_bytes"],
                 "accuracy": {
-                    name: sum(result.matrix.row(name, last)) / (last + 1)
-                    for name in result.matrix.exits()
+                    name.removesuffix("_accuracy"): value
+                    for name, value in result.final.items()
+                    if name.endswith("_accuracy")
                 },
             }
         )

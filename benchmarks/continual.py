@@ -1,6 +1,7 @@
 """Continual-learning strategies x modes on class-incremental digits, 3 edges, 5 experiences.
 
-Runs through the same orchestrator and edge code as ``hierfl run`` (in-process federation),
+Runs through ``hierfl.run`` in process (the same orchestrator, strategy and edge code as
+``hierfl run``),
 writes ``continual.json``, ``continual_accuracy.png`` (accuracy after each experience, per exit),
 ``continual_final.png`` (the final table as bars) and ``continual.md``, and prints the table.
 """
@@ -15,12 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hierfl
 from hierfl.config import HierConfig, parse_overrides
 from hierfl.errors import ConfigError
-from hierfl.local import LocalFederation
 from hierfl.metrics import summarize
-from hierfl.orchestrator import Orchestrator
-from hierfl.streams import build_benchmark, partition_stream
+from hierfl.streams import build_benchmark
 
 # Cloud latent replay needs stable edge features: its runs freeze the edge segment after the
 # first experience, and a lower cloud learning rate keeps the cloud from collapsing on the
@@ -37,16 +37,16 @@ MODES = ("hierarchical", "split", "cloud", "edge")
 
 
 def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
-    streams = [partition_stream(config, bench, i, config.clients) for i in range(config.clients)]
     start = time.perf_counter()
-    result = Orchestrator(config, LocalFederation(config, streams), bench, poll_interval=0).run()
+    result = hierfl.run(config, benchmark=bench)
     return {
-        "final": summarize(result.matrix),
-        "matrix": {e: result.matrix.rows(e) for e in result.matrix.exits()},
+        "final": result.final,
+        "matrix": {e: result.accuracy.rows(e) for e in result.accuracy.exits()},
         "per_client": {
             str(pid): summarize(matrix) for pid, matrix in sorted(result.clients.items())
         },
-        "early_exit_by_experience": result.early_exit_by_experience,
+        "early_exit_by_experience": result.metrics["early_exit_by_experience"],
+        "uplink_bytes": result.communication["uplink_bytes"],
         "wall_s": time.perf_counter() - start,
     }
 

@@ -1,8 +1,8 @@
 """The four training modes side by side on the same model and data, in-process.
 
-Digits, small CNN, one experience of all 10 classes, 3 edges, through the same orchestrator
-and edge code as ``hierfl run`` (the in-process federation instead of Flower, so the figures
-measure the mathematics, not message latency). Writes ``modes.json``.
+Digits, small CNN, one experience of all 10 classes, 3 edges, through ``hierfl.run`` in process
+(the same orchestrator, strategy and edge code as ``hierfl run``, without Flower's processes,
+so the figures measure the mathematics, not message latency). Writes ``modes.json``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import hierfl
 from hierfl.config import HierConfig, parse_overrides
-from hierfl.local import LocalFederation
-from hierfl.orchestrator import Orchestrator
-from hierfl.streams import build_benchmark, partition_stream
+from hierfl.streams import build_benchmark
 
 MODES = ("hierarchical", "split", "cloud", "edge")
 
@@ -27,24 +26,22 @@ def run_modes(base: HierConfig) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for mode in MODES:
         config = dataclasses.replace(base, mode=mode)
-        streams = [
-            partition_stream(config, bench, i, config.clients) for i in range(config.clients)
-        ]
-        federation = LocalFederation(config, streams)
         start = time.perf_counter()
-        result = Orchestrator(config, federation, bench, poll_interval=0.0).run()
-        last = config.experiences - 1
+        result = hierfl.run(config, benchmark=bench)
         accuracy = {
-            name: sum(result.matrix.row(name, last)) / (last + 1) for name in result.matrix.exits()
+            name.removesuffix("_accuracy"): value
+            for name, value in result.final.items()
+            if name.endswith("_accuracy")
         }
-        up, down = federation.traffic()
+        comm = result.communication
+        up = comm["uplink_bytes"]
         rows[mode] = {
             "accuracy": accuracy,
             "uplink_bytes": up,
-            "downlink_bytes": down,
-            "raw_input_bytes_uplink": result.raw_input_bytes_uplink,
+            "downlink_bytes": comm["downlink_bytes"],
+            "raw_input_bytes_uplink": comm["raw_input_bytes_uplink"],
             "wall_s": time.perf_counter() - start,
-            "early_exit": result.early_exit,
+            "early_exit": result.metrics["early_exit"],
         }
         print(f"{mode:>12}: {accuracy}  up {up / 2**20:.1f} MiB", flush=True)
     return rows

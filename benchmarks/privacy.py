@@ -1,8 +1,9 @@
 """The accuracy cost of protecting shipped activations (``act-clip``, ``act-noise``) on digits.
 
-Hierarchical mode, one experience with all classes, 3 edges, through the same orchestrator as
-``hierfl run`` (in-process federation). Prints the activations' per-sample L2 norms (to pick a
-clip), and for each setting the cloud and edge-exit accuracy; writes ``privacy.json``.
+Hierarchical mode, one experience with all classes, 3 edges, through ``hierfl.run`` in process
+(the same orchestrator, strategy and edge code as ``hierfl run``). Prints the activations'
+per-sample L2 norms (to pick a clip), and for each setting the cloud and edge-exit accuracy;
+writes ``privacy.json``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from pathlib import Path
 
 import torch
 
+import hierfl
 from hierfl.config import HierConfig, parse_overrides
-from hierfl.local import LocalFederation
-from hierfl.metrics import summarize
-from hierfl.orchestrator import Orchestrator
-from hierfl.streams import build_benchmark, partition_stream
+from hierfl.models import create_model
+from hierfl.streams import build_benchmark
 
 SETTINGS = [
     (0.0, 0.0),
@@ -36,10 +36,17 @@ SETTINGS = [
 
 def activation_norms(config: HierConfig, bench) -> list[float]:
     """Per-sample L2 norms of the cut's activations under the untrained model (quartiles)."""
-    orchestrator = Orchestrator(config, LocalFederation(config, []), bench)
+    model = create_model(
+        config.model,
+        cut=config.cut,
+        num_classes=bench.num_classes,
+        input_shape=bench.input_shape,
+        seed=config.seed,
+        exit_head=config.exit_head or None,
+    )
     x = bench.test[0].x[:256]
     with torch.no_grad():
-        a = orchestrator.model.forward_edge(x).activations
+        a = model.forward_edge(x).activations
     return torch.quantile(a.flatten(1).norm(dim=1), torch.tensor([0.25, 0.5, 0.75])).tolist()
 
 
@@ -55,14 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for clip, noise in SETTINGS:
         config = dataclasses.replace(base, act_clip=clip, act_noise=noise).validate()
-        streams = [
-            partition_stream(config, bench, i, config.clients) for i in range(config.clients)
-        ]
         start = time.perf_counter()
-        result = Orchestrator(
-            config, LocalFederation(config, streams), bench, poll_interval=0
-        ).run()
-        final = summarize(result.matrix)
+        final = hierfl.run(config, benchmark=bench).final
         row = {
             "act_clip": clip,
             "act_noise": noise,

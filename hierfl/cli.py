@@ -11,6 +11,7 @@ from typing import Any
 
 from hierfl.config import HierConfig, parse_overrides, read_toml
 from hierfl.errors import ConfigError, HierflError
+from hierfl.run_folder import ENGINES
 
 # Small settings that run anything end to end in about a minute on a laptop CPU.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -54,6 +55,14 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", help="TOML file with keys (flat or [tool.flwr.app.config])")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="flower",
+        help="flower (default): a SuperLink and one hierfl-client per edge on 127.0.0.1; "
+        "inprocess: the same orchestrator, strategy and edge code in this process (fast for "
+        "accuracy sweeps; its wall times are not a deployment's)",
+    )
     p.add_argument(
         "--mode", help="hierarchical (default), split, cloud (uploads raw inputs) or edge"
     )
@@ -292,6 +301,24 @@ def _check_data(config: HierConfig) -> None:
     build_benchmark(config)  # raises ConfigError("data-dir", <the expected layout>)
 
 
+def _run_engine(engine: str, config: HierConfig) -> Path:
+    """Run ``config`` through Flower processes or in this process; return the run folder."""
+    if engine == "flower":
+        from hierfl.app.launch import run_local
+
+        return run_local(config)
+    from hierfl.api import run
+    from hierfl.logs import setup_logging
+
+    out = Path(config.out).resolve()
+    setup_logging(out).info(
+        "in-process engine: edges run one after another in this process; wall times are not "
+        "a deployment's (use --engine flower for those)"
+    )
+    run(config, out=out)
+    return out
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through run_local's cleanup of Flower processes
 
@@ -309,14 +336,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         config = resolve_config(args)
         _check_data(config)
-        from hierfl.app.launch import run_local
-
         print(
             f"hierfl: {config.clients} edges, {config.mode}, {config.scenario}, "
-            f"{config.experiences} experiences x {config.rounds} rounds -> {config.out}",
+            f"{config.experiences} experiences x {config.rounds} rounds, {args.engine} engine "
+            f"-> {config.out}",
             flush=True,
         )
-        out = run_local(config)
+        out = _run_engine(args.engine, config)
     except HierflError as exc:
         print(f"hierfl: error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ class CloudStats:
     loss_sum: float = 0.0
     correct: int = 0
     compute_s: float = 0.0
+    skipped: int = 0  # steps not taken because the loss or a gradient was not finite
 
 
 class CloudTrainer:
@@ -119,12 +120,18 @@ class CloudTrainer:
         a = activations.to(self.device).detach().requires_grad_(True)
         self.continual.cloud_observe(a.detach(), labels, experience=experience, round=round)
         mixed, mixed_labels = self.continual.cloud_batch(a, labels, experience=experience)
+        skipped = self.stats.skipped
         self.train_batch(mixed, mixed_labels)
-        assert a.grad is not None
+        if self.stats.skipped > skipped or a.grad is None:  # no step: nothing to send down
+            return torch.zeros_like(activations).cpu()
         return (a.grad * (len(mixed_labels) / len(labels))).detach().cpu()
 
     def train_batch(self, activations: torch.Tensor, labels: torch.Tensor) -> float:
-        """One SGD step of ``CE(f_c(a), y)``; returns the loss."""
+        """One step of ``CE(f_c(a), y)``; returns the loss.
+
+        A step whose loss or gradient is not finite is not taken (``stats.skipped`` counts
+        it): one bad batch must not turn every cloud weight into NaN.
+        """
         start = time.perf_counter()
         self.cloud.train()
         a, y = activations.to(self.device), labels.to(self.device)
@@ -137,6 +144,11 @@ class CloudTrainer:
             raise RuntimeError("this cloud has nothing to train (edge mode)")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if not _finite(loss, self.cloud.parameters()):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.stats.skipped += 1
+            self.stats.compute_s += time.perf_counter() - start
+            return float(loss.detach())
         self.optimizer.step()
         s = self.stats
         s.batches += 1
@@ -145,3 +157,11 @@ class CloudTrainer:
         s.correct += int((logits.argmax(1) == y).sum())
         s.compute_s += time.perf_counter() - start
         return float(loss.detach())
+
+
+def _finite(loss: torch.Tensor, params: object) -> bool:
+    """The loss and every gradient are finite (one fused check per tensor)."""
+    if not bool(torch.isfinite(loss)):
+        return False
+    grads = [p.grad for p in params if p.grad is not None]  # type: ignore[attr-defined]
+    return all(bool(torch.isfinite(g).all()) for g in grads)

@@ -97,6 +97,7 @@ class HierConfig:
     data_dir: str = ""
     out: str = "runs/flwr"
     checkpoint_every: int = 0
+    max_failed_rounds: int = 3  # stop after this many rounds in a row without usable work
     resume: str = ""
     state_key: str = ""
 
@@ -242,6 +243,8 @@ class HierConfig:
             raise ConfigError(
                 "act-clip", "cloud mode uploads raw inputs; act-clip/act-noise protect activations"
             )
+        if self.max_failed_rounds < 0:
+            raise ConfigError("max-failed-rounds", "must be >= 0 (0 = never stop)")
         if self.checkpoint_every < -1:
             raise ConfigError(
                 "checkpoint-every",

@@ -28,3 +28,15 @@ class ChunkRejected(HierflError):
 class UplinkDown(HierflError):
     """The edge trained but could not send its reply (an emulated uplink outage, ``link-down``);
     its chunk waits in the node-local backlog."""
+
+
+class RunFailed(HierflError):
+    """A run stopped on a systematic failure (every edge failing, a non-finite cloud loss).
+
+    ``result`` is the ``hierfl.api.Result`` of the stopped run: ``status`` is ``failed`` and
+    ``metrics["reason"]`` says why; its last checkpoint, if any, is kept.
+    """
+
+    def __init__(self, reason: str, result: object = None) -> None:
+        super().__init__(reason)
+        self.result = result

@@ -8,6 +8,7 @@ mini-batch at a time between polls instead of idling while edges compute.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from hierfl.devices import resolve_device
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected, HierflError
 from hierfl.evaluate import early_exit_sweep, exit_accuracies
+from hierfl.health import RunHealth
 from hierfl.masking import SeenClasses
 from hierfl.metrics import AccuracyMatrix
 from hierfl.models import SplitModel, create_model
@@ -101,6 +103,7 @@ class Orchestrator:
         )
         self._request = RoundRequest(0, 0)  # the round being collected (split's cloud steps)
         self._client_states: dict[int, EdgeState] = {}  # each edge's last local weights
+        self.health = RunHealth(config.max_failed_rounds)
 
     def initial_edge_state(self) -> EdgeState:
         """The weights every edge starts from (none in cloud mode: the cloud owns them)."""
@@ -148,10 +151,10 @@ class Orchestrator:
         for i in range(first, len(schedule)):
             request = schedule[i]
             round_start = self.clock()
-            cloud_before = self.cloud.stats.compute_s
+            cloud_before = dataclasses.replace(self.cloud.stats)
             if request.round == 0:  # cloud mode keeps one experience's uploads at a time
                 self._uploads = []
-            edge_s, examples = self._collect(request, result)
+            edge_s, examples, usable, expected = self._collect(request, result)
             if self.mode.payload == "raw":
                 self._train_on_uploads(request)
             aggregated = self.federation.aggregate() if self.mode.aggregate_edges else edge_state
@@ -172,13 +175,21 @@ class Orchestrator:
                 "round": request.round,
                 "wall_s": self.clock() - round_start,
                 "edge_compute_s": edge_s,
-                "cloud_compute_s": self.cloud.stats.compute_s - cloud_before,
+                "cloud_compute_s": self.cloud.stats.compute_s - cloud_before.compute_s,
                 "reply_latency_s": latency,
                 "examples": examples,
             }
             stats["waiting_s"] = max(stats["wall_s"] - stats["cloud_compute_s"], 0.0)
             result.rounds.append(stats)
             log_round(self.config, request, stats, result if last_round else None)
+            steps = self.cloud.stats.batches - cloud_before.batches
+            skipped = self.cloud.stats.skipped - cloud_before.skipped
+            stop = self.health.end_round(
+                usable_replies=usable, expected_replies=expected, cloud_ok=steps or not skipped
+            )
+            if stop:
+                self._stop(stop, result)
+                break
             every = cfg.checkpoint_every
             if self.checkpoint_dir is not None and (
                 (last_round and every >= 0) or (every > 0 and (i + 1) % every == 0)
@@ -190,6 +201,11 @@ class Orchestrator:
             result.communication = communication()
             result.emulated_link_s = float(result.communication.get("emulated_link_s", 0.0))
         return result
+
+    def _stop(self, reason: str, result: RunResult) -> None:
+        """A systematic failure: stop here; the last checkpoint (if any) is kept as it is."""
+        result.status, result.reason = "failed", reason
+        log.error("run stopped: %s", reason)
 
     def _totals(self, result: RunResult, start: float) -> None:
         """Run-wide totals so far, including the time and traffic before a resume."""
@@ -241,12 +257,16 @@ class Orchestrator:
         self._dispatched_at = self._last_reply_at = self.clock()
         self.federation.dispatch(request, edge_state)
 
-    def _collect(self, request: RoundRequest, result: RunResult) -> tuple[float, int]:
-        """Take replies as they arrive, training the cloud between polls."""
+    def _collect(self, request: RoundRequest, result: RunResult) -> tuple[float, int, int, int]:
+        """Take replies as they arrive, training the cloud between polls.
+
+        Returns the edges' compute seconds, the examples they trained on, and how many of the
+        expected replies were usable.
+        """
         deadline = self._dispatched_at + self.config.reply_timeout
         self._request = request
         last_round = request.round == self.config.rounds - 1
-        edge_s, examples = 0.0, 0
+        edge_s, examples, usable, expected = 0.0, 0, 0, self.federation.outstanding()
         while self.federation.outstanding():
             items = self.federation.poll()
             if items:
@@ -266,9 +286,12 @@ class Orchestrator:
                     )
                 except ChunkRejected as exc:
                     self.federation.discard(item)
-                    result.rejected += 1
-                    log.warning("rejected reply from edge %d: %s", item.partition_id, exc)
+                    name = f"partition {item.partition_id}"
+                    self._fail(
+                        EdgeFailure(name, str(exc), item.partition_id, True), request, result
+                    )
                     continue
+                usable += 1
                 if last_round and self.mode.aggregate_edges:  # for the per-client matrices
                     self._client_states[item.partition_id] = item.edge_state
                 chunk = item.chunk
@@ -302,7 +325,7 @@ class Orchestrator:
             if not self.cloud.step() and self.federation.outstanding():
                 time.sleep(self.poll_interval)
         result.edge_compute_s += edge_s
-        return edge_s, examples
+        return edge_s, examples, usable, expected
 
     def _bound_queue(self) -> None:
         """Back-pressure: past one round's worth of chunks the cloud trains before it reads
@@ -347,16 +370,12 @@ class Orchestrator:
         )
 
     def _fail(self, failure: EdgeFailure, request: RoundRequest, result: RunResult) -> None:
-        log.warning(
-            "edge %s failed in experience %d round %d: %s",
-            failure.node,
-            request.experience,
-            request.round,
-            failure.reason,
-        )
+        """An edge failed or its reply was refused: the round goes on without it."""
+        result.rejected += failure.rejected
+        self.health.edge_error(failure.node, failure.reason, rejected=failure.rejected)
         result.failures.append(
             {
-                "event": "edge-failed",
+                "event": "reply-rejected" if failure.rejected else "edge-failed",
                 "partition": failure.partition_id,
                 "node": failure.node,
                 "experience": request.experience,

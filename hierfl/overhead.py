@@ -1,7 +1,7 @@
 """Flower's fixed cost per message: its share of a round, and the work a round needs to hide it.
 
 Used by ``hierfl run`` (the end-of-run advice and ``metrics.json`` ``time``) and by
-``benchmarks/flower_overhead.py``; the rule is documented in the README ("the chunk rule").
+``benchmarks/flower_overhead.py``; the rule is documented in docs/runtime.md ("the chunk rule").
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hierfl.errors import ConfigError
+
+# Advice asks for at most this many times a round's work; beyond it the run is simply small
+# next to Flower's fixed cost, and the in-process engine is the better tool.
+MAX_FACTOR = 4.0
 
 
 def overhead_share(work_s: float, overhead_s: float, messages: int = 1) -> float:
@@ -54,17 +58,42 @@ class RoundOverhead:
     share: float  # overhead_s / (work_s + overhead_s)
     needed_work_s: float  # work per round that keeps the share at ``max_share``
 
-    def advice(self, local_epochs: int, max_share: float = 0.1) -> str | None:
-        """One line for the log when the share is above ``max_share``, else None."""
-        if self.share <= max_share:
+    def advice(
+        self,
+        local_epochs: int,
+        max_share: float = 0.1,
+        *,
+        online: bool = False,
+        rounds: int = 1,
+    ) -> str | None:
+        """One line for the log when the share is above ``max_share`` and a change within
+        reason (at most ``MAX_FACTOR`` times the work per round) would bring it down; else None.
+
+        Multi-epoch runs are told how many ``local-epochs`` would do; online runs, where each
+        sample is seen once and ``local-epochs`` is ignored, how few ``rounds`` per experience.
+
+        >>> RoundOverhead(2.0, 6.0, 0.25, 18.0).advice(5)[-22:]
+        'e.g. local-epochs >= 15'
+        >>> RoundOverhead(2.0, 0.1, 0.95, 18.0).advice(5) is None  # would need 900 epochs
+        True
+        """
+        if self.share <= max_share or self.work_s <= 0:
             return None
-        epochs = math.ceil(local_epochs * self.needed_work_s / self.work_s) if self.work_s else 0
-        hint = f"; e.g. local-epochs >= {epochs}" if epochs > local_epochs else ""
+        factor = self.needed_work_s / self.work_s
+        if factor > MAX_FACTOR:
+            return None
+        if online:
+            fewer = math.floor(rounds / factor)
+            if fewer < 1 or fewer >= rounds:
+                return None
+            hint = f"e.g. rounds <= {fewer} (online: each round takes a share of the experience)"
+        else:
+            hint = f"e.g. local-epochs >= {math.ceil(local_epochs * factor)}"
         return (
             f"fixed overhead {self.overhead_s:.1f}s per round is {100 * self.share:.0f}% of round "
             f"time: rounds carry {self.work_s:.1f}s of edge work and link per edge, and need "
-            f">= {self.needed_work_s:.0f}s for {100 * max_share:.0f}% (README: the chunk rule)"
-            f"{hint}"
+            f">= {self.needed_work_s:.0f}s for {100 * max_share:.0f}% (docs/runtime.md: the "
+            f"chunk rule); {hint}"
         )
 
 

@@ -65,8 +65,8 @@ def build_metrics(
     """
     communication = _require("communication", communication, COMMUNICATION_KEYS)
     time = _require("time", time, TIME_KEYS)
-    final = summarize(matrix)
     t = matrix.num_experiences()
+    final = summarize(matrix) if t else {}  # {}: a run stopped before its first evaluation
     if len(classes) != t:
         raise ValueError(f"classes has {len(classes)} entries but the matrix has {t} experiences")
     experiences = _experiences(matrix, classes, t)
@@ -242,17 +242,20 @@ def write_run_folder(out_dir: str | Path, metrics: dict[str, Any]) -> None:
 
     The CSV and the plot are derived from ``metrics["experiences"]`` alone, so they can be
     regenerated from a saved ``metrics.json``. Other files in the folder (the log) are kept.
+    A run stopped before its first evaluation gets ``metrics.json`` only.
 
     Raises:
-        ValueError: if ``metrics`` has no experiences to tabulate.
+        ValueError: if ``metrics`` has experiences without accuracy.
     """
     experiences = metrics.get("experiences") or []
-    if not experiences or not experiences[0].get("accuracy"):
-        raise ValueError("metrics has no experiences with accuracy; build it with build_metrics")
+    if experiences and not experiences[0].get("accuracy"):
+        raise ValueError("metrics has experiences without accuracy; build it with build_metrics")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=2, default=_json_default) + "\n"
     _atomic_write(folder / "metrics.json", lambda handle: handle.write(text.encode()))
+    if not experiences:
+        return
     table = _csv_text(experiences, metrics.get("per_client"))
     _atomic_write(folder / "metrics.csv", lambda handle: handle.write(table.encode()))
     _atomic_write(folder / "accuracy.png", lambda handle: _plot(experiences, handle))

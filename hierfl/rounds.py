@@ -25,6 +25,7 @@ class EdgeFailure:
     node: str
     reason: str
     partition_id: int | None = None  # when known: the edge's data partition
+    rejected: bool = False  # True: the edge replied, but its reply was refused (malformed)
 
 
 class Federation(Protocol):
@@ -71,3 +72,5 @@ class RunResult:
     # Traffic per round and per client, from the federation's TrafficLog (hierfl.link).
     communication: dict[str, object] = field(default_factory=dict)
     emulated_link_s: float = 0.0
+    status: str = "completed"  # or "failed" (``reason`` says why; hierfl.errors.RunFailed)
+    reason: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,7 +43,10 @@ def class_incremental(
     # ``torch.manual_seed`` (which also reseeds CUDA); drawing the order from a private generator
     # instead gives the same permutation without touching global state, and fork_rng guards the
     # CPU generator against any other draw Avalanche might make.
-    from avalanche.benchmarks.scenarios import class_incremental_benchmark
+    with warnings.catch_warnings():  # its optional QP solvers are for GEM-type strategies
+        warnings.filterwarnings("ignore", message="no QP solver found")
+        warnings.filterwarnings("ignore", message="JAXopt is no longer maintained")
+        from avalanche.benchmarks.scenarios import class_incremental_benchmark
 
     class_order = torch.randperm(num_classes, generator=torch.Generator().manual_seed(seed))
     with torch.random.fork_rng(devices=[]):

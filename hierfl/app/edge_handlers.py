@@ -55,18 +55,6 @@ def node_state_dir(node_config: dict, partition_id: int) -> Path:
     return Path(tempfile.gettempdir()) / "hierfl" / f"node-{partition_id}"
 
 
-def _emulate_link(job: EdgeJob, request: RecordDict, reply: RecordDict) -> float:
-    """Sleep the emulated request downlink plus reply uplink; stamp the seconds into the reply."""
-    spec = LinkSpec.from_config(HierConfig.from_mapping(job.run_config))
-    if not spec.enabled:
-        return 0.0
-    seconds = spec.seconds(payload_bytes(request), "down")
-    seconds += spec.seconds(payload_bytes(reply), "up")
-    time.sleep(seconds)
-    stamp_link_seconds(reply, seconds)
-    return seconds
-
-
 def _slowed(config: HierConfig, work: Callable[[], object]) -> object:
     """Run ``work``, then sleep ``edge-slowdown - 1`` times as long (a weaker edge)."""
     start = time.perf_counter()
@@ -76,15 +64,29 @@ def _slowed(config: HierConfig, work: Callable[[], object]) -> object:
 
 
 @dataclass(frozen=True)
-class _Node:
-    """This node's view of the run: config, private stream and state folder."""
+class EdgeNode:
+    """This node's view of the run: config, private stream and the run's state folder."""
 
     config: HierConfig
     stream: ClientStream
     run_dir: Path
+    sleep: Callable[[float], None] = time.sleep  # how the emulated link waits
 
 
-def _node(job: EdgeJob) -> _Node:
+def _emulate_link(node: EdgeNode, request: RecordDict, reply: RecordDict) -> float:
+    """Sleep the emulated request downlink plus reply uplink; stamp the seconds into the reply."""
+    spec = LinkSpec.from_config(node.config)
+    if not spec.enabled:
+        return 0.0
+    seconds = spec.seconds(payload_bytes(request), "down")
+    seconds += spec.seconds(payload_bytes(reply), "up")
+    node.sleep(seconds)
+    stamp_link_seconds(reply, seconds)
+    return seconds
+
+
+def node_of(job: EdgeJob) -> EdgeNode:
+    """The node a Flower message reaches: its stream from the node-local cache."""
     config = HierConfig.from_mapping(job.run_config)
     partition_id = int(job.node_config["partition-id"])
     num_partitions = int(job.node_config["num-partitions"])
@@ -101,12 +103,11 @@ def _node(job: EdgeJob) -> _Node:
         cache_dir=state_dir / "cache",
     )
     # ``state-key`` names an interrupted run's folder when it is resumed.
-    return _Node(config, stream, state_dir / (config.state_key or f"run-{job.run_id}"))
+    return EdgeNode(config, stream, state_dir / (config.state_key or f"run-{job.run_id}"))
 
 
-def _round(content: RecordDict, job: EdgeJob) -> RecordDict:
+def _round(content: RecordDict, node: EdgeNode) -> RecordDict:
     """One round: the whole chunk, or in split mode the first batch's activations."""
-    node = _node(job)
     request, edge_state, proximal_mu = decode_request(content)
     if node.config.mode == "split":
         edge = SplitEdge(node.config, request, edge_state, node.stream)
@@ -121,9 +122,8 @@ def _round(content: RecordDict, job: EdgeJob) -> RecordDict:
     return encode_result(result, node.config.codec)
 
 
-def _split_step(content: RecordDict, job: EdgeJob) -> RecordDict:
+def _split_step(content: RecordDict, node: EdgeNode) -> RecordDict:
     """Split mode: apply the cloud's gradient for batch k, then send batch k+1 (or finish)."""
-    node = _node(job)
     request, step, grad = decode_gradient(content)
     edge = SplitEdge(node.config, request, {}, node.stream)
     edge.load(node.run_dir / SPLIT_STATE)
@@ -135,16 +135,23 @@ def _split_step(content: RecordDict, job: EdgeJob) -> RecordDict:
     return encode_split_step(sent, node.config.codec)  # type: ignore[arg-type]
 
 
-HANDLERS: dict[str, Callable[[RecordDict, EdgeJob], RecordDict]] = {
+HANDLERS: dict[str, Callable[[RecordDict, EdgeNode], RecordDict]] = {
     "round": _round,
     "split": _split_step,
 }
+# Flower message type -> handler: ``train`` is a round, ``train.split`` a split-mode gradient.
+KIND_OF_MESSAGE_TYPE = {"train": "round", "train.split": "split"}
 
 
 def handle(kind: str, content: RecordDict, job: EdgeJob) -> RecordDict:
+    """Run handler ``kind`` on a request that reached this node through Flower."""
+    return handle_node(kind, content, node_of(job))
+
+
+def handle_node(kind: str, content: RecordDict, node: EdgeNode) -> RecordDict:
     """Run handler ``kind`` on a request's content; the reply carries its emulated link time."""
     if kind not in HANDLERS:
         raise ValueError(f"unknown edge handler {kind!r}; expected one of {sorted(HANDLERS)}")
-    reply = HANDLERS[kind](content, job)
-    _emulate_link(job, content, reply)
+    reply = HANDLERS[kind](content, node)
+    _emulate_link(node, content, reply)
     return reply

@@ -1,9 +1,16 @@
-"""The Flower side of ``Federation``: a Grid for transport, a Flower strategy for aggregation."""
+"""The one ``Federation``: a Flower Grid for transport, a Flower strategy for aggregation.
+
+The Grid is Flower's own (a ServerApp's, messages through a SuperLink) or hierfl's
+``InProcessGrid`` (edges in this process); either way the same messages are built, carried,
+counted (``protocol.payload_bytes``) and aggregated by the configured strategy.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from flwr.app import ArrayRecord, Message, MessageType, RecordDict
@@ -23,13 +30,34 @@ from hierfl.app.protocol import (
     payload_bytes,
     request_config,
 )
+from hierfl.config import HierConfig
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
 from hierfl.link import TrafficLog
-from hierfl.orchestrator import EdgeFailure, EdgeState
+from hierfl.plugins import AGGREGATORS
+from hierfl.rounds import EdgeFailure, EdgeState
 
 
-class FlowerFederation:
+@contextmanager
+def quiet_flower() -> Iterator[None]:
+    """Hold back Flower's INFO lines and its warning that federated evaluation is skipped
+    (the cloud evaluates both exits itself): they mean nothing to a hierfl user."""
+    logger = logging.getLogger("flwr")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def build_strategy(config: HierConfig) -> Strategy:
+    """The run's edge-aggregation strategy, from the ``hierfl.aggregators`` registry."""
+    with quiet_flower():
+        return AGGREGATORS.get(config.strategy)(config)  # type: ignore[no-any-return]
+
+
+class GridFederation:
     """Pushes one ``train`` message per edge and pulls replies as they arrive.
 
     The strategy builds the messages (it picks the nodes and may add config, e.g. FedProx's
@@ -48,7 +76,8 @@ class FlowerFederation:
         self.server_round = 0
         self._pending: dict[str, int] = {}
         self._replies: list[tuple[RoundResult, Message]] = []
-        self.partition_of: dict[int, int] = {}
+        # node id -> partition id: what each node's replies say (an in-process grid knows it)
+        self.partition_of: dict[int, int] = dict(getattr(grid, "partition_of", {}))
         self.uplink_bytes = 0
         self.downlink_bytes = 0
         # Array payload bytes of every message, per node and round (``protocol.payload_bytes``);
@@ -77,11 +106,12 @@ class FlowerFederation:
         self._request = request
         self.traffic_log.begin_round(request.experience, request.round)
         self._dispatched_state = edge_state
-        messages = list(
-            self.strategy.configure_train(
+        with quiet_flower():
+            configured = self.strategy.configure_train(
                 self.server_round, ArrayRecord(edge_state), request_config(request), self.grid
             )
-        )
+        # A fixed order: strategies sample nodes in a random order.
+        messages = sorted(configured, key=lambda msg: msg.metadata.dst_node_id)
         self._pending, self._replies = {}, []
         self._turns = [msg.metadata.dst_node_id for msg in messages]
         if self.sequential:  # one edge at a time, each starting from the last one's weights
@@ -138,7 +168,7 @@ class FlowerFederation:
             try:
                 result = decode_result(reply.content)
             except ChunkRejected as exc:
-                out.append(EdgeFailure(self._name(node), str(exc), self.partition_of.get(node)))
+                out.append(self._rejected(node, exc))
                 continue
             self.partition_of[node] = result.partition_id
             self._replies.append((result, reply))
@@ -159,7 +189,7 @@ class FlowerFederation:
             self.partition_of[node] = step.partition_id
             grad = self._cloud_step(step.activations, step.labels)
         except ChunkRejected as exc:
-            return EdgeFailure(self._name(node), str(exc), self.partition_of.get(node))
+            return self._rejected(node, exc)
         msg = Message(
             content=encode_gradient(self._request, step.step, grad),
             dst_node_id=node,
@@ -170,6 +200,9 @@ class FlowerFederation:
         (mid,) = self.grid.push_messages([msg])
         self._pending[mid] = node
         return None
+
+    def _rejected(self, node: int, exc: Exception) -> EdgeFailure:
+        return EdgeFailure(self._name(node), str(exc), self.partition_of.get(node), rejected=True)
 
     def _count_down(self, msg: Message) -> None:
         nbytes = payload_bytes(msg.content)
@@ -205,7 +238,8 @@ class FlowerFederation:
         for m in replies:  # the strategy expects exactly one ArrayRecord: the edge weights
             if ACTIVATIONS in m.content:
                 del m.content[ACTIVATIONS]
-        arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
+        with quiet_flower():
+            arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
         return arrays.to_torch_state_dict() if arrays is not None else None
 
     def traffic(self) -> tuple[int, int]:

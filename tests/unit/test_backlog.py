@@ -5,46 +5,36 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hierfl.api import edge_streams, prepare
 from hierfl.backlog import Backlog
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError
-from hierfl.local import LocalFederation
-from hierfl.orchestrator import Orchestrator
-from hierfl.plugins import PARTITIONERS
 
 
 def _run(digits_benchmark, tmp_path, **changes):
     config = HierConfig.from_mapping(
         {"clients": 2, "experiences": 1, "rounds": 4, "local-epochs": 1, **changes}
     ).validate()
-    streams = [
-        PARTITIONERS.get("iid")(digits_benchmark, partition_id=i, num_partitions=2, seed=0)
-        for i in range(2)
-    ]
-    orchestrator = Orchestrator(
-        config,
-        LocalFederation(config, streams, state_root=tmp_path),
-        digits_benchmark,
-        poll_interval=0,
-    )
-    return orchestrator, orchestrator.run(), streams
+    session = prepare(config, benchmark=digits_benchmark, out=tmp_path)
+    result = session.run()
+    return session.orchestrator, result, edge_streams(config, digits_benchmark)
 
 
 def test_the_backlog_of_an_outage_reaches_the_cloud_when_the_link_returns(
     digits_benchmark, tmp_path
 ):
     orchestrator, result, streams = _run(digits_benchmark, tmp_path, **{"link-down": "1:2-3"})
-    down = [e for e in result.failures if e["event"] == "edge-failed"]
+    down = [e for e in result.metrics["events"] if e["event"] == "edge-failed"]
     assert [(e["partition"], e["round"]) for e in down] == [(1, 1), (1, 2)]
     assert all("UplinkDown" in e["reason"] for e in down)
-    (shipped,) = [e for e in result.failures if e["event"] == "backlog-shipped"]
+    (shipped,) = [e for e in result.metrics["events"] if e["event"] == "backlog-shipped"]
     n1 = len(streams[1].experiences[0])
     assert (shipped["partition"], shipped["round"]) == (1, 3)
     assert (shipped["shipped"], shipped["dropped"]) == (2 * n1, 0)  # both missed rounds
     n0 = len(streams[0].experiences[0])
     # the cloud trained on 4 rounds of edge 0, 2 of edge 1 and edge 1's 2-round backlog
     assert orchestrator.cloud.stats.examples == 4 * n0 + 4 * n1
-    assert not (tmp_path / "node-1" / "backlog.pt").exists()
+    assert not (tmp_path / "nodes" / "node-1" / "run-0" / "backlog.pt").exists()
 
 
 def test_the_backlog_is_bounded_and_counts_what_it_drops(digits_benchmark, tmp_path):
@@ -53,7 +43,7 @@ def test_the_backlog_is_bounded_and_counts_what_it_drops(digits_benchmark, tmp_p
     _, result, streams = _run(
         digits_benchmark, tmp_path, **{"link-down": "1:1-3", "backlog-mb": bound_mb}
     )
-    (shipped,) = [e for e in result.failures if e["event"] == "backlog-shipped"]
+    (shipped,) = [e for e in result.metrics["events"] if e["event"] == "backlog-shipped"]
     n1 = len(streams[1].experiences[0])
     assert shipped["shipped"] == 100
     assert shipped["dropped"] == 3 * n1 - 100

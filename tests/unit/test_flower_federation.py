@@ -1,4 +1,4 @@
-"""FlowerFederation against a fake Grid: replies as they arrive, errors named by partition."""
+"""GridFederation against a fake Grid: replies as they arrive, errors named by partition."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import torch
 
-from hierfl.app.federation import FlowerFederation
+from hierfl.app.federation import GridFederation
 from hierfl.app.protocol import encode_result
 from hierfl.edge import EdgeChunk
 from hierfl.edge_node import RoundRequest, RoundResult
@@ -79,7 +79,7 @@ def test_replies_flow_and_an_error_is_named_by_partition(fedavg_strategy):
             2: {11: _ok(0, r2, 5.0), 12: _error("node unavailable")},
         }
     )
-    fed = FlowerFederation(grid, fedavg_strategy, message_ttl=60)
+    fed = GridFederation(grid, fedavg_strategy, message_ttl=60)
     assert fed.dispatch(r1, STATE) == 2
     got = fed.poll() + fed.poll()
     assert [g.partition_id for g in got] == [0, 1]
@@ -99,7 +99,7 @@ def test_replies_flow_and_an_error_is_named_by_partition(fedavg_strategy):
 def test_expire_names_missing_edges(fedavg_strategy):
     r1 = RoundRequest(0, 0)
     grid = FakeGrid({1: {11: _ok(0, r1, 1.0), 12: _ok(1, r1, 1.0)}})
-    fed = FlowerFederation(grid, fedavg_strategy, message_ttl=60)
+    fed = GridFederation(grid, fedavg_strategy, message_ttl=60)
     fed.dispatch(r1, STATE)
     fed.poll()
     failures = fed.expire()

@@ -8,12 +8,11 @@ import dataclasses
 import pytest
 import torch
 
+import hierfl
 from hierfl.cloud import CloudTrainer
 from hierfl.config import HierConfig
 from hierfl.evaluate import early_exit_sweep
-from hierfl.local import LocalFederation
 from hierfl.models import create_model
-from hierfl.orchestrator import Orchestrator
 from hierfl.plugins import PARTITIONERS
 
 TINY = HierConfig(clients=2, experiences=2, rounds=2, local_epochs=2)
@@ -36,16 +35,6 @@ def test_split_edge_gradient_equals_end_to_end_backprop():
         torch.testing.assert_close(p.grad, expected[name], rtol=1e-5, atol=1e-7)
 
 
-def _run(bench, config, tmp_path):
-    streams = [
-        PARTITIONERS.get("iid")(bench, partition_id=i, num_partitions=config.clients, seed=0)
-        for i in range(config.clients)
-    ]
-    fed = LocalFederation(config, streams, state_root=tmp_path)
-    result = Orchestrator(config, fed, bench, poll_interval=0.0).run()
-    return result, fed
-
-
 @pytest.mark.parametrize(
     ("mode", "exits"),
     [
@@ -57,19 +46,18 @@ def _run(bench, config, tmp_path):
 )
 def test_every_mode_trains_and_reports_its_exits(digits_benchmark, tmp_path, mode, exits):
     config = dataclasses.replace(TINY, mode=mode)
-    result, fed = _run(digits_benchmark, config, tmp_path)
-    assert result.matrix.exits() == exits
+    result = hierfl.run(config, benchmark=digits_benchmark)
+    assert result.accuracy.exits() == exits
     for name in exits:
-        assert result.matrix.row(name, 1)[-1] > 0.3  # 5 new classes: chance is 0.2
-    raw = result.raw_input_bytes_uplink
+        assert result.accuracy.row(name, 1)[-1] > 0.3  # 5 new classes: chance is 0.2
+    raw = result.communication["raw_input_bytes_uplink"]
     if mode == "cloud":
         # every training sample of both experiences went up once, as float32 pixels + label
         samples = sum(len(e) for e in digits_benchmark.train)
         assert raw == samples * (64 * 4 + 8)  # uploaded once, reused for every epoch
-        assert fed.traffic()[0] == raw
     else:
         assert raw == 0
-    assert (result.early_exit != []) == (mode == "hierarchical")
+    assert (result.metrics["early_exit"] != []) == (mode == "hierarchical")
 
 
 def test_early_exit_sweep_by_hand():

@@ -1,56 +1,39 @@
-"""The cloud round loop over the in-process federation: metrics, pipelining, rejected replies."""
+"""The cloud round loop over the in-process grid: metrics, pipelining, rejected replies."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
+from flwr.app import Array, Message
 
+import hierfl
+from hierfl.api import prepare
+from hierfl.app.inprocess import InProcessGrid
+from hierfl.app.protocol import ACTIVATIONS, decode_result, encode_result
 from hierfl.config import HierConfig
 from hierfl.errors import HierflError
-from hierfl.local import LocalFederation, weighted_average
-from hierfl.orchestrator import Orchestrator
-from hierfl.plugins import PARTITIONERS
+from hierfl.testing import make_grid
 
 TINY = HierConfig(clients=2, experiences=2, rounds=2, local_epochs=2)
 
 
-def _federation(bench, config, tmp_path):
-    streams = [
-        PARTITIONERS.get("iid")(bench, partition_id=i, num_partitions=config.clients, seed=0)
-        for i in range(config.clients)
-    ]
-    return LocalFederation(config, streams, state_root=tmp_path)
-
-
-def test_weighted_average_by_hand():
-    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(7)}
-    b = {"w": torch.tensor([4.0, 8.0]), "n": torch.tensor(9)}
-    out = weighted_average([a, b], [1.0, 2.0])
-    torch.testing.assert_close(out["w"], torch.tensor([3.0, 6.0]))
-    assert int(out["n"]) == 7
-
-
 def test_run_fills_the_accuracy_matrix(digits_benchmark, tmp_path):
-    fed = _federation(digits_benchmark, TINY, tmp_path)
-    result = Orchestrator(TINY, fed, digits_benchmark, poll_interval=0.0).run()
-    assert result.matrix.exits() == ["edge", "cloud"]
+    result = hierfl.run(TINY, benchmark=digits_benchmark, out=tmp_path)
+    assert result.accuracy.exits() == ["edge", "cloud"]
     for k in range(2):
         for exit_name in ("edge", "cloud"):
-            row = result.matrix.row(exit_name, k)
+            row = result.accuracy.row(exit_name, k)
             assert len(row) == k + 1
-            assert all(0.0 <= v <= 1.0 for v in row)
             assert row[-1] > 0.5  # newest experience: 5 classes, chance is 0.2
-    assert len(result.rounds) == 4
-    up, down = fed.traffic()
-    assert up > 0 and down > 0
-    assert result.rejected == 0 and result.failures == []
+    assert len(result.metrics["rounds"]) == 4
+    assert result.communication["uplink_bytes"] > 0 < result.communication["downlink_bytes"]
+    assert result.metrics["rejected_replies"] == 0 and result.metrics["events"] == []
     # node-local state (optimizer + cursor) persisted for each edge
-    assert sorted(p.parent.name for p in tmp_path.glob("node-*/edge_state.pt")) == [
-        "node-0",
-        "node-1",
-    ]
+    states = sorted(p.parent.parent.name for p in tmp_path.glob("nodes/*/run-0/edge_state.pt"))
+    assert states == ["node-0", "node-1"]
 
 
 def _nan(r):
@@ -69,9 +52,6 @@ CORRUPTIONS = {
     "shape": lambda r: dataclasses.replace(
         r, chunk=dataclasses.replace(r.chunk, activations=r.chunk.activations[:, :1])
     ),
-    "dtype": lambda r: dataclasses.replace(
-        r, chunk=dataclasses.replace(r.chunk, activations=r.chunk.activations.double())
-    ),
     "labels": lambda r: dataclasses.replace(
         r, chunk=dataclasses.replace(r.chunk, labels=r.chunk.labels + 100)
     ),
@@ -84,38 +64,41 @@ CORRUPTIONS = {
 }
 
 
-class _Corrupting(LocalFederation):
-    """Delivers every edge result damaged in one way."""
+class _Corrupting(InProcessGrid):
+    """Delivers every edge's reply damaged in one way, as a Flower message."""
 
     corruption = "nan"
 
-    def poll(self):
-        damage = CORRUPTIONS.get(self.corruption, lambda r: r)  # "oversize": sent as is
-        return [damage(r) for r in super().poll()]
+    def answer(self, message):
+        reply = super().answer(message)
+        if self.corruption == "oversize":  # honest edges; the cloud's bound is the problem
+            return reply
+        if self.corruption == "dtype":  # float64 activations: no codec sends those
+            act = reply.content[ACTIVATIONS]["act"].numpy()
+            reply.content[ACTIVATIONS]["act"] = Array(act.astype(np.float64))
+            return reply
+        damaged = CORRUPTIONS[self.corruption](decode_result(reply.content))
+        return Message(encode_result(damaged), reply_to=message)
 
 
-@pytest.mark.parametrize("corruption", [*CORRUPTIONS, "oversize"])
-def test_rejected_replies_never_touch_the_cloud(corruption, digits_benchmark, tmp_path, caplog):
+@pytest.mark.parametrize("corruption", [*CORRUPTIONS, "dtype", "oversize"])
+def test_rejected_replies_never_touch_the_cloud(corruption, digits_benchmark, tmp_path):
     config = dataclasses.replace(TINY, experiences=1, rounds=1, local_epochs=1)
-    if corruption == "oversize":  # honest edges, but the cloud's bound is below one chunk
+    grid = make_grid(config, digits_benchmark, tmp_path, _Corrupting)
+    grid.corruption = corruption
+    if corruption == "oversize":  # the cloud's bound is below one honest chunk
         config = dataclasses.replace(config, max_chunk_mb=0.05)
-    streams = [
-        PARTITIONERS.get("iid")(digits_benchmark, partition_id=i, num_partitions=2, seed=0)
-        for i in range(2)
-    ]
-    fed = _Corrupting(dataclasses.replace(config, max_chunk_mb=64.0), streams, state_root=tmp_path)
-    fed.corruption = corruption
-    orch = Orchestrator(config, fed, digits_benchmark, poll_interval=0.0)
-    before = {k: v.clone() for k, v in orch.model.cloud.state_dict().items()}
-    with caplog.at_level("WARNING", logger="hierfl"):
-        result = orch.run()
-    assert result.rejected == 2
-    for k, v in orch.model.cloud.state_dict().items():
+    session = prepare(config, grid=grid, benchmark=digits_benchmark, max_failed_rounds=0)
+    model = session.orchestrator.model
+    before = {k: v.clone() for k, v in model.cloud.state_dict().items()}
+    result = session.run()
+    assert result.metrics["rejected_replies"] == 2
+    for k, v in model.cloud.state_dict().items():
         assert torch.equal(v, before[k]), k  # bit-identical
-    rejected = [r.getMessage() for r in caplog.records if "rejected reply" in r.getMessage()]
-    assert sorted(m.split(":")[0] for m in rejected) == [
-        "rejected reply from edge 0",
-        "rejected reply from edge 1",
+    events = result.metrics["events"]
+    assert sorted((e["event"], e["partition"]) for e in events) == [
+        ("reply-rejected", 0),
+        ("reply-rejected", 1),
     ]
 
 
@@ -124,16 +107,16 @@ def test_next_round_is_dispatched_before_the_cloud_trains_on_received_chunks(
 ):
     events: list[str] = []
 
-    class Recording(LocalFederation):
-        def dispatch(self, request, edge_state):
-            events.append(f"dispatch {request.round}")
-            return super().dispatch(request, edge_state)
+    class Recording(InProcessGrid):
+        def push_messages(self, messages):
+            messages = list(messages)
+            events.extend(f"dispatch {m.content['config']['round']}" for m in messages)
+            return super().push_messages(messages)
 
     config = dataclasses.replace(TINY, clients=1, experiences=1, rounds=2)
-    streams = [PARTITIONERS.get("iid")(digits_benchmark, partition_id=0, num_partitions=1, seed=0)]
-    orch = Orchestrator(
-        config, Recording(config, streams, state_root=tmp_path), digits_benchmark, poll_interval=0
-    )
+    grid = make_grid(config, digits_benchmark, tmp_path, Recording)
+    session = prepare(config, grid=grid, benchmark=digits_benchmark)
+    orch = session.orchestrator
     original_step = orch.cloud.step
 
     def step():
@@ -143,7 +126,7 @@ def test_next_round_is_dispatched_before_the_cloud_trains_on_received_chunks(
         return trained
 
     orch.cloud.step = step  # type: ignore[method-assign]
-    orch.run()
+    session.run()
     # Round 0's chunk holds dozens of cloud batches; round 1 goes out after at most one of them.
     assert events[0] == "dispatch 0"
     assert events[1:].index("dispatch 1") <= 1
@@ -151,36 +134,35 @@ def test_next_round_is_dispatched_before_the_cloud_trains_on_received_chunks(
 
 
 def test_missing_edges_at_start_are_a_clear_error(digits_benchmark, tmp_path):
-    class Partial(LocalFederation):
-        def wait_for_edges(self, count, timeout):
-            return count - 1
+    class Partial(InProcessGrid):
+        def get_node_ids(self):
+            return list(self.nodes)[:-1]
 
-    fed = _federation(digits_benchmark, TINY, tmp_path)
-    fed.__class__ = Partial
+    grid = make_grid(TINY, digits_benchmark, tmp_path, Partial)
+    config = dataclasses.replace(TINY, node_wait_timeout=0.01)
     with pytest.raises(HierflError, match="only 1 of 2 edges connected"):
-        Orchestrator(TINY, fed, digits_benchmark).run()
+        hierfl.run(config, grid=grid, benchmark=digits_benchmark)
 
 
-class _Recording(LocalFederation):
+class _Recording(InProcessGrid):
     """Keeps every edge result it delivers."""
 
-    def poll(self):
-        out = super().poll()
-        self.seen_results = getattr(self, "seen_results", []) + out
-        return out
+    def answer(self, message):
+        reply = super().answer(message)
+        self.seen_results = getattr(self, "seen_results", []) + [decode_result(reply.content)]
+        return reply
 
 
 def test_each_edge_gets_its_own_accuracy_matrix(digits_benchmark, tmp_path):
     from hierfl.evaluate import exit_accuracies
 
-    fed = _Recording(
-        TINY, _federation(digits_benchmark, TINY, tmp_path).streams, state_root=tmp_path
-    )
-    orchestrator = Orchestrator(TINY, fed, digits_benchmark, poll_interval=0.0)
-    result = orchestrator.run()
+    grid = make_grid(TINY, digits_benchmark, tmp_path, _Recording)
+    session = prepare(TINY, grid=grid, benchmark=digits_benchmark)
+    orchestrator = session.orchestrator
+    result = session.run()
     assert sorted(result.clients) == [0, 1]
     last = TINY.experiences - 1
-    finals = [r for r in fed.seen_results if (r.experience, r.round) == (last, TINY.rounds - 1)]
+    finals = [r for r in grid.seen_results if (r.experience, r.round) == (last, TINY.rounds - 1)]
     classes = sorted(c for e in digits_benchmark.test for c in e.classes)
     for r in finals:  # recompute the last row from the edge's own weights and the final cloud
         orchestrator.model.edge.load_state_dict(r.edge_state)
@@ -194,7 +176,7 @@ def test_each_edge_gets_its_own_accuracy_matrix(digits_benchmark, tmp_path):
 
 def test_the_cloud_queue_is_bounded_by_one_rounds_worth_of_chunks(digits_benchmark, tmp_path):
     config = dataclasses.replace(TINY, max_chunk_mb=0.01)  # cap: 2 clients x 10 KiB
-    orch = Orchestrator(config, _federation(digits_benchmark, config, tmp_path), digits_benchmark)
+    orch = prepare(config, benchmark=digits_benchmark).orchestrator
     cap = config.clients * config.max_chunk_bytes
     shape = orch.activation_shape
     a = torch.randn(200, *shape)

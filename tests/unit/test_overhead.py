@@ -53,12 +53,29 @@ def test_round_overhead_by_hand():
 
 
 def test_advice_names_the_work_needed_and_the_local_epochs():
-    got = round_overhead([_round(2, 5), _round(2, 5)], [0.0, 0.0], clients=1)
-    assert got is not None  # 3 s of overhead on 2 s of work: 60 %, needs 27 s
+    got = round_overhead([_round(8, 9), _round(8, 9)], [0.0, 0.0], clients=1)
+    assert got is not None  # 1 s of overhead on 8 s of work: 11 %, needs 9 s
     line = got.advice(local_epochs=5)
     assert line is not None
-    assert "60%" in line and ">= 27s" in line
-    assert "local-epochs >= 68" in line  # ceil(5 x 27 / 2)
+    assert "11%" in line and ">= 9s" in line
+    assert line.endswith("local-epochs >= 6")  # ceil(5 x 9 / 8)
+
+
+def test_no_advice_beyond_reason():
+    """3 s of overhead on 2 s of work needs 27 s: 13.5 times the work, 68 epochs instead of 5.
+    That is not a suggestion a user can take; the run is simply small for Flower."""
+    got = round_overhead([_round(2, 5), _round(2, 5)], [0.0, 0.0], clients=1)
+    assert got is not None and got.share == pytest.approx(0.6)
+    assert got.advice(local_epochs=5) is None
+
+
+def test_online_advice_asks_for_fewer_rounds_never_for_epochs():
+    got = round_overhead([_round(8, 9), _round(8, 9)], [0.0, 0.0], clients=1)
+    assert got is not None  # needs 9/8 of the work per round: 10 rounds -> 8
+    line = got.advice(local_epochs=5, online=True, rounds=10)
+    assert line is not None and "local-epochs" not in line
+    assert "rounds <= 8" in line
+    assert got.advice(local_epochs=5, online=True, rounds=1) is None  # nothing to merge
 
 
 def test_no_advice_below_the_target_and_no_overhead_without_rounds():

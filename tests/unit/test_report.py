@@ -146,6 +146,12 @@ def test_extra_may_not_replace_contract_keys() -> None:
         _metrics(extra={"final": {}})
 
 
-def test_write_run_folder_rejects_empty_metrics(tmp_path: Path) -> None:
+def test_a_run_stopped_before_any_evaluation_writes_metrics_json_only(tmp_path: Path) -> None:
+    write_run_folder(tmp_path, {"experiences": [], "status": "failed", "reason": "why"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_write_run_folder_rejects_experiences_without_accuracy(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="experiences"):
-        write_run_folder(tmp_path, {"experiences": []})
+        write_run_folder(tmp_path, {"experiences": [{"index": 0, "accuracy": {}}]})

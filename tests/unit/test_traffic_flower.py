@@ -9,7 +9,7 @@ import pytest
 import torch
 from flwr.app import ConfigRecord, RecordDict
 
-from hierfl.app.federation import FlowerFederation
+from hierfl.app.federation import GridFederation
 from hierfl.app.protocol import (
     decode_result,
     encode_result,
@@ -96,7 +96,7 @@ class _Grid:
 
 
 def test_federation_counts_payload_per_partition_and_round(fedavg_strategy):
-    fed = FlowerFederation(_Grid(), fedavg_strategy, message_ttl=60)
+    fed = GridFederation(_Grid(), fedavg_strategy, message_ttl=60)
     down = 64 + NPY_HEADER  # the weights in each request
     up = 6 * 8 * 9 + 6 * 8 + 4 * 8 + 64 + 4 * NPY_HEADER  # int8 acts, labels, scales, weights
     for r in range(2):
