@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hierfl.config import HierConfig
 from hierfl.data import Benchmark, ClientStream
+from hierfl.errors import ConfigError
 from hierfl.metrics import AccuracyMatrix
 
 if TYPE_CHECKING:
@@ -72,10 +73,16 @@ def resolve(
     config: HierConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any]
 ) -> HierConfig:
     """A validated config from a ``HierConfig``, a mapping (dashed or underscored keys) and
-    keyword overrides, later ones winning."""
+    keyword overrides, later ones winning; then the continual methods' own defaults for the
+    keys left at hierfl's (``ContinualMethod.defaults``; the log says which)."""
+    from hierfl.config import describe_defaults, with_method_defaults
+
     base = config if isinstance(config, HierConfig) else HierConfig()
     values = dict(config) if isinstance(config, Mapping) else {}
-    return HierConfig.from_mapping({**values, **overrides}, base=base).validate()
+    merged, applied = with_method_defaults(HierConfig.from_mapping({**values, **overrides}, base))
+    if applied:
+        log.info(describe_defaults(merged, applied))
+    return merged.validate()
 
 
 def run(
@@ -167,9 +174,15 @@ def prepare(
     if folder is not None:
         cfg = dataclasses.replace(cfg, out=str(folder))
     bench = _benchmark(benchmark)
+    if bench is not None:
+        cfg = _fit_to(cfg, bench)
     tmp = None
     if grid is None:
-        bench = bench if bench is not None else _build(cfg)
+        if bench is None:
+            from hierfl.preflight import preflight
+
+            preflight(cfg)
+            bench = _build(cfg)
         state_key = state_key or cfg.state_key or "run-0"
         if folder is None:
             tmp = tempfile.TemporaryDirectory(prefix="hierfl-nodes-")
@@ -194,6 +207,19 @@ def prepare(
         **({"clock": clock} if clock is not None else {}),
     )
     return Session(cfg, orchestrator, engine, folder, tmp)
+
+
+def _fit_to(config: HierConfig, bench: Benchmark) -> HierConfig:
+    """A given benchmark sets the number of experiences unless the config asks for fewer."""
+    count = len(bench.test)
+    if config.experiences == HierConfig().experiences and count != config.experiences:
+        log.info("experiences=%d: the benchmark's own count", count)
+        return dataclasses.replace(config, experiences=count).validate()
+    if config.experiences > count:
+        raise ConfigError(
+            "experiences", f"got {config.experiences}, but the benchmark has {count}"
+        )
+    return config
 
 
 def edge_streams(config: HierConfig, benchmark: Benchmark) -> list[ClientStream]:

@@ -1,4 +1,4 @@
-"""``hierfl`` commands: ``run`` (the method through Flower), ``profile`` and ``plan``."""
+"""``hierfl`` commands: ``run`` (the method through Flower or in process), ``profile``, ``plan``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hierfl.config import HierConfig, parse_overrides, read_toml
-from hierfl.errors import ConfigError, HierflError
+from hierfl.config import (
+    HierConfig,
+    describe_defaults,
+    parse_overrides,
+    read_toml,
+    with_method_defaults,
+)
+from hierfl.errors import ConfigError, HierflError, RunFailed
 from hierfl.run_folder import ENGINES
 
 # Small settings that run anything end to end in about a minute on a laptop CPU.
@@ -18,9 +24,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "tiny": {"clients": 2, "experiences": 2, "rounds": 2, "local-epochs": 1},
 }
-
-# Scenarios that need no local dataset folder.
-BUNDLED_SCENARIOS = ("digits", "synthetic")
 
 # CLI flag -> config key, for the flags that are shorthands.
 _FLAGS = {
@@ -44,14 +47,56 @@ _FLAGS = {
     "edge_slowdown": "edge-slowdown",
     "codec": "codec",
 }
+EXIT_RUN_FAILED = 3  # the run started and stopped on a systematic failure
+
+
+def _registries_epilog() -> str:
+    """What is registered (models with their cuts, scenarios, aggregators, continual methods,
+    partitioners), each with its settings: the registries themselves, not a copied list."""
+    from hierfl.plugin import declared_settings
+    from hierfl.plugins import AGGREGATORS, CONTINUAL, MODELS, PARTITIONERS, SCENARIOS
+
+    lines = ["registered plug-ins (set a plug-in's settings with NAME.SETTING=value):"]
+    lines.append("  model:")
+    lines += [f"    {n}: cuts {', '.join(MODELS.get(n).cut_points)}" for n in MODELS.names()]
+    for title, registry in (
+        ("scenario", SCENARIOS),
+        ("strategy", AGGREGATORS),
+        ("cl", CONTINUAL),
+        ("partition", PARTITIONERS),
+    ):
+        lines.append(f"  {title}:")
+        for name in registry.names():
+            settings = ", ".join(f"{name}.{k}" for k in declared_settings(name))
+            summary = registry.plugin(name).summary
+            lines.append(f"    {name}: {summary}" + (f" [{settings}]" if settings else ""))
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An epilog computed only when help is asked for: listing the registries imports the
+    plug-ins, which a plain ``hierfl run`` start need not pay for."""
+
+    def __init__(self, *args: Any, lazy_epilog: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_epilog = lazy_epilog
+
+    def format_help(self) -> str:
+        if self.lazy_epilog is not None:
+            self.epilog = self.lazy_epilog()
+        return super().format_help()
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="train on this machine through Flower (SuperLink + one SuperNode per edge)",
-        description="Run hierarchical training end to end: a flower-superlink, one hierfl-client "
-        "per edge and `flwr run`, all on 127.0.0.1, then write the run folder.",
+        help="train: through Flower on this machine (SuperLink + one SuperNode per edge), or "
+        "in process",
+        description="Run hierarchical training end to end and write the run folder. With the "
+        "flower engine: a flower-superlink, one hierfl-client per edge and `flwr run`, all on "
+        "127.0.0.1. Every key of docs/reference.md can be given as key=value.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        lazy_epilog=_registries_epilog,
     )
     p.add_argument("--config", help="TOML file with keys (flat or [tool.flwr.app.config])")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
@@ -73,15 +118,11 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", help="local epochs per round on each edge")
     p.add_argument("--partition", help="how training data is split across edges: iid, dirichlet")
     p.add_argument("--seed", help="seed for class order, partitions and initial weights")
-    p.add_argument("--model", help="model name (small-cnn)")
-    p.add_argument("--cut", help="separation point (block1, block2, block3 for small-cnn)")
-    p.add_argument("--strategy", help="edge aggregation strategy (fedavg, fedprox, ...)")
+    p.add_argument("--model", help="model name (default small-cnn)")
+    p.add_argument("--cut", help="separation point (see the models' cuts below)")
+    p.add_argument("--strategy", help="edge aggregation strategy (default fedavg)")
     p.add_argument("--exit-head", help="exit head: the model's own, conv or mlp")
-    p.add_argument(
-        "--cl",
-        help="continual-learning strategies joined by '+': naive, edge-replay, lwf, ewc, "
-        "cloud-replay",
-    )
+    p.add_argument("--cl", help="continual-learning methods joined by '+' (default edge-replay)")
     p.add_argument(
         "--device",
         help="cpu, cuda or auto for both edge and cloud "
@@ -94,168 +135,35 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", help="uplink activation codec: fp32 (default), fp16, int8")
     p.add_argument("--out", help="run folder (default runs/<timestamp>)")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (never a folder that is not a run folder)",
+    )
+    p.add_argument(
         "--resume",
         metavar="DIR",
         help="continue the interrupted run whose run folder is DIR, from its last checkpoint "
-        "(its config is reused; flags and key=value may change timeouts, threads, devices)",
+        "(its config is reused; key=value may change timeouts, threads and devices)",
     )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="any config key")
 
 
-def _profile_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "profile",
-        help="activation size, parameters and FLOPs of a model at every cut",
-        description="Print the cut profile of a model: activation shape and bytes per sample, "
-        "raw input bytes, and parameters and forward FLOPs of the edge segment plus exit and of "
-        "the cloud segment (torch.utils.flop_counter).",
-    )
-    p.add_argument("--model", default="small-cnn", help="registered model name")
-    p.add_argument("--input", default="", help="input shape CxHxW (default: the model's own)")
-    p.add_argument("--classes", type=int, default=10, help="number of classes")
-    p.add_argument("--exit-head", default=None, help="conv or mlp (default: the model's own)")
-
-
-def _plan_parser(sub: argparse._SubParsersAction) -> None:
-    from hierfl.planner import (
-        DEFAULT_BATCH_SIZE,
-        DEFAULT_CLOUD_FLOPS,
-        DEFAULT_EDGE_FLOPS,
-        DEFAULT_SAMPLES,
-    )
-
-    p = sub.add_parser(
-        "plan",
-        help="predict epoch time of every mode at every cut and recommend a cut",
-        description="Predict seconds per epoch of hierarchical, split, cloud and edge-only "
-        "training at every cut of a model (hierfl.runtime: FLOPs over FLOP/s, backward = 2x "
-        "forward, fp32 on the wire), estimate the edge's training memory, and recommend the cut "
-        "that trains hierarchically fastest within --edge-memory.",
-    )
-    # Numbers are read as text and checked in plan(), so that a bad value gives one line naming
-    # its flag (argparse's own errors print the usage too).
-    p.add_argument("--model", default="small-cnn", help="registered model name")
-    p.add_argument("--input", default="", help="input shape CxHxW (default: the model's own)")
-    p.add_argument("--bitrate", required=True, help="uplink bits per second, e.g. 1e6")
-    p.add_argument("--downlink-bitrate", help="downlink bits per second (default: --bitrate)")
-    p.add_argument("--latency", default="0", help="one-way latency in seconds (default 0)")
-    p.add_argument(
-        "--edge-flops",
-        default=str(DEFAULT_EDGE_FLOPS),
-        help=f"edge FLOP/s sustained (default {DEFAULT_EDGE_FLOPS:.0e}: a Raspberry-Pi-class CPU)",
-    )
-    p.add_argument(
-        "--cloud-flops",
-        default=str(DEFAULT_CLOUD_FLOPS),
-        help=f"cloud FLOP/s sustained (default {DEFAULT_CLOUD_FLOPS:.0e}: one data-centre GPU)",
-    )
-    p.add_argument("--edge-memory", help="edge memory in bytes for training (default: unlimited)")
-    p.add_argument(
-        "--batch-size", default=str(DEFAULT_BATCH_SIZE), help="batch size (default %(default)s)"
-    )
-    p.add_argument(
-        "--samples",
-        default=str(DEFAULT_SAMPLES),
-        help="samples per edge per epoch (default %(default)s)",
-    )
-    p.add_argument("--clients", default="1", help="edges sharing the cloud (default 1)")
-    p.add_argument("--classes", default="10", help="number of classes (default 10)")
-    p.add_argument("--exit-head", default=None, help="conv or mlp (default: the model's own)")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from hierfl.cli_tools import add_plan_parser, add_profile_parser
+
     parser = argparse.ArgumentParser(
         prog="hierfl", description="Hierarchical edge-cloud training with early exits."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _run_parser(sub)
-    _profile_parser(sub)
-    _plan_parser(sub)
+    add_profile_parser(sub)
+    add_plan_parser(sub)
     return parser
 
 
-DEFAULT_INPUTS = {"small-cnn": "1x8x8", "vgg16": "3x32x32", "resnet18": "3x32x32"}
-
-
-def profile(args: argparse.Namespace) -> None:
-    from hierfl.config import parse_shape
-    from hierfl.models.profile import format_profiles, profile_model
-    from hierfl.plugins import MODELS
-
-    MODELS.check(args.model)
-    if args.classes <= 0:
-        raise ConfigError("classes", f"must be > 0, got {args.classes}")
-    shape = parse_shape("input", args.input or DEFAULT_INPUTS.get(args.model, "3x32x32"))
-    print(format_profiles(profile_model(args.model, shape, args.classes, exit_head=args.exit_head)))
-
-
-def _number(flag: str, text: str, *, integer: bool = False, zero: bool = False) -> float:
-    """Parse ``text`` as a finite number > 0 (>= 0 if ``zero``; an int if ``integer``).
-
-    Raises:
-        ConfigError: naming ``flag``, so that the one-line message says which flag to fix.
-    """
-    import math
-
-    kind = "an integer" if integer else "a number"
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(flag, f"expected {kind}, got {text!r}") from None
-    if not math.isfinite(value) or (integer and not value.is_integer()):
-        raise ConfigError(flag, f"expected {kind}, got {text!r}")
-    if value < 0 or (value == 0 and not zero):
-        raise ConfigError(flag, f"must be {'>=' if zero else '>'} 0, got {text}")
-    return value
-
-
-def plan(args: argparse.Namespace) -> None:
-    import json
-
-    from hierfl.config import parse_shape
-    from hierfl.errors import UnknownNameError
-    from hierfl.planner import (
-        PlanSettings,
-        format_plan,
-        format_settings,
-        measure_cuts,
-        plan_cuts,
-        plan_to_dict,
-        recommendation,
-    )
-    from hierfl.plugins import MODELS
-
-    try:
-        MODELS.check(args.model)
-    except UnknownNameError as exc:
-        raise UnknownNameError("--model", args.model, exc.allowed) from None
-    shape = parse_shape("--input", args.input or DEFAULT_INPUTS.get(args.model, "3x32x32"))
-    downlink = args.downlink_bitrate
-    memory = args.edge_memory
-    settings = PlanSettings(
-        bitrate_bps=_number("--bitrate", args.bitrate),
-        downlink_bps=None if downlink is None else _number("--downlink-bitrate", downlink),
-        latency_s=_number("--latency", args.latency, zero=True),
-        edge_flops=_number("--edge-flops", args.edge_flops),
-        cloud_flops=_number("--cloud-flops", args.cloud_flops),
-        edge_memory_bytes=None if memory is None else _number("--edge-memory", memory),
-        batch_size=int(_number("--batch-size", args.batch_size, integer=True)),
-        samples=int(_number("--samples", args.samples, integer=True)),
-        clients=int(_number("--clients", args.clients, integer=True)),
-    )
-    classes = int(_number("--classes", args.classes, integer=True))
-    result = plan_cuts(measure_cuts(args.model, shape, classes, exit_head=args.exit_head), settings)
-    if args.json:
-        print(json.dumps(plan_to_dict(result), indent=2))
-        return
-    print(f"{args.model} on {'x'.join(map(str, shape))}: {format_settings(settings)}")
-    print(format_plan(result.rows, result.recommended))
-    print(recommendation(result))
-
-
 def resolve_config(args: argparse.Namespace) -> HierConfig:
-    """Defaults < preset < --config file < flags < key=value overrides; then validate.
+    """Defaults < preset < --config file < flags < key=value overrides; then the continual
+    methods' own defaults for keys left at hierfl's; then validate.
 
     With ``--resume DIR`` the interrupted run's own config (from its checkpoint) replaces the
     defaults, the preset and the config file, and the run folder stays DIR.
@@ -265,26 +173,40 @@ def resolve_config(args: argparse.Namespace) -> HierConfig:
     config = HierConfig.from_mapping(PRESETS[args.preset])
     if args.config:
         config = HierConfig.from_mapping(read_toml(args.config), base=config)
-    flags = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
-    if args.device is not None:
-        flags.update({"edge-device": args.device, "cloud-device": args.device})
-    config = HierConfig.from_mapping({k: v for k, v in flags.items() if v is not None}, config)
+    config = HierConfig.from_mapping(_flags(args), config)
     config = HierConfig.from_mapping(parse_overrides(args.overrides), base=config)
     if not args.out and not any(o.startswith("out=") for o in args.overrides):
         if not args.config or "out" not in read_toml(args.config):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             config = HierConfig.from_mapping({"out": f"runs/{stamp}"}, base=config)
+    config, applied = with_method_defaults(config)
+    if applied:
+        print(f"hierfl: {describe_defaults(config, applied)}", flush=True)
     return config.validate()
+
+
+def _flags(args: argparse.Namespace) -> dict[str, str]:
+    flags = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
+    if args.device is not None:
+        flags.update({"edge-device": args.device, "cloud-device": args.device})
+    return {k: v for k, v in flags.items() if v is not None}
 
 
 def _resume_config(args: argparse.Namespace) -> HierConfig:
     from hierfl.checkpoint import check_compatible, load_checkpoint
 
+    if args.config:
+        raise ConfigError(
+            "config",
+            "--resume reuses the interrupted run's own config; pass only what may change "
+            "(timeouts, threads, devices) as key=value",
+        )
+    if args.preset != "default":
+        raise ConfigError("preset", "--resume reuses the interrupted run's own config")
     checkpoint = load_checkpoint(args.resume)
     folder = str(Path(args.resume).resolve())
     config = HierConfig.from_mapping(checkpoint.config)
-    flags = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
-    config = HierConfig.from_mapping({k: v for k, v in flags.items() if v is not None}, config)
+    config = HierConfig.from_mapping(_flags(args), config)
     config = HierConfig.from_mapping(parse_overrides(args.overrides), base=config)
     resume = {"out": folder, "resume": folder, "state-key": checkpoint.state_key}
     config = HierConfig.from_mapping(resume, base=config).validate()
@@ -292,13 +214,15 @@ def _resume_config(args: argparse.Namespace) -> HierConfig:
     return config
 
 
-def _check_data(config: HierConfig) -> None:
-    """Fail before any process starts when a local dataset folder is missing or incomplete."""
-    if config.scenario in BUNDLED_SCENARIOS:
-        return
-    from hierfl.streams import build_benchmark
+def _devices(config: HierConfig) -> str:
+    """``--device auto`` says what it chose."""
+    if "auto" not in (config.edge_device, config.cloud_device):
+        return ""
+    from hierfl.devices import resolve_device
 
-    build_benchmark(config)  # raises ConfigError("data-dir", <the expected layout>)
+    edge = resolve_device("edge-device", config.edge_device)
+    cloud = resolve_device("cloud-device", config.cloud_device)
+    return f"; devices: edge {edge}, cloud {cloud} (auto)"
 
 
 def _run_engine(engine: str, config: HierConfig) -> Path:
@@ -323,26 +247,36 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through run_local's cleanup of Flower processes
 
 
+def _start(args: argparse.Namespace) -> Path:
+    from hierfl.preflight import preflight, prepare_run_folder
+
+    config = resolve_config(args)
+    preflight(config)  # the scenario, model and data folder: before any process starts
+    out = Path(config.out).resolve()
+    prepare_run_folder(out, resume=bool(config.resume), overwrite=args.overwrite)
+    print(
+        f"hierfl: {config.clients} edges, {config.mode}, {config.scenario}, cl {config.cl}, "
+        f"{config.experiences} experiences x {config.rounds} rounds, {args.engine} engine"
+        f"{_devices(config)} -> {out}",
+        flush=True,
+    )
+    return _run_engine(args.engine, config)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        if args.command == "profile":
-            profile(args)
+        if args.command in ("profile", "plan"):
+            from hierfl import cli_tools
+
+            getattr(cli_tools, args.command)(args)
             return 0
-        if args.command == "plan":
-            plan(args)
-            return 0
-        config = resolve_config(args)
-        _check_data(config)
-        print(
-            f"hierfl: {config.clients} edges, {config.mode}, {config.scenario}, "
-            f"{config.experiences} experiences x {config.rounds} rounds, {args.engine} engine "
-            f"-> {config.out}",
-            flush=True,
-        )
-        out = _run_engine(args.engine, config)
+        out = _start(args)
+    except RunFailed as exc:
+        print(f"hierfl: run failed: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     except HierflError as exc:
         print(f"hierfl: error: {exc}", file=sys.stderr)
         return 2

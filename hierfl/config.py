@@ -2,127 +2,186 @@
 
 Sources, later ones winning: the defaults below, a ``--config FILE.toml``, CLI flags and
 ``key=value`` overrides. Keys use dashes on the outside (TOML, Flower run config, CLI) and
-underscores inside.
+underscores inside. Each field carries its help text and its allowed range or choices as
+metadata: validation, the bad-value tests and the options table in ``docs/reference.md`` are
+all generated from it.
+
+Plug-ins own their settings (``hierfl.plugin``): a dotted key ``NAME.SETTING`` (``lwf.alpha=1``,
+``dirichlet.alpha=0.3``) sets one of plug-in NAME's settings; they are kept in
+``plugin_settings`` and checked against the plug-in's own settings dataclass.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from hierfl.errors import ConfigError, UnknownNameError
 
-MODES = ("hierarchical", "split", "cloud", "edge")
+MODES = ("hierarchical", "split", "cloud", "edge")  # hierfl.modes describes each
 DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adam", "sgd")
 CLASS_MASKS = ("seen", "none")
+CODECS = ("fp32", "fp16", "int8")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-_POSITIVE_INT = (
-    "clients",
-    "experiences",
-    "rounds",
-    "local_epochs",
-    "batch_size",
-    "cloud_epochs",
-    "edge_replay_size",
-    "cloud_replay_size",
-)
-_POSITIVE_FLOAT = (
-    "dirichlet_alpha",
-    "edge_lr",
-    "cloud_lr",
-    "max_chunk_mb",
-    "backlog_mb",
-    "reply_timeout",
-    "node_wait_timeout",
-)
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    registry: str = "",
+    bad: tuple[str, ...] = (),
+) -> Any:
+    """A config field: its default, one line of help, and what values it allows.
+
+    Args:
+        ge, gt, le, lt: bounds of a number (NaN and infinity are always refused).
+        choices: the allowed strings.
+        registry: the plug-in registry (``hierfl.plugins``) whose names are allowed.
+        bad: values a free-form string key refuses (used by the generated bad-value tests;
+            numbers and choices get theirs from the bounds).
+    """
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
+    return field(default=default, metadata={**meta, "registry": registry, "bad": bad})
 
 
 @dataclass(frozen=True)
 class HierConfig:
-    """Everything a run needs; see the README for what each key does."""
+    """Everything a run needs; ``docs/reference.md`` lists every key."""
 
-    mode: str = "hierarchical"
-    clients: int = 3
-    scenario: str = "digits"
-    experiences: int = 5
-    partition: str = "iid"
-    seed: int = 0
-    model: str = "small-cnn"
-    cut: str = ""
-    exit_head: str = ""
-    strategy: str = "fedavg"
-    rounds: int = 5
-    local_epochs: int = 5
-    batch_size: int = 16
-    optimizer: str = "adam"
-    edge_lr: float = 0.003
-    cloud_lr: float = 0.003
-    momentum: float = 0.9
-    cloud_epochs: int = 1
-    test_fraction: float = 0.25
-    input_shape: str = ""
-    num_classes: int = 0
-    samples_per_class: int = 0
-    max_chunk_mb: float = 64.0
-    bitrate: float = 0.0  # emulated uplink bits/s per edge; 0 = no emulation
-    downlink_bitrate: float = 0.0  # emulated downlink bits/s; 0 = as bitrate
-    latency: float = 0.0  # emulated one-way latency per message, seconds
-    edge_slowdown: float = 1.0  # emulate an edge this many times slower
-    codec: str = "fp32"  # uplink activation codec: fp32, fp16, int8
-    edge_threads: int = 1
-    cloud_threads: int = 1
-    edge_device: str = "cpu"
-    cloud_device: str = "cpu"
-    exit_thresholds: str = "0.5,0.7,0.9,0.99"
-    act_clip: float = 0.0
-    act_noise: float = 0.0
-    cl: str = "naive"
-    class_mask: str = "seen"
-    ewc_lambda: float = 1000.0
-    edge_replay_size: int = 200
-    cloud_replay_size: int = 2000
-    freeze_edge_after: int = -1
-    online: bool = False
-    dirichlet_alpha: float = 0.5
-    late_clients: str = ""
-    link_down: str = ""
-    backlog_mb: float = 16.0
-    reply_timeout: float = 600.0
-    node_wait_timeout: float = 120.0
-    data_dir: str = ""
-    out: str = "runs/flwr"
-    checkpoint_every: int = 0
-    max_failed_rounds: int = 3  # stop after this many rounds in a row without usable work
-    resume: str = ""
-    state_key: str = ""
+    mode: str = option(
+        "hierarchical",
+        "the method, or a baseline on the same model: split, cloud (uploads raw inputs), edge",
+        choices=MODES,
+    )
+    clients: int = option(3, "edge devices", ge=1)
+    scenario: str = option("digits", "the stream of experiences", registry="scenario")
+    experiences: int = option(5, "experiences in the stream; 1 = all classes at once", ge=1)
+    partition: str = option("iid", "how training data is split across edges", registry="partition")
+    seed: int = option(0, "class order, data split, partitions and initial weights", ge=0)
+    model: str = option("small-cnn", "the network", registry="model")
+    cut: str = option("", "separation point (empty: the model's default)", bad=("nope",))
+    exit_head: str = option(
+        "", "exit head: conv or mlp (empty: the model's own)", choices=("", "conv", "mlp")
+    )
+    strategy: str = option("fedavg", "edge aggregation (a Flower strategy)", registry="strategy")
+    rounds: int = option(5, "rounds per experience (one chunk per edge per round)", ge=1)
+    local_epochs: int = option(5, "passes over the edge's current experience per round", ge=1)
+    batch_size: int = option(16, "mini-batch size on edge and cloud", ge=2)
+    optimizer: str = option("adam", "optimizer of edge and cloud", choices=OPTIMIZERS)
+    edge_lr: float = option(0.003, "edge learning rate", gt=0)
+    cloud_lr: float = option(0.003, "cloud learning rate", gt=0)
+    momentum: float = option(0.9, "momentum (sgd only)", ge=0, lt=1)
+    cloud_epochs: int = option(1, "passes the cloud makes over each chunk", ge=1)
+    test_fraction: float = option(0.25, "held-out share of the data", gt=0, lt=1)
+    input_shape: str = option(
+        "", "CxHxW input shape (empty: the scenario's own)", bad=("3x0x8", "three")
+    )
+    num_classes: int = option(0, "synthetic classes (0: the scenario's own)", ge=0)
+    samples_per_class: int = option(0, "synthetic samples per class (0: its own)", ge=0)
+    max_chunk_mb: float = option(64.0, "bound on one chunk's payload, MiB", gt=0)
+    bitrate: float = option(0.0, "emulated uplink bits/s per edge (0: off)", ge=0)
+    downlink_bitrate: float = option(0.0, "emulated downlink bits/s (0: as bitrate)", ge=0)
+    latency: float = option(0.0, "emulated one-way latency per message, s", ge=0)
+    edge_slowdown: float = option(1.0, "emulate edges this many times slower", ge=1)
+    codec: str = option("fp32", "uplink activation codec", choices=CODECS)
+    edge_threads: int = option(1, "torch threads per edge process (0: torch's default)", ge=0)
+    cloud_threads: int = option(1, "torch threads of the cloud (0: torch's default)", ge=0)
+    edge_device: str = option("cpu", "where edges train", choices=DEVICES)
+    cloud_device: str = option("cpu", "where the cloud trains", choices=DEVICES)
+    exit_thresholds: str = option(
+        "0.5,0.7,0.9,0.99", "confidence levels of the early-exit sweep", bad=("0.5,x", "2")
+    )
+    act_clip: float = option(0.0, "clip each shipped activation to this L2 norm (0: off)", ge=0)
+    act_noise: float = option(0.0, "Gaussian noise added to shipped activations (0: off)", ge=0)
+    cl: str = option(
+        "",
+        "continual-learning methods joined by '+' (empty: the mode's own, edge-replay; "
+        "cloud-replay in split and cloud modes)",
+        bad=("nope", "naive+"),
+    )
+    class_mask: str = option(
+        "seen", "seen: train and predict among classes met so far; none: all", choices=CLASS_MASKS
+    )
+    freeze_edge_after: int = option(
+        -1, "freeze the edge segment after this experience (-1: never)", ge=-1
+    )
+    online: bool = option(False, "online mode: each sample is seen once")
+    late_clients: str = option("", "PARTITION:DELAY pairs, e.g. 1:1,2:never", bad=("9:1", "1:x"))
+    link_down: str = option(
+        "", "emulated uplink outages PARTITION:FIRST-LAST (run-wide rounds)", bad=("x", "1:3-2")
+    )
+    backlog_mb: float = option(16.0, "bound of an edge's uplink backlog, MiB", gt=0)
+    reply_timeout: float = option(600.0, "seconds the cloud waits for a round's replies", gt=0)
+    node_wait_timeout: float = option(120.0, "seconds to wait for the edges at start-up", gt=0)
+    data_dir: str = option(
+        "", "folder of a dataset in torchvision's layout", bad=("/nonexistent/hierfl-data",)
+    )
+    out: str = option("runs/flwr", "run folder", bad=("/proc/hierfl-forbidden",))
+    checkpoint_every: int = option(
+        0, "checkpoint at each experience's end (0), also every N rounds, or never (-1)", ge=-1
+    )
+    max_failed_rounds: int = option(
+        3, "stop after this many rounds in a row without usable work (0: never)", ge=0
+    )
+    resume: str = option("", "resume from this run folder's checkpoint", bad=("/nonexistent/run",))
+    state_key: str = option(
+        "", "the edges' state folder name (a plain name)", bad=("../escape", "/tmp/x")
+    )
+    plugin_settings: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={"help": "NAME.SETTING keys of plug-ins", "internal": True}
+    )
 
     # ---- conversions -------------------------------------------------------------------------
     @classmethod
     def keys(cls) -> list[str]:
-        """The outside (dashed) names of every key."""
-        return [f.name.replace("_", "-") for f in fields(cls)]
+        """The outside (dashed) names of every core key."""
+        return [_dashed(f.name) for f in core_fields()]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: HierConfig | None = None) -> HierConfig:
-        """Build from dashed or underscored keys, coercing types; unknown keys are errors."""
+        """Build from dashed or underscored keys, coercing types; unknown keys are errors.
+
+        A dotted key ``NAME.SETTING`` is a plug-in's setting; its type is checked by
+        ``validate`` against the plug-in's settings.
+        """
         base = base or cls()
-        types = {f.name: f.type for f in fields(cls)}
+        defaults = {f.name: getattr(base, f.name) for f in core_fields()}
         changes: dict[str, Any] = {}
+        plugins = {k: dict(v) for k, v in base.plugin_settings.items()}
         for raw_key, value in values.items():
-            name = raw_key.replace("-", "_")
-            if name not in types:
-                raise ConfigError(raw_key, f"unknown key; allowed: {', '.join(cls.keys())}")
-            changes[name] = _coerce(raw_key, value, getattr(base, name))
-        return dataclasses.replace(base, **changes)
+            if "." in raw_key:
+                name, _, setting = raw_key.partition(".")
+                plugins.setdefault(name, {})[setting.replace("_", "-")] = value
+                continue
+            key = raw_key.replace("-", "_")
+            if key == "plugin_settings" and isinstance(value, Mapping):
+                for name, items in value.items():
+                    plugins.setdefault(name, {}).update({_dashed(k): v for k, v in items.items()})
+                continue
+            if key not in defaults:
+                raise ConfigError(raw_key, _unknown_key(raw_key))
+            changes[key] = coerce(raw_key, value, defaults[key])
+        return dataclasses.replace(base, **changes, plugin_settings=plugins)
 
     def to_flwr(self) -> dict[str, Any]:
-        """The dashed ``[tool.flwr.app.config]`` form (bool, int, float and str values only)."""
-        return {k.replace("_", "-"): v for k, v in dataclasses.asdict(self).items()}
+        """The flat ``[tool.flwr.app.config]`` form (bool, int, float and str values only)."""
+        flat = {_dashed(f.name): getattr(self, f.name) for f in core_fields()}
+        for name, items in sorted(self.plugin_settings.items()):
+            flat.update({f"{name}.{k}": v for k, v in sorted(items.items())})
+        return flat
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -131,6 +190,18 @@ class HierConfig:
     @property
     def max_chunk_bytes(self) -> int:
         return int(self.max_chunk_mb * 1024 * 1024)
+
+    @property
+    def backlog_bytes(self) -> int:
+        return int(self.backlog_mb * 1024 * 1024)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """``cl`` split into the continual methods' names (empty: the mode's default)."""
+        from hierfl.modes import MODES as TABLE
+
+        cl = self.cl or (TABLE[self.mode].default_cl if self.mode in TABLE else "naive")
+        return tuple(n.strip() for n in cl.split("+"))
 
     @property
     def thresholds(self) -> tuple[float, ...]:
@@ -156,11 +227,16 @@ class HierConfig:
                 value = None if delay.strip() == "never" else int(delay)
             except ValueError:
                 partition, value, sep = -1, 0, ""
-            if not sep or not 0 <= partition < self.clients or (value is not None and value < 1):
+            if (
+                not sep
+                or not 0 <= partition < self.clients
+                or (value is not None and not 1 <= value < self.experiences)
+            ):
                 raise ConfigError(
                     "late-clients",
                     f"expected PARTITION:DELAY pairs such as '1:1,2:never' with partitions in "
-                    f"0..{self.clients - 1} and DELAY >= 1 or 'never', got {self.late_clients!r}",
+                    f"0..{self.clients - 1} and DELAY in 1..{self.experiences - 1} (experiences) "
+                    f"or 'never', got {self.late_clients!r}",
                 )
             delays[partition] = value
         return delays
@@ -188,118 +264,176 @@ class HierConfig:
         return outages
 
     @property
-    def backlog_bytes(self) -> int:
-        return int(self.backlog_mb * 1024 * 1024)
-
-    @property
     def image_shape(self) -> tuple[int, int, int] | None:
         """``input-shape`` parsed from ``CxHxW``; None when empty (the scenario decides)."""
         return parse_shape("input-shape", self.input_shape) if self.input_shape else None
 
+    def settings(self, name: str) -> Any:
+        """Plug-in ``name``'s settings: its dataclass with this run's ``NAME.*`` values."""
+        from hierfl.plugin import settings_of
+
+        return settings_of(name, self.plugin_settings.get(name, {}))
+
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> HierConfig:
-        """Check every value; raise ``ConfigError`` naming the key and what is allowed."""
-        from hierfl.models.heads import EXIT_HEADS
-        from hierfl.plugins import AGGREGATORS, CONTINUAL, MODELS, PARTITIONERS, SCENARIOS
+        """Check every value; raise ``ConfigError`` naming the key and what is allowed.
 
-        if self.mode not in MODES:
-            raise ConfigError("mode", f"unknown value {self.mode!r}; allowed: {', '.join(MODES)}")
-        for key in _POSITIVE_INT + _POSITIVE_FLOAT:
-            if getattr(self, key) <= 0:
-                raise ConfigError(key.replace("_", "-"), f"must be > 0, got {getattr(self, key)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise UnknownNameError("optimizer", self.optimizer, list(OPTIMIZERS))
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError("test-fraction", f"must be in (0, 1), got {self.test_fraction}")
+        Returns the config with its plug-in settings coerced to their declared types.
+        """
+        check_fields(self, core_fields())
         _ = self.image_shape, self.thresholds, self.arrival_delays, self.link_outages
-        for key in ("edge_device", "cloud_device"):
-            if getattr(self, key) not in DEVICES:
-                raise UnknownNameError(key.replace("_", "-"), getattr(self, key), list(DEVICES))
-        for key in ("edge_threads", "cloud_threads", "num_classes", "samples_per_class"):
-            if getattr(self, key) < 0:
-                raise ConfigError(key.replace("_", "-"), "must be >= 0 (0 = the default)")
-        if self.seed < 0:
-            raise ConfigError("seed", f"must be >= 0, got {self.seed}")
-        MODELS.check(self.model)
-        SCENARIOS.check(self.scenario)
-        PARTITIONERS.check(self.partition)
-        AGGREGATORS.check(self.strategy)
-        names = [n.strip() for n in self.cl.split("+")]
-        if not all(names):
-            raise ConfigError("cl", f"expected names joined by '+', got {self.cl!r}")
-        for name in names:
-            CONTINUAL.check(name)
-        self._check_strategy_fits_mode(names)
-        if self.class_mask not in CLASS_MASKS:
-            raise UnknownNameError("class-mask", self.class_mask, list(CLASS_MASKS))
-        if self.ewc_lambda < 0:
-            raise ConfigError("ewc-lambda", f"must be >= 0, got {self.ewc_lambda}")
-        for key in ("act_clip", "act_noise"):
-            if getattr(self, key) < 0:
-                raise ConfigError(key.replace("_", "-"), "must be >= 0 (0 = off)")
-        if self.mode == "cloud" and (self.act_clip or self.act_noise):
+        if self.state_key and (
+            not _PLAIN_NAME.match(self.state_key) or self.state_key in (".", "..")
+        ):
+            raise ConfigError(
+                "state-key",
+                f"must be a plain folder name (letters, digits, . _ -), got {self.state_key!r}",
+            )
+        from hierfl.modes import MODES as TABLE
+
+        if TABLE[self.mode].payload == "raw" and (self.act_clip or self.act_noise):
             raise ConfigError(
                 "act-clip", "cloud mode uploads raw inputs; act-clip/act-noise protect activations"
             )
-        if self.max_failed_rounds < 0:
-            raise ConfigError("max-failed-rounds", "must be >= 0 (0 = never stop)")
-        if self.checkpoint_every < -1:
-            raise ConfigError(
-                "checkpoint-every",
-                f"must be -1 (never), 0 (at each experience's end) or a number of rounds, "
-                f"got {self.checkpoint_every}",
-            )
-        if self.freeze_edge_after < -1:
-            raise ConfigError("freeze-edge-after", "must be -1 (never) or an experience index")
+        self._check_names()
+        return dataclasses.replace(self, plugin_settings=self._checked_plugin_settings())
+
+    def _check_names(self) -> None:
+        """Registered plug-ins, the model's cuts, and continual methods that fit the mode."""
+        from hierfl.plugins import CONTINUAL, MODELS
+
+        for f in core_fields():
+            registry = f.metadata.get("registry")
+            if registry:
+                _registry(registry).check(getattr(self, f.name))
         cuts = MODELS.get(self.model).cut_points
         if self.cut and self.cut not in cuts:
             raise ConfigError(
                 "cut", f"unknown cut {self.cut!r} for {self.model}; allowed: {', '.join(cuts)}"
             )
-        self._check_link()
-        if self.exit_head and self.exit_head not in EXIT_HEADS:
-            raise UnknownNameError("exit-head", self.exit_head, list(EXIT_HEADS))
-        return self
-
-    def _check_link(self) -> None:
-        """The emulated link, the edge slowdown and the uplink codec."""
-        import math
-
-        from hierfl.codecs import CODECS
-
-        for key in ("bitrate", "downlink_bitrate", "latency"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(
-                    key.replace("_", "-"), f"must be a finite number >= 0 (0 = off), got {value}"
-                )
-        if not math.isfinite(self.edge_slowdown) or self.edge_slowdown < 1.0:
-            raise ConfigError("edge-slowdown", f"must be a number >= 1, got {self.edge_slowdown}")
-        if self.codec not in CODECS:
-            raise UnknownNameError("codec", self.codec, list(CODECS))
-
-    def _check_strategy_fits_mode(self, names: list[str]) -> None:
-        """Edge-side strategies need an edge that trains on its own loss (hierarchical, edge);
-        cloud-side ones need a cloud that trains (every mode but edge)."""
-        from hierfl.plugins import CONTINUAL
-
-        for name in names:
-            parts = CONTINUAL.get(name)(self)
-            if parts.edge is not None and self.mode in ("split", "cloud"):
+        if not all(self.methods):
+            raise ConfigError("cl", f"expected names joined by '+', got {self.cl!r}")
+        for name in self.methods:
+            method = CONTINUAL.plugin(name)
+            modes = getattr(method, "modes", MODES)
+            if self.mode not in modes:
                 raise ConfigError(
                     "cl",
-                    f"{name!r} acts on the edge's own training, which {self.mode} mode does not "
-                    "have; use it with mode hierarchical or edge, or pick a cloud-side strategy "
-                    "(cloud-replay) or naive",
+                    f"{name!r} works in {', '.join(modes)} mode, not {self.mode} "
+                    f"({getattr(method, 'summary', '')}); pick another method or mode".replace(
+                        " ()", ""
+                    ),
                 )
-            if parts.cloud is not None and self.mode == "edge":
-                raise ConfigError(
-                    "cl",
-                    f"{name!r} acts on the cloud, which edge mode does not train; "
-                    "use an edge-side strategy (edge-replay, lwf, ewc) or naive",
-                )
+
+    def _checked_plugin_settings(self) -> dict[str, dict[str, Any]]:
+        from hierfl.plugin import checked_settings
+
+        return {
+            name: checked_settings(name, values) for name, values in self.plugin_settings.items()
+        }
+
+
+def with_method_defaults(config: HierConfig) -> tuple[HierConfig, dict[str, Any]]:
+    """Fill in what the continual methods of ``cl`` need (``ContinualMethod.defaults``).
+
+    A method's default applies to a key left at hierfl's own default; a key the user changed
+    wins. Returns the config and the keys that were filled in (for the log). Idempotent.
+    """
+    from hierfl.plugins import CONTINUAL
+
+    plain = HierConfig()
+    applied: dict[str, Any] = {}
+    if not config.cl:
+        applied["cl"] = "+".join(config.methods)
+    for name in config.methods:
+        if name not in CONTINUAL.names():
+            continue  # validate() names the unknown method
+        defaults = getattr(CONTINUAL.plugin(name), "defaults", {}).get(config.mode, {})
+        for key, value in defaults.items():
+            attr = key.replace("-", "_")
+            if key not in applied and getattr(config, attr) == getattr(plain, attr):
+                applied[key] = value
+    if applied:
+        config = HierConfig.from_mapping(applied, base=config)
+    return config, {k: getattr(config, k.replace("-", "_")) for k in applied}
+
+
+def describe_defaults(config: HierConfig, applied: Mapping[str, Any]) -> str:
+    """The log line for ``with_method_defaults``' result ("" when nothing was filled in)."""
+    if not applied:
+        return ""
+    settings = ", ".join(f"{k}={v}" for k, v in applied.items())
+    return f"{config.mode} mode with cl={config.cl}: {settings} (set them to override)"
+
+
+def core_fields() -> list[dataclasses.Field]:
+    """Every field but ``plugin_settings``: the keys a user sets by name."""
+    return [f for f in fields(HierConfig) if not f.metadata.get("internal")]
+
+
+def check_fields(obj: Any, items: list[dataclasses.Field], prefix: str = "") -> None:
+    """Check ``obj``'s values against the bounds and choices in each field's metadata."""
+    for f in items:
+        value, key = getattr(obj, f.name), prefix + _dashed(f.name)
+        meta = f.metadata
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            choices = meta.get("choices")
+            if choices is not None and value not in choices:
+                raise UnknownNameError(key, str(value), list(choices))
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(key, f"must be a finite number, got {value}")
+        for bound, test in (
+            ("ge", lambda v, b: v >= b),
+            ("gt", lambda v, b: v > b),
+            ("le", lambda v, b: v <= b),
+            ("lt", lambda v, b: v < b),
+        ):
+            limit = meta.get(bound)
+            if limit is not None and not test(value, limit):
+                raise ConfigError(key, f"must be {_range(meta)}, got {value}")
+
+
+def _range(meta: Mapping[str, Any]) -> str:
+    """``> 0``, ``>= 1``, ``in [0, 1)`` ... from a field's bounds."""
+    low = [f">= {meta['ge']:g}" if meta.get("ge") is not None else ""]
+    low += [f"> {meta['gt']:g}" if meta.get("gt") is not None else ""]
+    high = [f"<= {meta['le']:g}" if meta.get("le") is not None else ""]
+    high += [f"< {meta['lt']:g}" if meta.get("lt") is not None else ""]
+    parts = [p for p in low + high if p]
+    return " and ".join(parts) if parts else "a finite number"
+
+
+def _registry(key: str) -> Any:
+    from hierfl import plugins
+
+    return {
+        "model": plugins.MODELS,
+        "strategy": plugins.AGGREGATORS,
+        "scenario": plugins.SCENARIOS,
+        "partition": plugins.PARTITIONERS,
+        "cl": plugins.CONTINUAL,
+    }[key]
+
+
+# Keys that moved into a plug-in's own settings (kept here only for a helpful error).
+MOVED = {
+    "ewc-lambda": "ewc.lambda",
+    "edge-replay-size": "edge-replay.size",
+    "cloud-replay-size": "cloud-replay.size",
+    "dirichlet-alpha": "dirichlet.alpha",
+}
+
+
+def _unknown_key(key: str) -> str:
+    dashed = key.replace("_", "-")
+    if dashed in MOVED:
+        return f"moved to the plug-in's own settings: use {MOVED[dashed]}"
+    return f"unknown key; allowed: {', '.join(HierConfig.keys())}, or NAME.SETTING of a plug-in"
+
+
+def _dashed(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def parse_shape(key: str, text: str) -> tuple[int, int, int]:
@@ -314,7 +448,7 @@ def parse_shape(key: str, text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
+def coerce(key: str, value: Any, default: Any) -> Any:
     """Convert ``value`` (maybe a string from the command line) to the type of ``default``."""
     kind = type(default)
     try:
@@ -323,17 +457,27 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(value)
                 return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool | int):
+                raise ValueError(value)
             return bool(value)
         if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
             if isinstance(value, bool):
                 raise ValueError(value)
+            if isinstance(value, str):
+                value = float(value) if value.strip().lower() not in ("nan", "inf") else value
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(value)
+                value = int(value)
             return int(value)
         if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
             return float(value)
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(key, f"expected {kind.__name__}, got {value!r}") from None
 
 
@@ -349,7 +493,8 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file: either flat keys or a ``[tool.flwr.app.config]`` table."""
+    """Read a config file: flat keys or a ``[tool.flwr.app.config]`` table; plug-in tables
+    (``[lwf] alpha = 1``) become dotted keys."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -358,4 +503,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
     table = data.get("tool", {}).get("flwr", {}).get("app", {}).get("config")
-    return dict(table if table is not None else data)
+    return _flatten(dict(table if table is not None else data))
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -129,13 +129,13 @@ class Continual:
 
 
 def build_continual(config: Any) -> Continual:
-    """Resolve ``config.cl`` (names joined by ``+``) through the registry."""
+    """Resolve ``config.cl`` (names joined by ``+``) through the registry, each method with
+    its own settings (``NAME.SETTING`` keys)."""
     from hierfl.plugins import CONTINUAL
 
-    names = tuple(n.strip() for n in config.cl.split("+") if n.strip())
-    continual = Continual(names)
-    for name in names:
-        part = CONTINUAL.get(name)(config)
+    continual = Continual(config.methods)
+    for name in config.methods:
+        part = CONTINUAL.plugin(name).make(config, settings=config.settings(name))
         if part.edge is not None:
             continual.edge.append(part.edge)
         if part.cloud is not None:

@@ -53,3 +53,11 @@ class ClientStream:
     experiences: tuple[ExperienceData, ...]
     num_classes: int
     input_shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """What a scenario answers cheaply, before anything is built (``Scenario.describe``)."""
+
+    num_classes: int
+    input_shape: tuple[int, int, int]

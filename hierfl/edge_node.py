@@ -18,6 +18,7 @@ from hierfl.errors import UplinkDown
 from hierfl.link import slow_down
 from hierfl.masking import SeenClasses
 from hierfl.models import SplitModel, create_model
+from hierfl.modes import MODES
 from hierfl.privacy import ActivationPrivacy
 from hierfl.storage import save_atomic
 
@@ -171,7 +172,8 @@ def run_edge_round(
     cursor live in ``state_dir`` (node-local, written atomically), so a fresh process per
     message continues where the last one stopped. ``split`` rounds run in ``hierfl.split``.
     """
-    if config.mode == "cloud":  # upload the experience once; the cloud keeps and reuses it
+    mode = MODES[config.mode]
+    if mode.payload == "raw":  # upload the experience once; the cloud keeps and reuses it
         exp = experience_of(stream, request)
         once = [(exp.x, exp.y)] if request.round == 0 else []
         chunk = raw_chunk(once, max_bytes=config.max_chunk_bytes)
@@ -213,7 +215,7 @@ def run_edge_round(
     chunk = trainer.train_chunk(
         batches,
         max_bytes=config.max_chunk_bytes,
-        ship=config.mode == "hierarchical",
+        ship=mode.payload == "activations",
         extra_loss=lambda x, out, y: continual.edge_loss(x, out, y, experience=request.experience),
     )
     # ``edge-slowdown``: a weaker edge takes k times as long; the reply leaves that much later.
@@ -233,7 +235,7 @@ def run_edge_round(
         },
         state_path,
     )
-    if config.mode == "hierarchical":
+    if mode.payload == "activations":
         chunk = _through_uplink(config, request, stream, Path(state_dir), chunk)
     return RoundResult(
         partition_id=stream.partition_id,

@@ -26,12 +26,22 @@ _HINTS = (
         "or raise reply-timeout",
     ),
 )
-_PARTITION = re.compile(r"^(partition \d+( \(node \d+\))?|node \d+): ")
+_PREFIX = re.compile(r"^((error \d+|partition \d+( \(node \d+\))?|node \d+): )+")
+_NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
 def distinct_reason(reason: str) -> str:
-    """An edge error without the edge's name, so that one cause is listed once."""
-    return _PARTITION.sub("", reason.strip())
+    """An edge error without the edge's name or Flower's error code.
+
+    >>> distinct_reason("error 2: partition 1: ValueError: Invalid learning rate: nan")
+    'ValueError: Invalid learning rate: nan'
+    """
+    return _PREFIX.sub("", reason.strip())
+
+
+def _cause(reason: str) -> str:
+    """What makes two errors the same cause: the reason with its numbers masked."""
+    return _NUMBER.sub("#", reason)
 
 
 @dataclass
@@ -41,14 +51,16 @@ class RunHealth:
     max_bad_rounds: int  # 0: never stop
     bad_rounds: int = 0
     reasons: list[str] = field(default_factory=list)  # distinct, in order of first sight
+    _causes: set[str] = field(default_factory=set)
 
     def edge_error(self, node: str, reason: str, *, rejected: bool = False) -> None:
         """Log an edge's error (or refused reply) the first time its cause is seen; later
         occurrences are only recorded as events."""
         cause = ("reply rejected: " if rejected else "") + distinct_reason(reason)
-        if cause in self.reasons:
+        if _cause(cause) in self._causes:
             log.debug("%s: %s", node, cause)
             return
+        self._causes.add(_cause(cause))
         self.reasons.append(cause)
         log.warning(
             "%s: %s (each cause is logged once; metrics.json events has every occurrence)",

@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # the table itself is plain data: the config reads it without torch
+    from torch import nn
 
-from hierfl.models import SplitModel
+    from hierfl.models import SplitModel
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class Mode:
     payload: str  # what a round's reply carries: "activations", "raw" or "none"
     aggregate_edges: bool  # whether edges train weights that the cloud collects
     sequential: bool = False  # edges take turns, each starting from the last one's weights
+    edge_learns_from: str = "exit"  # "exit" (own loss), "cloud" (its gradient), "nothing"
+    default_cl: str = "edge-replay"  # the continual method when ``cl`` is left empty
 
     def cloud_module(self, model: SplitModel) -> nn.Module | None:
         """The part of the network the cloud trains, or None."""
@@ -47,7 +51,17 @@ class Mode:
 
 MODES: dict[str, Mode] = {
     "hierarchical": Mode("hierarchical", ("edge", "cloud"), "activations", True),
-    "split": Mode("split", ("cloud",), "none", True, sequential=True),
-    "cloud": Mode("cloud", ("cloud",), "raw", False),
+    "split": Mode(
+        "split",
+        ("cloud",),
+        "none",
+        True,
+        sequential=True,
+        edge_learns_from="cloud",
+        default_cl="cloud-replay",
+    ),
+    "cloud": Mode(
+        "cloud", ("cloud",), "raw", False, edge_learns_from="nothing", default_cl="cloud-replay"
+    ),
     "edge": Mode("edge", ("edge",), "none", True),
 }

@@ -21,3 +21,6 @@ AGGREGATORS: Registry = Registry("strategy", "hierfl.aggregators")
 SCENARIOS: Registry = Registry("scenario", "hierfl.scenarios")
 PARTITIONERS: Registry = Registry("partition", "hierfl.partitioners")
 CONTINUAL: Registry = Registry("cl", "hierfl.continual")
+
+# Plug-in settings are namespaced by name (``NAME.SETTING``): the registries, in lookup order.
+REGISTRIES: tuple[Registry, ...] = (CONTINUAL, AGGREGATORS, PARTITIONERS, SCENARIOS, MODELS)

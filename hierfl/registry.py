@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from hierfl.errors import UnknownNameError
+from hierfl.plugin import Plugin, as_plugin
 
 T = TypeVar("T")
 
@@ -54,6 +55,10 @@ class Registry(Generic[T]):
         if ep is None:
             raise UnknownNameError(self.key, name, self.names())
         return ep.load()  # type: ignore[attr-defined, no-any-return]
+
+    def plugin(self, name: str) -> Plugin:
+        """``name``'s declaration (``hierfl.plugin``); a plain function is one without settings."""
+        return as_plugin(self.get(name))
 
 
 Factory = Callable[..., object]

@@ -39,7 +39,8 @@ def build_benchmark(config: HierConfig) -> Benchmark:
     """Run the registered scenario builder (may import Avalanche: slow)."""
     from hierfl.plugins import SCENARIOS
 
-    return SCENARIOS.get(config.scenario)(scenario_spec(config))
+    plugin = SCENARIOS.plugin(config.scenario)
+    return plugin.make(scenario_spec(config), settings=config.settings(config.scenario))
 
 
 def _key(config: HierConfig, *parts: object) -> str:
@@ -48,12 +49,14 @@ def _key(config: HierConfig, *parts: object) -> str:
         [
             _CACHE_VERSION,
             spec.__dict__,
+            config.plugin_settings.get(config.scenario, {}),
             config.partition,
-            config.dirichlet_alpha,
+            config.plugin_settings.get(config.partition, {}),
             config.late_clients,
             *parts,
         ],
         sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -105,12 +108,12 @@ def partition_stream(
     """This client's share (registered partitioner), then its class-arrival delay if any."""
     from hierfl.plugins import PARTITIONERS
 
-    part = PARTITIONERS.get(config.partition)(
+    part = PARTITIONERS.plugin(config.partition).make(
         bench,
         partition_id=partition_id,
         num_partitions=num_partitions,
         seed=config.seed,
-        alpha=config.dirichlet_alpha,
+        settings=config.settings(config.partition),
     )
     delays = config.arrival_delays
     if partition_id not in delays:

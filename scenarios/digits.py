@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hierfl.data import Benchmark, ScenarioSpec
+from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
 from hierfl.errors import ConfigError
+from hierfl.plugin import Scenario
 from scenarios.class_incremental import class_incremental, resize
 
 NUM_CLASSES = 10
@@ -55,3 +56,17 @@ def build_digits(spec: ScenarioSpec) -> Benchmark:
         seed=spec.seed,
         name="digits",
     )
+
+
+def describe_digits(spec: ScenarioSpec) -> ScenarioInfo:
+    """10 classes; 1x8x8, or ``spec.input_shape`` when the images are upscaled."""
+    if spec.num_classes not in (None, NUM_CLASSES):
+        raise ConfigError("num-classes", f"digits has exactly {NUM_CLASSES} classes")
+    return ScenarioInfo(NUM_CLASSES, spec.input_shape or INPUT_SHAPE)
+
+
+digits = Scenario(
+    build=build_digits,
+    describe=describe_digits,
+    summary="scikit-learn's bundled 8x8 digits (1,797 images, 10 classes): nothing to download",
+)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from hierfl.config import option
 from hierfl.data import Benchmark, ClientStream, ExperienceData
 from hierfl.errors import ConfigError
+from hierfl.plugin import Partitioner
+
+
+@dataclass(frozen=True)
+class DirichletSettings:
+    alpha: float = option(0.5, "concentration: small is skewed, large approaches IID", gt=0)
 
 
 def partition_dirichlet(
@@ -18,7 +25,6 @@ def partition_dirichlet(
     num_partitions: int,
     seed: int,
     alpha: float = 0.5,
-    **_: Any,
 ) -> ClientStream:
     """Client ``partition_id``'s share when each class is spread by ``Dirichlet(alpha)``.
 
@@ -31,7 +37,7 @@ def partition_dirichlet(
     if not 0 <= partition_id < num_partitions:
         raise ConfigError("partition-id", f"must be in 0..{num_partitions - 1}, got {partition_id}")
     if alpha <= 0:
-        raise ConfigError("dirichlet-alpha", f"must be > 0, got {alpha}")
+        raise ConfigError("dirichlet.alpha", f"must be > 0, got {alpha}")
     return ClientStream(
         partition_id=partition_id,
         num_partitions=num_partitions,
@@ -58,3 +64,12 @@ def _share(
     return ExperienceData(
         experience.index, experience.classes, experience.x[index], experience.y[index]
     )
+
+
+dirichlet = Partitioner(
+    build=lambda benchmark, *, settings, **kw: partition_dirichlet(
+        benchmark, alpha=settings.alpha, **kw
+    ),
+    settings=DirichletSettings,
+    summary="per-class Dirichlet(alpha) shares (Hsu et al. 2019): non-IID edges",
+)

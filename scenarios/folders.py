@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hierfl.data import Benchmark, ScenarioSpec
+from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
 from hierfl.errors import ConfigError
+from hierfl.plugin import Scenario
 from scenarios import readers
 from scenarios.class_incremental import class_incremental, resize
 
@@ -32,6 +33,9 @@ class _Layout:
     folder: str  # relative to data-dir
     files: tuple[str, ...]  # shown, indented, in the error message
     fetch: str
+    required: tuple[str, ...] = ()  # files checked before anything is read ("x[.gz]": either)
+    num_classes: int = 0  # 0: counted from the folder (Tiny ImageNet's wnids.txt)
+    input_shape: tuple[int, int, int] = (3, 32, 32)
 
 
 def _torchvision_fetch(cls: str) -> str:
@@ -43,27 +47,47 @@ CIFAR10 = _Layout(
     "cifar-10-batches-py",
     ("data_batch_1 ... data_batch_5", "test_batch"),
     _torchvision_fetch("CIFAR10"),
+    required=(*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"),
+    num_classes=10,
 )
 CIFAR100 = _Layout(
-    "cifar100", "cifar-100-python", ("train", "test"), _torchvision_fetch("CIFAR100")
+    "cifar100",
+    "cifar-100-python",
+    ("train", "test"),
+    _torchvision_fetch("CIFAR100"),
+    required=("train", "test"),
+    num_classes=100,
 )
 _IDX_FILES = tuple(
     f"{split}-{kind}[.gz]"
     for split in ("train", "t10k")
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
 )
-MNIST = _Layout("mnist", "MNIST/raw", _IDX_FILES, _torchvision_fetch("MNIST"))
+MNIST = _Layout(
+    "mnist",
+    "MNIST/raw",
+    _IDX_FILES,
+    _torchvision_fetch("MNIST"),
+    required=_IDX_FILES,
+    num_classes=10,
+    input_shape=(1, 28, 28),
+)
 FASHION_MNIST = _Layout(
     "fashion-mnist",
     "FashionMNIST/raw",
     _IDX_FILES,
     _torchvision_fetch("FashionMNIST"),
+    required=_IDX_FILES,
+    num_classes=10,
+    input_shape=(1, 28, 28),
 )
 TINY_IMAGENET = _Layout(
     "tiny-imagenet",
     "tiny-imagenet-200",
     ("wnids.txt", "train/<wnid>/images/*.JPEG", "val/images/*.JPEG", "val/val_annotations.txt"),
     "unzip http://cs231n.stanford.edu/tiny-imagenet-200.zip into data-dir",
+    required=("wnids.txt", "val/val_annotations.txt"),
+    input_shape=(3, 64, 64),
 )
 
 
@@ -95,6 +119,33 @@ def build_tiny_imagenet(spec: ScenarioSpec) -> Benchmark:
     labelled ``val`` split is the test set since the published test split has no labels.
     """
     return _build(spec, TINY_IMAGENET, readers.read_tiny_imagenet)
+
+
+def _describe(layout: _Layout, spec: ScenarioSpec) -> ScenarioInfo:
+    """Check the folder's layout by name only (nothing is read but Tiny ImageNet's class list)."""
+    root, folder = _folder(layout, spec)
+    for name in layout.required:
+        stem = name.removesuffix("[.gz]")
+        candidates = [folder / stem, folder / f"{stem}.gz"] if name != stem else [folder / stem]
+        if not any(path.is_file() for path in candidates):
+            raise _missing(layout, root, f"{folder} has no {name}")
+    num_classes = layout.num_classes
+    if not num_classes:
+        num_classes = len((folder / "wnids.txt").read_text().split())
+    if spec.num_classes not in (None, num_classes):
+        raise ConfigError("num-classes", f"{layout.name} has {num_classes} classes")
+    return ScenarioInfo(num_classes, spec.input_shape or layout.input_shape)
+
+
+def _folder(layout: _Layout, spec: ScenarioSpec) -> tuple[Path, Path]:
+    """``data-dir`` and its folder of this dataset; a ConfigError showing the layout if missing."""
+    if not spec.data_dir:
+        raise _missing(layout, None, "data-dir is not set")
+    root = Path(spec.data_dir).expanduser().absolute()
+    folder = root / layout.folder
+    if not folder.is_dir():
+        raise _missing(layout, root, f"there is no folder {folder}")
+    return root, folder
 
 
 def _cifar(
@@ -129,12 +180,7 @@ def _build(
     per_class = spec.samples_per_class
     if per_class is not None and per_class < 1:
         raise ConfigError("samples-per-class", f"must be at least 1, got {per_class}")
-    if not spec.data_dir:
-        raise _missing(layout, None, "data-dir is not set")
-    root = Path(spec.data_dir).expanduser().absolute()
-    folder = root / layout.folder
-    if not folder.is_dir():
-        raise _missing(layout, root, f"there is no folder {folder}")
+    root, folder = _folder(layout, spec)
     keep = partial(keep_per_class, per_class=per_class, seed=spec.seed)
     try:
         data = read(folder, keep)
@@ -181,3 +227,18 @@ def _missing(layout: _Layout, root: Path | None, detail: str) -> ConfigError:
         f"    {top}\n        {layout.folder}/\n{tree}\n"
         f"To get the files, {layout.fetch}.",
     )
+
+
+def _scenario(layout: _Layout, build: Callable[[ScenarioSpec], Benchmark]) -> Scenario:
+    return Scenario(
+        build=build,
+        describe=partial(_describe, layout),
+        summary=f"{layout.name} from data-dir ({layout.folder}/), never downloaded",
+    )
+
+
+cifar10 = _scenario(CIFAR10, build_cifar10)
+cifar100 = _scenario(CIFAR100, build_cifar100)
+mnist = _scenario(MNIST, build_mnist)
+fashion_mnist = _scenario(FASHION_MNIST, build_fashion_mnist)
+tiny_imagenet = _scenario(TINY_IMAGENET, build_tiny_imagenet)

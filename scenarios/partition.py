@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from hierfl.data import Benchmark, ClientStream, ExperienceData
 from hierfl.errors import ConfigError
+from hierfl.plugin import Partitioner
 
 
 def partition_iid(
-    benchmark: Benchmark, *, partition_id: int, num_partitions: int, seed: int, **_: Any
+    benchmark: Benchmark, *, partition_id: int, num_partitions: int, seed: int
 ) -> ClientStream:
     """Return client ``partition_id``'s IID share of every training experience.
 
@@ -28,7 +27,6 @@ def partition_iid(
         partition_id: Which client's share to return, ``0 <= partition_id < num_partitions``.
         num_partitions: How many clients share the stream.
         seed: Fixes the shuffle; the same seed on every node gives the same split.
-        **_: Options of other partitioners (e.g. ``alpha``), ignored here.
 
     Returns:
         The client's stream; each experience keeps its index, its classes and the relative
@@ -72,3 +70,8 @@ def _share(
         x=experience.x[index],
         y=experience.y[index],
     )
+
+
+iid = Partitioner(
+    build=partition_iid, summary="class-stratified IID shares: every edge sees every class"
+)

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hierfl.data import Benchmark, ScenarioSpec
+from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
 from hierfl.errors import ConfigError
+from hierfl.plugin import Scenario
 from scenarios.class_incremental import class_incremental
 
 DEFAULT_SHAPE = (3, 32, 32)
@@ -59,3 +60,17 @@ def build_synthetic(spec: ScenarioSpec) -> Benchmark:
         seed=spec.seed,
         name="synthetic",
     )
+
+
+def describe_synthetic(spec: ScenarioSpec) -> ScenarioInfo:
+    num_classes = spec.num_classes or DEFAULT_CLASSES
+    if num_classes < 2:
+        raise ConfigError("num-classes", f"synthetic needs at least 2 classes, got {num_classes}")
+    return ScenarioInfo(num_classes, spec.input_shape or DEFAULT_SHAPE)
+
+
+synthetic = Scenario(
+    build=build_synthetic,
+    describe=describe_synthetic,
+    summary="seeded class patterns plus noise, any shape (num-classes, samples-per-class)",
+)

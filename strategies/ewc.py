@@ -1,5 +1,8 @@
 """Elastic Weight Consolidation on the edge (segment and exit), online variant.
 
+Kirkpatrick et al., "Overcoming catastrophic forgetting in neural networks" (PNAS 2017), in
+the online form of Schwarz et al. (2018); the strength is ``ewc.lambda``.
+
 When an edge starts a new experience it consolidates the weights it received (the aggregate
 after the previous experience): it estimates each weight's importance on the previous
 experience as the empirical Fisher information, the mean squared gradient of its exit loss
@@ -15,15 +18,19 @@ and the anchor live in the node-local folder between messages.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hierfl.config import option
 from hierfl.continual import EdgeHooks, StrategyParts
 from hierfl.models.base import EdgeOutput
+from hierfl.plugin import ContinualMethod
 from strategies.buffer import Reservoir
+from strategies.continual import EDGE_MODES
 
 FISHER_SAMPLES = 256
 FISHER_BATCH = 32
@@ -129,5 +136,16 @@ class EWC(EdgeHooks):
         return reservoir
 
 
-def ewc(config: Any) -> StrategyParts:
-    return StrategyParts(edge=EWC(config.ewc_lambda, config.seed))
+@dataclass(frozen=True)
+class EWCSettings:
+    # "lambda" is a Python keyword; the setting is still spelled ewc.lambda on the outside.
+    lambda_: float = option(1000.0, "strength of the EWC penalty", ge=0)
+
+
+ewc = ContinualMethod(
+    build=lambda config, settings: StrategyParts(edge=EWC(settings.lambda_, config.seed)),
+    settings=EWCSettings,
+    sides=("edge",),
+    modes=EDGE_MODES,
+    summary="the edge's important weights are anchored by a Fisher penalty (no data kept)",
+)

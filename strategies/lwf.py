@@ -1,29 +1,37 @@
 """Learning without Forgetting on the edge exit: distil the previous experience's exit.
 
-At the first round of each new experience the edge snapshots the model it received (the
-aggregate after the previous experience) as a teacher; every batch then adds
-``alpha * T^2 * KL(teacher || student)`` over the classes of earlier experiences, with
-temperature ``T``. No data is stored; the teacher lives in the node-local folder.
+Li and Hoiem, "Learning without Forgetting" (TPAMI 2017). At the first round of each new
+experience the edge snapshots the model it received (the aggregate after the previous
+experience) as a teacher; every batch then adds ``alpha * T^2 * KL(teacher || student)`` over
+the classes of earlier experiences, with temperature ``T`` (``lwf.alpha``,
+``lwf.temperature``). No data is stored; the teacher lives in the node-local folder.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hierfl.config import option
 from hierfl.continual import EdgeHooks, StrategyParts
 from hierfl.models.base import EdgeOutput
+from hierfl.plugin import ContinualMethod
+from strategies.continual import EDGE_MODES
 
-ALPHA = 1.0
-TEMPERATURE = 2.0
+
+@dataclass(frozen=True)
+class LwFSettings:
+    alpha: float = option(1.0, "weight of the distillation term", ge=0)
+    temperature: float = option(2.0, "softmax temperature of the distillation", gt=0)
 
 
 class LwF(EdgeHooks):
-    def __init__(self, alpha: float = ALPHA, temperature: float = TEMPERATURE) -> None:
+    def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
         self.alpha, self.temperature = alpha, temperature
         self.teacher_state: dict[str, torch.Tensor] | None = None
         self.teacher_experience = -1
@@ -75,5 +83,10 @@ class LwF(EdgeHooks):
         self.classes = {int(k): list(v) for k, v in state["classes"].items()}
 
 
-def lwf(config: Any) -> StrategyParts:
-    return StrategyParts(edge=LwF())
+lwf = ContinualMethod(
+    build=lambda config, settings: StrategyParts(edge=LwF(settings.alpha, settings.temperature)),
+    settings=LwFSettings,
+    sides=("edge",),
+    modes=EDGE_MODES,
+    summary="the edge exit distils its previous self on the old classes (no data kept)",
+)

@@ -29,10 +29,11 @@ from hierfl.app.protocol import (
     payload_bytes,
     stamp_link_seconds,
 )
-from hierfl.config import HierConfig
+from hierfl.config import HierConfig, with_method_defaults
 from hierfl.data import ClientStream
 from hierfl.edge_node import run_edge_round
 from hierfl.link import LinkSpec, slow_down
+from hierfl.modes import MODES
 from hierfl.split import SplitEdge
 from hierfl.streams import load_client_stream
 
@@ -87,7 +88,8 @@ def _emulate_link(node: EdgeNode, request: RecordDict, reply: RecordDict) -> flo
 
 def node_of(job: EdgeJob) -> EdgeNode:
     """The node a Flower message reaches: its stream from the node-local cache."""
-    config = HierConfig.from_mapping(job.run_config)
+    # The same continual-method defaults as the ServerApp's (``flwr run`` without hierfl run).
+    config, _ = with_method_defaults(HierConfig.from_mapping(job.run_config))
     partition_id = int(job.node_config["partition-id"])
     num_partitions = int(job.node_config["num-partitions"])
     state_dir = node_state_dir(job.node_config, partition_id)
@@ -109,7 +111,7 @@ def node_of(job: EdgeJob) -> EdgeNode:
 def _round(content: RecordDict, node: EdgeNode) -> RecordDict:
     """One round: the whole chunk, or in split mode the first batch's activations."""
     request, edge_state, proximal_mu = decode_request(content)
-    if node.config.mode == "split":
+    if MODES[node.config.mode].edge_learns_from == "cloud":  # split learning
         edge = SplitEdge(node.config, request, edge_state, node.stream)
         if not edge.batches:
             return encode_result(edge.result())

@@ -53,8 +53,9 @@ def quiet_flower() -> Iterator[None]:
 
 def build_strategy(config: HierConfig) -> Strategy:
     """The run's edge-aggregation strategy, from the ``hierfl.aggregators`` registry."""
+    plugin = AGGREGATORS.plugin(config.strategy)
     with quiet_flower():
-        return AGGREGATORS.get(config.strategy)(config)  # type: ignore[no-any-return]
+        return plugin.make(config, settings=config.settings(config.strategy))  # type: ignore[no-any-return]
 
 
 class GridFederation:

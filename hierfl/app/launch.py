@@ -7,6 +7,7 @@ package runs on both sides. Every process is stopped by PID (its process group) 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from hierfl.config import HierConfig
-from hierfl.errors import HierflError
+from hierfl.errors import HierflError, RunFailed
+from hierfl.reference import toml_value
 
 if TYPE_CHECKING:
     from hierfl.app.secure import TlsFiles
@@ -55,15 +57,6 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
     return env
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
 def write_app(app_dir: Path, config: HierConfig) -> None:
     """A minimal Flower app: components from the installed package, the config, nothing else."""
     lines = [
@@ -87,7 +80,7 @@ def write_app(app_dir: Path, config: HierConfig) -> None:
         "",
         "[tool.flwr.app.config]",
     ]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in config.to_flwr().items()]
+    lines += [f"{k} = {toml_value(v)}" for k, v in config.to_flwr().items()]
     app_dir.mkdir(parents=True, exist_ok=True)
     (app_dir / "pyproject.toml").write_text("\n".join(lines) + "\n")
 
@@ -96,7 +89,7 @@ def write_connection(flwr_home: Path, port: int, *, root_certificates: Path | No
     """The ``flwr`` CLI connection; with ``root_certificates`` it verifies the SuperLink's TLS."""
     flwr_home.mkdir(parents=True, exist_ok=True)
     security = (
-        f"root-certificates = {_toml_value(Path(root_certificates).resolve())}\n"
+        f"root-certificates = {toml_value(Path(root_certificates).resolve())}\n"
         if root_certificates
         else "insecure = true\n"
     )
@@ -336,8 +329,12 @@ def run_local(
         _stream(argv, env, echo, logs / "flwr-run.log", procs, timeout)
     finally:
         procs.stop()
-    if not (out / "metrics.json").exists():
+    metrics = out / "metrics.json"
+    if not metrics.exists():
         raise LaunchError(f"the run produced no metrics.json; see the logs in {logs}")
+    status = json.loads(metrics.read_text())
+    if status.get("status") == "failed":
+        raise RunFailed(str(status.get("reason", "see the logs")))
     return out
 
 

@@ -13,7 +13,7 @@ from hierfl.errors import ConfigError
 
 def _run(digits_benchmark, tmp_path, **changes):
     config = HierConfig.from_mapping(
-        {"clients": 2, "experiences": 1, "rounds": 4, "local-epochs": 1, **changes}
+        {"clients": 2, "experiences": 1, "rounds": 4, "local-epochs": 1, "cl": "naive", **changes}
     ).validate()
     session = prepare(config, benchmark=digits_benchmark, out=tmp_path)
     result = session.run()

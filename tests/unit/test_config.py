@@ -1,7 +1,13 @@
-"""Config parsing and validation, and the CLI's one-line errors."""
+"""Config parsing and validation, and the CLI's one-line errors.
+
+The bad-value suite is generated from the config's own fields (and every registered plug-in's
+settings): a new key gets its bad values from its bounds and choices, or from the ``bad``
+examples a free-form key must declare.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import tomllib
@@ -9,17 +15,44 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.config import HierConfig, parse_overrides, read_toml
+from hierfl import cli
+from hierfl.config import (
+    HierConfig,
+    core_fields,
+    parse_overrides,
+    read_toml,
+    with_method_defaults,
+)
 from hierfl.errors import ConfigError, UnknownNameError
+from hierfl.plugin import all_settings, declared_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_pyproject_run_config_matches_defaults():
+def _flatten(table, prefix=""):
+    out = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_pyproject_run_config_lists_every_core_key_and_plugin_setting_at_its_default():
     table = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-    defaults = HierConfig().to_flwr()
-    assert set(table) == set(defaults)
-    assert {k: v for k, v in table.items()} == defaults
+    expected = HierConfig().to_flwr()
+    for name, items in all_settings().items():
+        expected.update({f"{name}.{k}": v for k, v in items.items()})
+    assert _flatten(table) == expected
+
+
+def test_generated_reference_is_up_to_date():
+    """docs/reference.md's options table and pyproject's run config, from the metadata."""
+    from hierfl.reference import generated
+
+    for path, text in generated(ROOT).items():
+        assert path.read_text() == text, f"run: python -m hierfl.reference --write ({path})"
 
 
 def test_overrides_coerce_types():
@@ -27,22 +60,67 @@ def test_overrides_coerce_types():
     assert (cfg.clients, cfg.edge_lr, cfg.cut) == (5, 0.1, "block3")
 
 
-@pytest.mark.parametrize(
-    ("values", "key"),
-    [
-        ({"clients": 0}, "clients"),
-        ({"rounds": -1}, "rounds"),
-        ({"batch-size": 0}, "batch_size"),
-        ({"max-chunk-mb": 0}, "max_chunk_mb"),
-        ({"test-fraction": 1.5}, "test-fraction"),
-    ],
-)
-def test_non_positive_sizes_are_rejected(values, key):
-    with pytest.raises(ConfigError) as err:
-        HierConfig.from_mapping(values).validate()
-    assert err.value.key.replace("_", "-") == key.replace("_", "-")
+# ---- the generated bad-value suite ---------------------------------------------------------
+def _bad_values(f: dataclasses.Field, default) -> list[str]:
+    """Values ``f`` must refuse, from its type, bounds, choices or declared examples."""
+    meta = f.metadata
+    if isinstance(default, bool):
+        return ["maybe"]
+    if isinstance(default, int | float):
+        out = ["x"] + (["nan", "inf"] if isinstance(default, float) else ["1.5"])
+        if meta.get("ge") is not None:
+            out.append(str(meta["ge"] - 1))
+        if meta.get("gt") is not None:
+            out.append(str(meta["gt"]))
+        if meta.get("le") is not None:
+            out.append(str(meta["le"] + 1))
+        if meta.get("lt") is not None:
+            out.append(str(meta["lt"]))
+        return out
+    if meta.get("choices") or meta.get("registry"):
+        return ["nope"]
+    return list(meta.get("bad", ()))
 
 
+def _cases():
+    cases = []
+    for f in core_fields():
+        key = f.name.replace("_", "-")
+        cases += [(key, bad) for bad in _bad_values(f, f.default)]
+    for name in all_settings():
+        for key, f in declared_settings(name).items():
+            default = f.default
+            cases += [(f"{name}.{key}", bad) for bad in _bad_values(f, default)]
+    return cases
+
+
+CASES = _cases()
+
+
+def test_every_key_has_a_bad_value():
+    keys = {key for key, _ in CASES}
+    expected = {f.name.replace("_", "-") for f in core_fields()}
+    expected |= {f"{n}.{k}" for n in all_settings() for k in declared_settings(n)}
+    assert keys == expected, f"declare bad= examples for {sorted(expected - keys)}"
+
+
+@pytest.mark.parametrize(("key", "value"), CASES, ids=[f"{k}={v}" for k, v in CASES])
+def test_every_bad_value_is_one_line_and_exit_2(key, value, capsys, monkeypatch, tmp_path):
+    def started(*_a, **_k):
+        raise AssertionError(f"{key}={value} was accepted and a run started")
+
+    monkeypatch.setattr(cli, "_run_engine", started)
+    out = [] if key == "out" else ["--out", str(tmp_path / "run")]
+    code = cli.main(["run", *out, f"{key}={value}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"hierfl: error: {key}"), lines[0]
+    assert "Traceback" not in err
+
+
+# ---- other rules ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("key", "value", "allowed"),
     [
@@ -60,16 +138,65 @@ def test_unknown_names_list_allowed_values(key, value, allowed):
     assert allowed in str(err.value)
 
 
-def test_unknown_key_and_bad_type():
+def test_unknown_key_moved_key_and_bad_type():
     with pytest.raises(ConfigError, match="unknown key"):
         HierConfig.from_mapping({"clinets": 3})
+    with pytest.raises(ConfigError, match="use ewc.lambda"):
+        HierConfig.from_mapping({"ewc-lambda": 3})
     with pytest.raises(ConfigError, match="expected int"):
         HierConfig.from_mapping({"clients": "three"})
     with pytest.raises(UnknownNameError):
         HierConfig.from_mapping({"optimizer": "lion"}).validate()
 
 
-def test_read_toml_errors(tmp_path):
+def test_plugin_settings_are_typed_checked_and_reach_the_plugin():
+    config = HierConfig.from_mapping({"lwf.alpha": "0.5", "fedprox.proximal-mu": 2}).validate()
+    assert config.settings("lwf").alpha == 0.5 and config.settings("lwf").temperature == 2.0
+    assert config.settings("fedprox").proximal_mu == 2.0
+    assert config.settings("ewc").lambda_ == 1000.0  # keyword-safe name, "ewc.lambda" outside
+    with pytest.raises(ConfigError, match="lwf.beta: unknown setting; lwf has: lwf.alpha"):
+        HierConfig.from_mapping({"lwf.beta": 1}).validate()
+    with pytest.raises(ConfigError, match="nope"):
+        HierConfig.from_mapping({"nope.x": 1}).validate()
+
+
+def test_a_strategy_is_built_with_its_settings():
+    from hierfl.app.federation import build_strategy
+
+    strategy = build_strategy(HierConfig.from_mapping({"strategy": "fedprox"}))
+    assert strategy.proximal_mu == 0.01
+    tuned = HierConfig.from_mapping({"strategy": "fedprox", "fedprox.proximal-mu": 0.3})
+    assert build_strategy(tuned.validate()).proximal_mu == 0.3
+
+
+def test_a_method_brings_its_defaults_unless_the_user_set_them():
+    config, applied = with_method_defaults(HierConfig(cl="edge-replay+cloud-replay"))
+    assert applied == {"freeze-edge-after": 0, "cloud-lr": 0.0005}
+    assert (config.freeze_edge_after, config.cloud_lr) == (0, 0.0005)
+    mine, applied = with_method_defaults(HierConfig(cl="cloud-replay", cloud_lr=0.001))
+    assert applied == {"freeze-edge-after": 0} and mine.cloud_lr == 0.001
+    assert with_method_defaults(config)[0] == config  # applying twice changes nothing
+    assert with_method_defaults(HierConfig(cl="edge-replay"))[1] == {}
+
+
+def test_config_precedence_defaults_preset_file_flags_overrides(tmp_path):
+    """defaults < --preset < --config < flags < key=value, each layer seen winning."""
+    toml = tmp_path / "c.toml"
+    toml.write_text("rounds = 7\nclients = 4\nseed = 9\n")
+    parser = cli.build_parser()
+
+    def resolved(*argv):
+        return cli.resolve_config(parser.parse_args(["run", "--out", str(tmp_path), *argv]))
+
+    assert resolved().rounds == HierConfig().rounds == 5
+    assert resolved("--preset", "tiny").rounds == 2  # preset over defaults
+    assert resolved("--preset", "tiny", "--config", str(toml)).rounds == 7  # file over preset
+    assert resolved("--config", str(toml), "--rounds", "8").rounds == 8  # flag over file
+    both = resolved("--config", str(toml), "--rounds", "8", "rounds=9", "seed=1")
+    assert (both.rounds, both.seed, both.clients) == (9, 1, 4)  # key=value over all
+
+
+def test_read_toml_errors_and_plugin_tables(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         read_toml(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
@@ -77,8 +204,8 @@ def test_read_toml_errors(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         read_toml(bad)
     good = tmp_path / "good.toml"
-    good.write_text("[tool.flwr.app.config]\nclients = 4\n")
-    assert read_toml(good) == {"clients": 4}
+    good.write_text("[tool.flwr.app.config]\nclients = 4\nlwf.alpha = 2.0\n")
+    assert read_toml(good) == {"clients": 4, "lwf.alpha": 2.0}
 
 
 def test_a_missing_data_folder_stops_the_cli_before_anything_starts(tmp_path):
@@ -110,7 +237,7 @@ def test_a_missing_data_folder_stops_the_cli_before_anything_starts(tmp_path):
     ("args", "needle"),
     [
         (["--model", "nope"], "model: unknown value 'nope'; allowed:"),
-        (["--clients", "0"], "clients: must be > 0"),
+        (["--clients", "0"], "clients: must be >= 1"),
         (["--strategy", "nope"], "strategy: unknown value 'nope'; allowed:"),
         (["--config", "/nonexistent.toml"], "config: cannot read"),
     ],

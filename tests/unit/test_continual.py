@@ -66,7 +66,7 @@ def test_strategies_combine_by_name_and_unknown_names_are_rejected():
 
 
 def _stream(bench, **kw):
-    return PARTITIONERS.get("iid")(bench, partition_id=0, num_partitions=1, seed=0)
+    return PARTITIONERS.plugin("iid").make(bench, partition_id=0, num_partitions=1, seed=0)
 
 
 def test_frozen_edge_segment_does_not_move_but_its_exit_does(digits_benchmark, tmp_path):
@@ -105,7 +105,7 @@ def test_edge_replay_raw_samples_stay_on_the_edge(digits_benchmark, tmp_path):
     assert old & set(chunk.labels.tolist())  # replayed classes travel as activations
     saved = torch.load(tmp_path / "edge_state.pt", weights_only=True)
     assert saved["continual"]["0"]["x"].shape[1:] == (1, 8, 8)  # the buffer: on the device
-    assert len(saved["continual"]["0"]["y"]) <= config.edge_replay_size
+    assert len(saved["continual"]["0"]["y"]) <= config.settings("edge-replay").size
 
 
 def test_lwf_distils_the_previous_experience_exit():

@@ -11,7 +11,7 @@ from hierfl.api import edge_streams, prepare
 from hierfl.app.inprocess import InProcessGrid
 from hierfl.testing import make_grid, tiny_config
 
-CONFIG = tiny_config(**{"reply-timeout": 10.0})
+CONFIG = tiny_config(cl="naive", **{"reply-timeout": 10.0})
 SILENT = {(0, 1), (1, 0)}  # (experience, round) in which partition 1 never answers
 
 

@@ -77,7 +77,7 @@ def test_split_edge_stays_frozen_after_freeze_edge_after(digits_benchmark):
     from hierfl.split import run_split_round
 
     config = dataclasses.replace(TINY, mode="split", freeze_edge_after=0, local_epochs=1)
-    stream = PARTITIONERS.get("iid")(digits_benchmark, partition_id=0, num_partitions=1, seed=0)
+    stream = PARTITIONERS.plugin("iid").make(digits_benchmark, partition_id=0, num_partitions=1, seed=0)
     model = create_model(
         "small-cnn", cut="", num_classes=10, input_shape=digits_benchmark.input_shape, seed=0
     )

@@ -37,7 +37,7 @@ def test_dirichlet_shares_are_disjoint_complete_and_skewed():
     assert max(sizes) - min(sizes) > 20  # alpha 0.1 is far from an even 20/20/20/20
     again = partition_dirichlet(bench, partition_id=2, num_partitions=4, seed=0, alpha=0.1)
     assert torch.equal(again.experiences[1].x, shares[2].experiences[1].x)
-    with pytest.raises(ConfigError, match="dirichlet-alpha"):
+    with pytest.raises(ConfigError, match="dirichlet.alpha"):
         partition_dirichlet(bench, partition_id=0, num_partitions=4, seed=0, alpha=0.0)
 
 

@@ -21,7 +21,7 @@ from hierfl.config import HierConfig
 from hierfl.models import create_model
 from hierfl.testing import make_grid
 
-BASE = HierConfig(clients=2, experiences=2, rounds=1, local_epochs=1)
+BASE = HierConfig(clients=2, experiences=2, rounds=1, local_epochs=1, cl="naive")
 NPY = 128  # numpy's .npy header in front of every serialized array
 
 

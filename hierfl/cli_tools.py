@@ -1,0 +1,197 @@
+"""``hierfl profile`` and ``hierfl plan``: a model's cuts measured, and the runtime model's plan.
+
+Like ``hierfl run`` they take ``--config FILE.toml`` and ``key=value`` overrides (flags win):
+``model``, ``input-shape``, ``num-classes`` and ``exit-head`` for both; ``bitrate``,
+``downlink-bitrate``, ``latency``, ``batch-size`` and ``clients`` for ``plan``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from hierfl.config import HierConfig, parse_overrides, parse_shape, read_toml
+from hierfl.errors import ConfigError, UnknownNameError
+
+DEFAULT_INPUTS = {"small-cnn": "1x8x8", "vgg16": "3x32x32", "resnet18": "3x32x32"}
+_CONFIG_HELP = "TOML file with keys (flat or [tool.flwr.app.config]); flags win over it"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help=_CONFIG_HELP)
+    p.add_argument("--model", help="registered model name (default small-cnn)")
+    p.add_argument("--input", help="input shape CxHxW (default: the model's own)")
+    p.add_argument("--classes", help="number of classes (default 10)")
+    p.add_argument("--exit-head", help="conv or mlp (default: the model's own)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config keys")
+
+
+def add_profile_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="activation size, parameters and FLOPs of a model at every cut",
+        description="Print the cut profile of a model: activation shape and bytes per sample, "
+        "raw input bytes, and parameters and forward FLOPs of the edge segment plus exit and of "
+        "the cloud segment (torch.utils.flop_counter).",
+    )
+    _common(p)
+
+
+def add_plan_parser(sub: argparse._SubParsersAction) -> None:
+    from hierfl.planner import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_CLOUD_FLOPS,
+        DEFAULT_EDGE_FLOPS,
+        DEFAULT_SAMPLES,
+    )
+
+    p = sub.add_parser(
+        "plan",
+        help="predict epoch time of every mode at every cut and recommend a cut",
+        description="Predict seconds per epoch of hierarchical, split, cloud and edge-only "
+        "training at every cut of a model (hierfl.runtime: FLOPs over FLOP/s, backward = 2x "
+        "forward, fp32 on the wire), estimate the edge's training memory, and recommend the cut "
+        "that trains hierarchically fastest within --edge-memory.",
+    )
+    # Numbers are read as text and checked here, so that a bad value gives one line naming its
+    # flag (argparse's own errors print the usage too).
+    _common(p)
+    p.add_argument("--bitrate", help="uplink bits per second, e.g. 1e6 (or bitrate=...)")
+    p.add_argument("--downlink-bitrate", help="downlink bits per second (default: --bitrate)")
+    p.add_argument("--latency", help="one-way latency in seconds (default 0)")
+    p.add_argument(
+        "--edge-flops",
+        default=str(DEFAULT_EDGE_FLOPS),
+        help=f"edge FLOP/s sustained (default {DEFAULT_EDGE_FLOPS:.0e}: a Raspberry-Pi-class CPU)",
+    )
+    p.add_argument(
+        "--cloud-flops",
+        default=str(DEFAULT_CLOUD_FLOPS),
+        help=f"cloud FLOP/s sustained (default {DEFAULT_CLOUD_FLOPS:.0e}: one data-centre GPU)",
+    )
+    p.add_argument("--edge-memory", help="edge memory in bytes for training (default: unlimited)")
+    p.add_argument("--batch-size", help=f"batch size (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--samples", default=str(DEFAULT_SAMPLES), help="samples per edge per epoch")
+    p.add_argument("--clients", help="edges sharing the cloud (default 1)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def _settings(args: argparse.Namespace, flags: dict[str, str | None]) -> dict[str, Any]:
+    """Keys from ``--config`` < ``key=value`` (typed as a ``HierConfig`` would type them),
+    then the flags given, as text (checked later under the flag's own name)."""
+    explicit: dict[str, Any] = read_toml(args.config) if args.config else {}
+    explicit.update(parse_overrides(args.overrides))
+    config = HierConfig.from_mapping(explicit)  # unknown keys and wrong types: one line
+    values = {
+        key: getattr(config, key.replace("-", "_"))
+        for key in (k.replace("_", "-") for k in explicit if "." not in k)
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return values
+
+
+def _model_and_shape(args: argparse.Namespace, values: dict[str, Any]) -> tuple[str, tuple]:
+    from hierfl.plugins import MODELS
+
+    model = str(values.get("model", "small-cnn"))
+    try:
+        MODELS.check(model)
+    except UnknownNameError as exc:
+        raise UnknownNameError("--model", model, exc.allowed) from None
+    text = str(values.get("input-shape") or DEFAULT_INPUTS.get(model, "3x32x32"))
+    return model, parse_shape("--input", text)
+
+
+def _classes(values: dict[str, Any]) -> int:
+    return int(number("--classes", str(values.get("num-classes") or 10), integer=True))
+
+
+def profile(args: argparse.Namespace) -> None:
+    from hierfl.models.profile import format_profiles, profile_model
+
+    values = _settings(
+        args,
+        {
+            "model": args.model,
+            "input-shape": args.input,
+            "num-classes": args.classes,
+            "exit-head": args.exit_head,
+        },
+    )
+    model, shape = _model_and_shape(args, values)
+    head = values.get("exit-head") or None
+    print(format_profiles(profile_model(model, shape, _classes(values), exit_head=head)))
+
+
+def number(flag: str, text: str, *, integer: bool = False, zero: bool = False) -> float:
+    """Parse ``text`` as a finite number > 0 (>= 0 if ``zero``; an int if ``integer``).
+
+    Raises:
+        ConfigError: naming ``flag``, so that the one-line message says which flag to fix.
+    """
+    kind = "an integer" if integer else "a number"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(flag, f"expected {kind}, got {text!r}") from None
+    if not math.isfinite(value) or (integer and not value.is_integer()):
+        raise ConfigError(flag, f"expected {kind}, got {text!r}")
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigError(flag, f"must be {'>=' if zero else '>'} 0, got {text}")
+    return value
+
+
+def plan(args: argparse.Namespace) -> None:
+    from hierfl.planner import (
+        DEFAULT_BATCH_SIZE,
+        PlanSettings,
+        format_plan,
+        format_settings,
+        measure_cuts,
+        plan_cuts,
+        plan_to_dict,
+        recommendation,
+    )
+
+    values = _settings(
+        args,
+        {
+            "model": args.model,
+            "input-shape": args.input,
+            "num-classes": args.classes,
+            "exit-head": args.exit_head,
+            "bitrate": args.bitrate,
+            "downlink-bitrate": args.downlink_bitrate,
+            "latency": args.latency,
+            "batch-size": args.batch_size,
+            "clients": args.clients,
+        },
+    )
+    model, shape = _model_and_shape(args, values)
+    if not values.get("bitrate"):
+        raise ConfigError("--bitrate", "needed: the uplink's bits per second, e.g. --bitrate 1e6")
+    downlink = values.get("downlink-bitrate") or None
+    memory = args.edge_memory
+    settings = PlanSettings(
+        bitrate_bps=number("--bitrate", str(values["bitrate"])),
+        downlink_bps=None if downlink is None else number("--downlink-bitrate", str(downlink)),
+        latency_s=number("--latency", str(values.get("latency", 0)), zero=True),
+        edge_flops=number("--edge-flops", args.edge_flops),
+        cloud_flops=number("--cloud-flops", args.cloud_flops),
+        edge_memory_bytes=None if memory is None else number("--edge-memory", memory),
+        batch_size=int(
+            number("--batch-size", str(values.get("batch-size", DEFAULT_BATCH_SIZE)), integer=True)
+        ),
+        samples=int(number("--samples", args.samples, integer=True)),
+        clients=int(number("--clients", str(values.get("clients", 1)), integer=True)),
+    )
+    head = values.get("exit-head") or None
+    result = plan_cuts(measure_cuts(model, shape, _classes(values), exit_head=head), settings)
+    if args.json:
+        print(json.dumps(plan_to_dict(result), indent=2))
+        return
+    print(f"{model} on {'x'.join(map(str, shape))}: {format_settings(settings)}")
+    print(format_plan(result.rows, result.recommended))
+    print(recommendation(result))
