@@ -216,9 +216,7 @@ def _fit_to(config: HierConfig, bench: Benchmark) -> HierConfig:
         log.info("experiences=%d: the benchmark's own count", count)
         return dataclasses.replace(config, experiences=count).validate()
     if config.experiences > count:
-        raise ConfigError(
-            "experiences", f"got {config.experiences}, but the benchmark has {count}"
-        )
+        raise ConfigError("experiences", f"got {config.experiences}, but the benchmark has {count}")
     return config
 
 

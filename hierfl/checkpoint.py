@@ -3,7 +3,8 @@
 A checkpoint is written atomically (``checkpoint.pt`` in the run folder) at the end of every
 experience, and every ``checkpoint-every`` rounds when that is set. It holds the round cursor,
 the aggregated edge weights, the cloud segment and its optimizer, the cloud's continual-learning
-state (replay buffers), the classes seen and the metrics so far. Edges keep their own state in
+state (replay buffers), the classes seen, the aggregation strategy's server-side state (e.g.
+FedAdam's moments) and the metrics so far. Edges keep their own state in
 their node-local folders, under the run's ``state-key``, which the checkpoint records so that a
 resumed run finds it again.
 """
@@ -54,6 +55,7 @@ class Checkpoint:
     edge_state: dict[str, torch.Tensor]
     cloud: dict[str, Any]  # module, optimizer, stats, generator, continual, seen
     result: dict[str, Any]
+    federation: dict[str, Any] = dataclasses.field(default_factory=dict)  # strategy state
 
 
 def result_state(result: Any) -> dict[str, Any]:

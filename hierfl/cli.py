@@ -263,9 +263,20 @@ def _start(args: argparse.Namespace) -> Path:
     return _run_engine(args.engine, config)
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Flags and ``key=value`` overrides in any order (``rounds=3 --out X edge-lr=0.1``)."""
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if args.command in ("profile", "plan"):

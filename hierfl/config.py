@@ -360,10 +360,14 @@ def with_method_defaults(config: HierConfig) -> tuple[HierConfig, dict[str, Any]
 
 def describe_defaults(config: HierConfig, applied: Mapping[str, Any]) -> str:
     """The log line for ``with_method_defaults``' result ("" when nothing was filled in)."""
-    if not applied:
-        return ""
-    settings = ", ".join(f"{k}={v}" for k, v in applied.items())
-    return f"{config.mode} mode with cl={config.cl}: {settings} (set them to override)"
+    parts = []
+    if "cl" in applied:
+        parts.append(f"cl={applied['cl']} (the {config.mode} mode's default)")
+    needed = {k: v for k, v in applied.items() if k != "cl"}
+    if needed:
+        settings = ", ".join(f"{k}={v}" for k, v in needed.items())
+        parts.append(f"{settings} (what {config.cl} needs in {config.mode} mode)")
+    return f"using {'; '.join(parts)}; set them to change" if parts else ""
 
 
 def core_fields() -> list[dataclasses.Field]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import torch
@@ -155,6 +155,44 @@ def _through_uplink(
     )
 
 
+def _state_file(state_dir: Path, experience: int, round: int) -> Path:
+    return state_dir / f"edge_state-{experience:05d}-{round:05d}.pt"
+
+
+def saved_states(state_dir: Path) -> list[tuple[tuple[int, int], Path]]:
+    """The node-local states this edge kept, by the (experience, round) that wrote them."""
+    found = []
+    for path in Path(state_dir).glob("edge_state-*-*.pt"):
+        _, experience, round = path.stem.split("-")
+        found.append(((int(experience), int(round)), path))
+    return sorted(found)
+
+
+def latest_edge_state(state_dir: Path) -> dict | None:
+    """The state the edge's last round left (optimizer, cursor, continual state, classes)."""
+    states = saved_states(state_dir)
+    return torch.load(states[-1][1], weights_only=True) if states else None
+
+
+def _edge_state(state_dir: Path, request: RoundRequest) -> dict | None:
+    """The state to start ``request``'s round from: the newest one written by an earlier round.
+
+    Normally that is the last state. When the cloud restarts from a checkpoint older than the
+    rounds this edge has trained since, it asks for those rounds again; the edge then starts
+    from the state before them, so a resumed run computes exactly what an uninterrupted one
+    does. States of the last ``rounds + 2`` rounds are kept (a checkpoint is at most one
+    experience old).
+    """
+    earlier = [path for key, path in saved_states(state_dir) if key < astuple(request)]
+    return torch.load(earlier[-1], weights_only=True) if earlier else None
+
+
+def _save_edge_state(state_dir: Path, request: RoundRequest, state: dict, keep: int) -> None:
+    save_atomic(state, _state_file(state_dir, request.experience, request.round))
+    for _, path in saved_states(state_dir)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
 def run_edge_round(
     config: HierConfig,
     request: RoundRequest,
@@ -183,8 +221,7 @@ def run_edge_round(
     new_x, new_y = round_data(config, stream, request)
     batches = batches_of(config, stream, request, new_x, new_y)
     model = edge_model(config, stream, edge_state)
-    state_path = Path(state_dir) / "edge_state.pt"
-    saved = torch.load(state_path, weights_only=True) if state_path.exists() else None
+    saved = _edge_state(Path(state_dir), request)
     seen = SeenClasses(
         stream.num_classes,
         saved.get("seen", []) if saved else [],
@@ -226,15 +263,13 @@ def run_edge_round(
         "round": request.round,
         "samples_seen": samples_seen,
     }
-    save_atomic(
-        {
-            "optimizer": trainer.optimizer.state_dict(),
-            "cursor": cursor,
-            "continual": continual.edge_state(),
-            "seen": seen.classes(),
-        },
-        state_path,
-    )
+    state = {
+        "optimizer": trainer.optimizer.state_dict(),
+        "cursor": cursor,
+        "continual": continual.edge_state(),
+        "seen": seen.classes(),
+    }
+    _save_edge_state(Path(state_dir), request, state, keep=config.rounds + 2)
     if mode.payload == "activations":
         chunk = _through_uplink(config, request, stream, Path(state_dir), chunk)
     return RoundResult(

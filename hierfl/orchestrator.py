@@ -229,6 +229,7 @@ class Orchestrator:
             edge_state={k: v.detach().cpu() for k, v in edge_state.items()},
             cloud=cloud_snapshot(self.cloud, self._uploads),
             result=result_state(result),
+            federation=self.federation.state_dict(),
         )
         path = save_checkpoint(self.checkpoint_dir, checkpoint)
         log.info("checkpoint %s: next round %d of the schedule", path, next_round + 1)
@@ -239,6 +240,7 @@ class Orchestrator:
         check_compatible(checkpoint, self.config)
         restore_result(result, checkpoint.result)
         self._uploads = restore_cloud(self.cloud, checkpoint.cloud)
+        self.federation.load_state_dict(checkpoint.federation)
         self._prior_wall = result.wall_s
         self._prior_traffic = (result.uplink_bytes, result.downlink_bytes)
         if checkpoint.state_key:

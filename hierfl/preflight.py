@@ -63,7 +63,10 @@ def preflight(config: HierConfig) -> ScenarioInfo:
 
 
 def _check_model(config: HierConfig, info: ScenarioInfo) -> None:
-    """The model takes the scenario's input shape at the chosen cut (one tiny forward pass)."""
+    """The model takes the scenario's input shape at the chosen cut: one forward pass of one
+    sample through the edge, its exit and the cloud."""
+    import torch
+
     from hierfl.models import create_model
 
     try:
@@ -73,8 +76,11 @@ def _check_model(config: HierConfig, info: ScenarioInfo) -> None:
             num_classes=info.num_classes,
             input_shape=info.input_shape,
             exit_head=config.exit_head or None,
-        )
-        model.activation_shape()
+        ).eval()
+        with torch.no_grad():
+            x = torch.zeros(1, *info.input_shape)
+            model.forward_edge(x)
+            model(x)
     except HierflError:
         raise
     except (RuntimeError, ValueError) as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -46,6 +46,12 @@ class Federation(Protocol):
     def aggregate(self) -> EdgeState | None: ...
 
     def traffic(self) -> tuple[int, int]: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Server-side aggregation state a checkpoint keeps (e.g. FedAdam's moments)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         """Split mode: how to get the cloud's gradient at the cut for a batch of activations."""

@@ -2,17 +2,21 @@
 
 The edge keeps no autograd graph between messages: on receiving the gradient for batch k it
 recomputes ``f_e(x_k)`` with the same weights (nothing changed in between) and backpropagates,
-so the protocol also works with a fresh ClientApp process per message.
+so the protocol also works with a fresh ClientApp process per message. The recomputation
+leaves BatchNorm's running statistics as the forward pass left them: each batch updates them
+once, as it would in one forward-backward pass.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from hierfl.config import HierConfig
 from hierfl.data import ClientStream
@@ -69,7 +73,8 @@ class SplitEdge:
         self.frozen = 0 <= config.freeze_edge_after < request.experience
         self.noise_seed = _seed(config, stream.partition_id, request.experience, request.round, 7)
         self.trained = 0
-        self.compute_s = 0.0
+        self.compute_s = 0.0  # this round's edge compute so far (emulated slowdown included)
+        self.slowdown = config.edge_slowdown
 
     def forward(self, step: int) -> SplitStep:
         start = time.perf_counter()
@@ -92,11 +97,14 @@ class SplitEdge:
             self.trained += len(y)
             return
         self.model.train()
-        a = self.model.edge.segment(x.to(self.device))
-        if tuple(grad.shape) != tuple(a.shape):
-            raise ValueError(f"gradient shape {tuple(grad.shape)} != activations {tuple(a.shape)}")
-        self.optimizer.zero_grad(set_to_none=True)
-        a.backward(grad.to(self.device))
+        with _statistics_kept(self.model.edge.segment):  # restored after the backward pass
+            a = self.model.edge.segment(x.to(self.device))
+            if tuple(grad.shape) != tuple(a.shape):
+                raise ValueError(
+                    f"gradient shape {tuple(grad.shape)} != activations {tuple(a.shape)}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            a.backward(grad.to(self.device))
         self.optimizer.step()
         self.trained += len(y)
         self.compute_s += time.perf_counter() - start
@@ -108,7 +116,7 @@ class SplitEdge:
             len(self.batches),
             0.0,
             0,
-            0.0,
+            self.compute_s,
             trained=self.trained,
         )
         state = {k: v.detach().cpu() for k, v in self.model.edge.state_dict().items()}
@@ -137,6 +145,19 @@ class SplitEdge:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.trained = int(saved["trained"])
         self.compute_s = float(saved.get("compute_s", 0.0))
+
+
+@contextmanager
+def _statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Run a train-mode forward (batch statistics) without touching the running ones."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.clone() for k, v in m.named_buffers(recurse=False)} for m in norms]
+    try:
+        yield
+    finally:
+        for m, buffers in zip(norms, saved, strict=True):
+            for name, value in buffers.items():
+                getattr(m, name).copy_(value)
 
 
 def run_split_round(

@@ -56,11 +56,12 @@ def node_state_dir(node_config: dict, partition_id: int) -> Path:
     return Path(tempfile.gettempdir()) / "hierfl" / f"node-{partition_id}"
 
 
-def _slowed(config: HierConfig, work: Callable[[], object]) -> object:
-    """Run ``work``, then sleep ``edge-slowdown - 1`` times as long (a weaker edge)."""
+def _slowed(edge: SplitEdge, work: Callable[[], object]) -> object:
+    """Run ``work``, then sleep ``edge-slowdown - 1`` times as long (a weaker edge); the
+    edge's compute time counts the emulated slowdown too."""
     start = time.perf_counter()
     out = work()
-    slow_down(time.perf_counter() - start, config.edge_slowdown)
+    edge.compute_s += slow_down(time.perf_counter() - start, edge.slowdown)
     return out
 
 
@@ -115,7 +116,7 @@ def _round(content: RecordDict, node: EdgeNode) -> RecordDict:
         edge = SplitEdge(node.config, request, edge_state, node.stream)
         if not edge.batches:
             return encode_result(edge.result())
-        step = _slowed(node.config, lambda: edge.forward(0))
+        step = _slowed(edge, lambda: edge.forward(0))
         edge.save(node.run_dir / SPLIT_STATE)
         return encode_split_step(step, node.config.codec)  # type: ignore[arg-type]
     result = run_edge_round(
@@ -129,10 +130,10 @@ def _split_step(content: RecordDict, node: EdgeNode) -> RecordDict:
     request, step, grad = decode_gradient(content)
     edge = SplitEdge(node.config, request, {}, node.stream)
     edge.load(node.run_dir / SPLIT_STATE)
-    _slowed(node.config, lambda: edge.backward(step, grad))
+    _slowed(edge, lambda: edge.backward(step, grad))
     if step + 1 == len(edge.batches):
         return encode_result(edge.result())
-    sent = _slowed(node.config, lambda: edge.forward(step + 1))
+    sent = _slowed(edge, lambda: edge.forward(step + 1))
     edge.save(node.run_dir / SPLIT_STATE)
     return encode_split_step(sent, node.config.codec)  # type: ignore[arg-type]
 

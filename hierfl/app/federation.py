@@ -11,7 +11,9 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
@@ -74,7 +76,8 @@ class GridFederation:
         self._turns: list[int] = []
         self._dispatched_state: EdgeState = {}
         self.message_ttl = message_ttl
-        self.server_round = 0
+        self.server_round = 0  # rounds dispatched (Flower's server round of the last one)
+        self.completed_rounds = 0  # rounds collected before the one dispatched last
         self._pending: dict[str, int] = {}
         self._replies: list[tuple[RoundResult, Message]] = []
         # node id -> partition id: what each node's replies say (an in-process grid knows it)
@@ -103,6 +106,7 @@ class GridFederation:
         return len(nodes)
 
     def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int:
+        self.completed_rounds = self.server_round  # the orchestrator collected them all
         self.server_round += 1
         self._request = request
         self.traffic_log.begin_round(request.experience, request.round)
@@ -246,6 +250,59 @@ class GridFederation:
     def traffic(self) -> tuple[int, int]:
         return self.uplink_bytes, self.downlink_bytes
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the server round and the strategy's own state (FedAdam's
+        moments, FedAvgM's momentum, ...), as tensors."""
+        return {"rounds": self.completed_rounds, "strategy": strategy_state(self.strategy)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue after ``state["rounds"]`` collected rounds (a round dispatched but not
+        collected before the checkpoint is dispatched again)."""
+        self.server_round = self.completed_rounds = int(state.get("rounds", 0))
+        load_strategy_state(self.strategy, state.get("strategy", {}))
+
     def communication(self) -> dict:
         """Per-round and per-client traffic for metrics.json, clients named by partition id."""
         return self.traffic_log.summary(names=self.partition_of)
+
+
+def _pack(value: object) -> tuple[str, object] | None:
+    """A strategy attribute that holds arrays, as tensors; None for anything else."""
+    if isinstance(value, np.ndarray):
+        return "ndarray", torch.from_numpy(value.copy())
+    if isinstance(value, ArrayRecord):
+        return "arrayrecord", value.to_torch_state_dict()
+    if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+        return "ndarrays", {k: torch.from_numpy(v.copy()) for k, v in value.items()}
+    if isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
+        return "ndarray-list", [torch.from_numpy(v.copy()) for v in value]
+    return None
+
+
+def _unpack(kind: str, packed: Any) -> object:
+    if kind == "ndarray":
+        return packed.numpy()
+    if kind == "arrayrecord":
+        return ArrayRecord(packed)
+    if kind == "ndarrays":
+        return {k: v.numpy() for k, v in packed.items()}
+    return [v.numpy() for v in packed]
+
+
+def strategy_state(strategy: object) -> dict[str, list[object]]:
+    """Every attribute of a Flower strategy that holds arrays (server-side optimizer state).
+
+    Found by type, not by name, so any strategy's state is kept: FedOpt's ``current_arrays``,
+    ``m_t`` and ``v_t``, FedAvgM's ``current_arrays`` and ``momentum_vector``, ...
+    """
+    out: dict[str, list[object]] = {}
+    for name, value in vars(strategy).items():
+        packed = _pack(value)
+        if packed is not None:
+            out[name] = list(packed)
+    return out
+
+
+def load_strategy_state(strategy: object, state: dict[str, list[object]]) -> None:
+    for name, (kind, packed) in state.items():
+        setattr(strategy, name, _unpack(str(kind), packed))

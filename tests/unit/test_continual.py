@@ -7,7 +7,7 @@ import torch
 
 from hierfl.config import HierConfig
 from hierfl.continual import build_continual
-from hierfl.edge_node import RoundRequest, round_data, run_edge_round
+from hierfl.edge_node import RoundRequest, latest_edge_state, round_data, run_edge_round
 from hierfl.errors import ConfigError
 from hierfl.models import create_model
 from hierfl.plugins import PARTITIONERS
@@ -103,7 +103,7 @@ def test_edge_replay_raw_samples_stay_on_the_edge(digits_benchmark, tmp_path):
     assert chunk.activations.shape[1:] == (64, 4, 4) and not chunk.raw
     old = set(digits_benchmark.train[0].classes)
     assert old & set(chunk.labels.tolist())  # replayed classes travel as activations
-    saved = torch.load(tmp_path / "edge_state.pt", weights_only=True)
+    saved = latest_edge_state(tmp_path)
     assert saved["continual"]["0"]["x"].shape[1:] == (1, 8, 8)  # the buffer: on the device
     assert len(saved["continual"]["0"]["y"]) <= config.settings("edge-replay").size
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import itertools
 
-import torch
-
 from hierfl.api import edge_streams, prepare
 from hierfl.app.inprocess import InProcessGrid
+from hierfl.edge_node import latest_edge_state
 from hierfl.testing import make_grid, tiny_config
 
 CONFIG = tiny_config(cl="naive", **{"reply-timeout": 10.0})
@@ -45,9 +44,9 @@ def test_a_silent_edge_is_dropped_after_the_timeout_and_rejoins(digits_benchmark
     # partition 1 answered rounds (0,0) and (1,1): its node-local cursor counts both, so it
     # resumed from its saved state after each absence instead of starting over
     streams = edge_streams(CONFIG, digits_benchmark)
-    saved = torch.load(tmp_path / "node-1" / "run-0" / "edge_state.pt", weights_only=True)
+    saved = latest_edge_state(tmp_path / "node-1" / "run-0")
     sizes = [len(e) for e in streams[1].experiences]
     assert saved["cursor"]["samples_seen"] == sizes[0] + sizes[1]
     assert (saved["cursor"]["experience"], saved["cursor"]["round"]) == (1, 1)
-    full = torch.load(tmp_path / "node-0" / "run-0" / "edge_state.pt", weights_only=True)
+    full = latest_edge_state(tmp_path / "node-0" / "run-0")
     assert full["cursor"]["samples_seen"] == 2 * sum(len(e) for e in streams[0].experiences)

@@ -77,7 +77,9 @@ def test_split_edge_stays_frozen_after_freeze_edge_after(digits_benchmark):
     from hierfl.split import run_split_round
 
     config = dataclasses.replace(TINY, mode="split", freeze_edge_after=0, local_epochs=1)
-    stream = PARTITIONERS.plugin("iid").make(digits_benchmark, partition_id=0, num_partitions=1, seed=0)
+    stream = PARTITIONERS.plugin("iid").make(
+        digits_benchmark, partition_id=0, num_partitions=1, seed=0
+    )
     model = create_model(
         "small-cnn", cut="", num_classes=10, input_shape=digits_benchmark.input_shape, seed=0
     )
@@ -93,3 +95,44 @@ def test_split_edge_stays_frozen_after_freeze_edge_after(digits_benchmark):
 
     assert moved(0)  # experience 0 trains the segment
     assert not moved(1)  # after it, the cloud's gradient no longer moves it
+
+
+def test_a_split_batch_updates_batch_norm_statistics_once():
+    """The edge recomputes f_e(x) for the backward pass; BatchNorm must not count it twice.
+
+    Expected: the running statistics after one train-mode forward of the same batch from the
+    same weights (as one forward-backward pass of a monolithic model leaves them).
+    """
+    from hierfl.edge_node import RoundRequest
+    from hierfl.split import SplitEdge
+    from hierfl.streams import build_benchmark
+
+    config = HierConfig(
+        mode="split",
+        model="vgg16",  # BatchNorm in every conv block
+        cut="block1",
+        scenario="synthetic",
+        input_shape="3x32x32",
+        num_classes=4,
+        samples_per_class=8,
+        experiences=1,
+        local_epochs=1,
+        batch_size=8,
+    ).validate()
+    bench = build_benchmark(config)
+    stream = PARTITIONERS.plugin("iid").make(bench, partition_id=0, num_partitions=1, seed=0)
+    start = create_model("vgg16", cut="block1", num_classes=4, input_shape=(3, 32, 32), seed=0)
+    weights = {k: v.clone() for k, v in start.edge.state_dict().items()}
+    edge = SplitEdge(config, RoundRequest(0, 0), weights, stream)
+    x, _ = edge.batches[0]
+    start.train()
+    with torch.no_grad():
+        start.edge.segment(x)  # the one update a batch should make
+    sent = edge.forward(0)
+    edge.backward(0, torch.ones_like(sent.activations))
+    stats = {k: v for k, v in start.edge.segment.state_dict().items() if "running" in k}
+    assert stats, "the segment has BatchNorm"
+    got = edge.model.edge.segment.state_dict()
+    for name, expected in stats.items():
+        torch.testing.assert_close(got[name], expected, rtol=0, atol=0)
+    assert edge.compute_s > 0  # split mode reports its edge compute
