@@ -59,6 +59,10 @@ def preflight(config: HierConfig) -> ScenarioInfo:
             f"allowed 1..{info.num_classes} (each experience needs at least one class)",
         )
     _check_model(config, info)
+    from hierfl.devices import resolve_device  # cuda on a machine without one: say so now
+
+    resolve_device("edge-device", config.edge_device)
+    resolve_device("cloud-device", config.cloud_device)
     return info
 
 

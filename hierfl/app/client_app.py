@@ -17,17 +17,21 @@ Flower's own transfer over loopback comes on top (it is part of the measured fix
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from hierfl.app import edge_worker
+from hierfl.app.worker_supervisor import read_status
 
 app = ClientApp()
 
 # Flower's code for "the ClientApp raised an exception"; the reason names the partition.
 EDGE_FAILED = 2
+# How long a message waits for hierfl-client to restart a dead edge worker (back-off included).
+WORKER_WAIT_S = 120.0
 _log = logging.getLogger(__name__)
 
 
@@ -43,11 +47,20 @@ def _dispatch(kind: str, content: RecordDict, context: Context) -> RecordDict:
     if not address:
         return _run_here(kind, content, job)
     key = bytes.fromhex(str(context.node_config.get("edge-worker-key", "")))
-    try:
-        return edge_worker.call(address, key, kind, content, job)  # type: ignore[return-value]
-    except OSError as exc:  # no worker (yet, or any more): do the work here, slower but the same
-        _log.warning("edge worker at %s did not answer (%s); running in process", address, exc)
-        return _run_here(kind, content, job)
+    deadline = time.monotonic() + WORKER_WAIT_S
+    while True:
+        try:
+            return edge_worker.call(address, key, kind, content, job)  # type: ignore[return-value]
+        except OSError as exc:
+            status = read_status(address)
+            if status in ("ready", "restarting") and time.monotonic() < deadline:
+                time.sleep(0.5)  # hierfl-client is restarting the worker: wait for it
+                continue
+            if status != "gave-up":  # (after giving up, hierfl-client has said so once)
+                _log.warning(
+                    "edge worker at %s did not answer (%s); running in process", address, exc
+                )
+            return _run_here(kind, content, job)
 
 
 def _handler(kind: str) -> Callable[[Message, Context], Message]:

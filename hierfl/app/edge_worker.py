@@ -99,16 +99,24 @@ def _watch_parent(parent: int, folder: str) -> None:
     _exit_removing(folder)
 
 
-def start(state_dir: Path, key: bytes, log: Path) -> tuple[subprocess.Popen, str]:
+def start(
+    state_dir: Path, key: bytes, log: Path, address: str | None = None
+) -> tuple[subprocess.Popen, str]:
     """Start a worker for the node whose state lives in ``state_dir``; returns it and its address.
 
     The socket goes to a short private temporary folder (Unix socket paths are limited to about
-    100 bytes); ``state_dir`` is on the worker's command line so the node's processes can be
-    found by it.
+    100 bytes), or to ``address`` when a worker is restarted in place (a stale socket left by a
+    killed worker is removed first). ``state_dir`` is on the worker's command line so the
+    node's processes can be found by it.
     """
-    folder = tempfile.mkdtemp(prefix="hierfl-w")
+    if address is None:
+        folder = tempfile.mkdtemp(prefix="hierfl-w")
+        address = os.path.join(folder, SOCKET_NAME)
+    folder = os.path.dirname(address)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
-    address = os.path.join(folder, SOCKET_NAME)
+    if os.path.exists(address):
+        os.unlink(address)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "hierfl.app.edge_worker", address, "--state-dir", str(state_dir)]
     with open(log, "ab") as out:

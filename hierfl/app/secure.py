@@ -267,12 +267,29 @@ def main(argv: list[str] | None = None) -> None:
         help="address SuperNodes dial, repeatable (default 127.0.0.1 and localhost)",
     )
     p.add_argument("--keys", type=int, default=0, help="number of SuperNode key pairs")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing CA and certificate (every certificate and key already handed "
+        "out stops working)",
+    )
     args = p.parse_args(argv)
-    tls = make_tls_files(args.folder / "certs", hosts=args.host or ("127.0.0.1", "localhost"))
-    print(f"CA certificate (give to clients): {tls.ca_cert}")
-    print(f"SuperLink certificate and key: {tls.server_cert} {tls.server_key}")
+    certs = args.folder / "certs"
+    if (certs / "ca.crt").exists() and not args.force:
+        print(
+            f"kept the CA and SuperLink certificate in {certs} (--force replaces them; every "
+            "certificate and key handed out then stops working)"
+        )
+    else:
+        tls = make_tls_files(certs, hosts=args.host or ("127.0.0.1", "localhost"))
+        print(f"CA certificate (give to clients): {tls.ca_cert}")
+        print(f"SuperLink certificate and key: {tls.server_cert} {tls.server_key}")
     for i in range(args.keys):
-        public_key = make_supernode_key(args.folder / "keys" / f"edge-{i}")
+        private = args.folder / "keys" / f"edge-{i}"
+        if private.exists() and not args.force:
+            print(f"SuperNode {i}: kept {private} (already there)")
+            continue
+        public_key = make_supernode_key(private)
         print(f"SuperNode {i}: private {public_key.with_suffix('')}  public {public_key}")
 
 

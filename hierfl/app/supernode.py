@@ -6,13 +6,11 @@ import argparse
 import atexit
 import os
 import secrets
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from hierfl.app import edge_worker
+from hierfl.app.worker_supervisor import WorkerSupervisor
 
 SUPEREXEC_POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 
@@ -98,19 +96,12 @@ def supernode_argv(
 
 
 def _start_worker(state_dir: Path) -> tuple[str, bytes]:
-    """Start the node's edge worker; it is stopped when this process exits (or dies)."""
+    """Start the node's edge worker under a supervisor that restarts it if it dies; both stop
+    when this process exits (or dies)."""
     key = secrets.token_bytes(32)
-    proc, address = edge_worker.start(state_dir, key, state_dir / "edge-worker.log")
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(os.path.dirname(address), ignore_errors=True)
-
-    atexit.register(stop)
+    supervisor = WorkerSupervisor(state_dir, key)
+    address = supervisor.start()
+    atexit.register(supervisor.stop)
     return address, key
 
 

@@ -29,18 +29,24 @@ def test_hierfl_run_tiny_preset_writes_the_run_folder(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "exp 2/2 round 2/2" in proc.stdout  # progress is shown while it runs
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == f"hierfl: run folder {out}"
+    summary = max(i for i, line in enumerate(lines) if "stream accuracy edge" in line)
+    assert "forgetting" in lines[summary] and "cloud" in lines[summary]
+    assert "hierfl: sent " in lines[summary + 1] and " up, " in lines[summary + 1]
+    assert f"hierfl: run folder {out}" in lines[summary + 2]
+    for noise in ("QP solver", "fraction_evaluate", "Federated evaluation will be skipped"):
+        assert noise not in proc.stdout + proc.stderr  # warnings that mean nothing to a user
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("config", "mode", "experiences", "final", "communication", "time"):
         assert key in metrics
     assert metrics["config"]["clients"] == 2
-    for key in (
-        "edge_accuracy",
-        "cloud_accuracy",
-        "edge_forgetting",
-        "cloud_forgetting",
-        "cloud_bwt",
-    ):
-        assert 0.0 <= abs(metrics["final"][key]) <= 1.0
+    last = metrics["experiences"][-1]["accuracy"]  # the final row, for each exit
+    for exit_name in ("edge", "cloud"):
+        row = last[exit_name]
+        assert metrics["final"][f"{exit_name}_accuracy"] == pytest.approx(sum(row) / len(row))
+        first = metrics["experiences"][0]["accuracy"][exit_name][0]
+        assert metrics["final"][f"{exit_name}_forgetting"] == pytest.approx(first - row[0])
     assert metrics["time"]["wall_s"] > metrics["time"]["cloud_compute_s"] > 0
     with open(out / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -84,7 +84,6 @@ def test_superlink_two_clients_flwr_run(tmp_path):
         for exit_name in ("edge", "cloud"):
             accs = exp["accuracy"][exit_name]
             assert len(accs) == exp["index"] + 1
-            assert all(0.0 <= a <= 1.0 for a in accs)
             assert accs[-1] > 0.2 + 0.1  # newest experience has 5 classes: chance is 0.2
     assert metrics["communication"]["uplink_bytes"] > 0
     assert metrics["communication"]["raw_input_bytes_uplink"] == 0

@@ -148,3 +148,46 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+def test_a_killed_worker_is_restarted_in_place_and_answers_again(tmp_path):
+    from hierfl.app.worker_supervisor import WorkerSupervisor, read_status, wait_until_ready
+
+    said: list[str] = []
+    supervisor = WorkerSupervisor(
+        tmp_path / "node", KEY, max_restarts=1, first_backoff_s=0.1, poll_s=0.1, say=said.append
+    )
+    address = supervisor.start()
+    try:
+        assert wait_until_ready(address, 60)
+        _wait_for(address, supervisor.proc)
+        first = supervisor.proc.pid
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while (supervisor.proc.pid == first or read_status(address) != "ready") and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        assert supervisor.proc.pid != first and read_status(address) == "ready"
+        _wait_for(address, supervisor.proc)  # the same address: the node config stays valid
+        reply = edge_worker.call(address, KEY, "round", _request(), _job(tmp_path / "r"))
+        assert decode_result(reply).chunk.trained > 0
+        assert said == ["edge worker exited with code -9; restart 1 of 1 in 0.1s"]
+
+        os.kill(supervisor.proc.pid, signal.SIGKILL)  # restarts are used up now
+        while read_status(address) != "gave-up" and time.monotonic() < deadline + 30:
+            time.sleep(0.1)
+        assert read_status(address) == "gave-up"
+        assert "restarts used up" in said[-1] and len(said) == 2  # said once
+        # the ClientApp then runs the message itself, at once
+        run_config, node, run_id = _job(tmp_path / "g")
+        node = {**node, "edge-worker": address, "edge-worker-key": KEY.hex()}
+        context = Context(
+            run_id=run_id, node_id=1, node_config=node, state=RecordDict(), run_config=run_config
+        )
+        start = time.monotonic()
+        assert decode_result(client_app._dispatch("round", _request(), context)).partition_id == 1
+        assert time.monotonic() - start < client_app.WORKER_WAIT_S
+    finally:
+        supervisor.stop()
+    assert not os.path.exists(os.path.dirname(address))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import types
 
 import pytest
 import torch
@@ -70,6 +72,48 @@ def test_early_exit_sweep_by_hand():
         cloud_acc = float((model(x).argmax(1) == y).float().mean())
     assert rows[0]["offload_fraction"] == 0.0 and rows[0]["accuracy"] == pytest.approx(edge_acc)
     assert rows[1]["offload_fraction"] == 1.0 and rows[1]["accuracy"] == pytest.approx(cloud_acc)
+
+
+class _FixedExits(torch.nn.Module):
+    """A stand-in model whose exits answer fixed logits for samples 0..3 (x is the index)."""
+
+    num_classes = 2
+
+    def __init__(self, edge, cloud):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # a parameter, for the device
+        self.edge_logits, self.cloud_logits = torch.tensor(edge), torch.tensor(cloud)
+
+    def forward_edge(self, x):
+        index = x.long().flatten()
+        return types.SimpleNamespace(exit_logits=self.edge_logits[index], activations=index)
+
+    def forward_cloud(self, index):
+        return self.cloud_logits[index]
+
+
+def _logit(p):
+    """Two-class logits whose softmax puts ``p`` on class 0."""
+    return [math.log(p), math.log(1 - p)]
+
+
+def test_early_exit_routes_by_the_edge_exits_confidence():
+    """Threshold 0.7, worked by hand: the edge answers where *its* confidence is >= 0.7.
+
+    sample  edge p(0)  edge says  cloud says  label   answered by  right?
+    0       0.95       0          1 (0.99)    0       edge         yes
+    1       0.60       0          1 (0.99)    1       cloud        yes
+    2       0.20       1 (0.80)   0 (0.60)    0       edge         no
+    3       0.55       0          1 (0.90)    0       cloud        no
+    Routing by the cloud's confidence (0.99, 0.99, 0.60, 0.90) would offload sample 2 only.
+    """
+    model = _FixedExits(
+        [_logit(0.95), _logit(0.60), _logit(0.20), _logit(0.55)],
+        [_logit(0.01), _logit(0.01), _logit(0.60), _logit(0.10)],
+    )
+    x, y = torch.arange(4.0).view(4, 1), torch.tensor([0, 1, 0, 0])
+    (row,) = early_exit_sweep(model, x, y, (0.7,))
+    assert row == {"threshold": 0.7, "accuracy": 0.5, "offload_fraction": 0.5, "edge_answered": 2}
 
 
 def test_split_edge_stays_frozen_after_freeze_edge_after(digits_benchmark):
