@@ -48,7 +48,7 @@ def build_metrics(
     clients: dict[int, AccuracyMatrix] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Builds the ``metrics.json`` layout of DESIGN.md section 4 in one place.
+    """Builds the ``metrics.json`` layout (docs/reference.md, "The run folder") in one place.
 
     Every mode writes the same layout so that plotting and comparison scripts need no special
     cases; a mode with one exit simply has one key under ``accuracy``.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -21,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from hierfl.app.tools import flower_bin
 from hierfl.config import HierConfig
 from hierfl.errors import HierflError, RunFailed
 from hierfl.reference import toml_value
@@ -246,7 +246,7 @@ def start_superlink(
     if database is not None:
         security += ["--database", str(database)]
     argv = [
-        _bin("flower-superlink"),
+        flower_bin("flower-superlink"),
         *security,
         "--host",
         "127.0.0.1",
@@ -300,14 +300,6 @@ def start_clients(
         procs.start(f"hierfl-client {i}", argv, env, logs / f"client-{i}.log")
 
 
-def _bin(name: str) -> str:
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        raise LaunchError(f"{name} not found: install hierfl into this environment")
-    return found
-
-
 def run_local(
     config: HierConfig, *, echo: IO[str] = sys.stdout, timeout: float | None = None
 ) -> Path:
@@ -325,7 +317,7 @@ def run_local(
     try:
         start_superlink(procs, env, port, logs)
         start_clients(procs, env, port, config.clients, out, logs)
-        argv = [_bin("flwr"), "run", str(out / "app"), CONNECTION, "--stream"]
+        argv = [flower_bin("flwr"), "run", str(out / "app"), CONNECTION, "--stream"]
         _stream(argv, env, echo, logs / "flwr-run.log", procs, timeout)
     finally:
         procs.stop()

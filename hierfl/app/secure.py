@@ -203,10 +203,10 @@ def make_supernode_key(private_key: Path) -> Path:
 
 
 def _flwr(args: list[str], env: dict[str, str], timeout: float) -> str:
-    from hierfl.app.launch import _bin
+    from hierfl.app.tools import flower_bin
 
     proc = subprocess.run(
-        [_bin("flwr"), *args], env=env, capture_output=True, text=True, timeout=timeout
+        [flower_bin("flwr"), *args], env=env, capture_output=True, text=True, timeout=timeout
     )
     if proc.returncode != 0:
         raise SecureSetupError(

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import gzip
 import pickle
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from fake_datasets import (
+    CONST,
+    STEP,
+    fake_cifar10,
+    fake_cifar100,
+    fake_mnist,
+    fake_tiny_imagenet,
+)
 
 from hierfl.data import Benchmark, ScenarioSpec
 from hierfl.errors import ConfigError
 from scenarios import folders
-
-# Pixel code of every fake image: channel 0 holds the label times STEP, channel 1 a per-class
-# serial number, channel 2 a constant; one marked pixel checks the row/column order.
-STEP = 2
-CONST = 200
 
 
 def _spec(tmp_path: Path, **kw: object) -> ScenarioSpec:
@@ -32,20 +32,6 @@ def _spec(tmp_path: Path, **kw: object) -> ScenarioSpec:
     }
     base.update(kw)
     return ScenarioSpec(**base)  # type: ignore[arg-type]
-
-
-def _images(labels: list[int], channels: int, size: int) -> np.ndarray:
-    """uint8 [n, C, H, W] that encode their label, a serial, and orientation (pixel (1, 0))."""
-    x = np.zeros((len(labels), channels, size, size), dtype=np.uint8)
-    serial: dict[int, int] = {}
-    for i, label in enumerate(labels):
-        serial[label] = serial.get(label, -1) + 1
-        x[i, 0] = label * STEP
-        if channels == 3:
-            x[i, 1] = serial[label]
-            x[i, 2] = CONST
-        x[i, :, 1, 0] = 255
-    return x
 
 
 def _check(
@@ -68,30 +54,8 @@ def _check(
 # ---- CIFAR --------------------------------------------------------------------------------------
 
 
-def _cifar_batch(path: Path, labels: list[int], label_key: bytes) -> None:
-    """A batch as the published files hold it: protocol 2, numpy's pre-2.0 module path."""
-    batch = {
-        b"batch_label": b"fake",
-        b"data": _images(labels, 3, 32).reshape(len(labels), 3072),
-        label_key: labels,
-        b"filenames": [f"{i}.png".encode() for i in range(len(labels))],
-    }
-    raw = pickle.dumps(batch, protocol=2).replace(b"numpy._core.", b"numpy.core.")
-    path.write_bytes(raw)
-
-
-def _fake_cifar10(root: Path, per_class: int = 10) -> Path:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    labels = [c for c in range(10) for _ in range(per_class)]
-    for k in range(5):
-        _cifar_batch(folder / f"data_batch_{k + 1}", labels[k::5], b"labels")
-    _cifar_batch(folder / "test_batch", [c for c in range(10) for _ in range(3)], b"labels")
-    return folder
-
-
 def test_cifar10(tmp_path: Path) -> None:
-    _fake_cifar10(tmp_path)
+    fake_cifar10(tmp_path)
     bench = folders.build_cifar10(_spec(tmp_path))
     _check(bench, 10, (3, 32, 32))
     assert [len(e) for e in bench.train] == [20] * 5 and [len(e) for e in bench.test] == [6] * 5
@@ -100,7 +64,7 @@ def test_cifar10(tmp_path: Path) -> None:
 
 
 def test_cifar10_samples_per_class_is_seeded(tmp_path: Path) -> None:
-    _fake_cifar10(tmp_path)
+    fake_cifar10(tmp_path)
 
     def serials(seed: int) -> list[list[int]]:
         bench = folders.build_cifar10(_spec(tmp_path, seed=seed, samples_per_class=3))
@@ -114,30 +78,13 @@ def test_cifar10_samples_per_class_is_seeded(tmp_path: Path) -> None:
 
 
 def test_cifar100(tmp_path: Path) -> None:
-    folder = tmp_path / "cifar-100-python"
-    folder.mkdir()
-    _cifar_batch(folder / "train", [c for c in range(100) for _ in range(2)], b"fine_labels")
-    _cifar_batch(folder / "test", list(range(100)), b"fine_labels")
+    fake_cifar100(tmp_path)
     bench = folders.build_cifar100(_spec(tmp_path))
     _check(bench, 100, (3, 32, 32))
     assert [len(e) for e in bench.train] == [40] * 5 and [len(e) for e in bench.test] == [20] * 5
 
 
 # ---- MNIST --------------------------------------------------------------------------------------
-
-
-def _idx(path: Path, array: np.ndarray) -> None:
-    raw = b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
-    raw += array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
-
-
-def _fake_mnist(folder: Path, suffix: str) -> None:
-    folder.mkdir(parents=True)
-    for split, per_class in (("train", 3), ("t10k", 2)):
-        labels = [c for _ in range(per_class) for c in range(10)]
-        _idx(folder / f"{split}-images-idx3-ubyte{suffix}", _images(labels, 1, 28)[:, 0])
-        _idx(folder / f"{split}-labels-idx1-ubyte{suffix}", np.asarray(labels))
 
 
 @pytest.mark.parametrize(
@@ -147,14 +94,14 @@ def _fake_mnist(folder: Path, suffix: str) -> None:
 def test_mnist_formats(
     tmp_path: Path, build: Callable[[ScenarioSpec], Benchmark], folder: str, suffix: str
 ) -> None:
-    _fake_mnist(tmp_path / folder / "raw", suffix)
+    fake_mnist(tmp_path / folder / "raw", suffix)
     bench = build(_spec(tmp_path, num_experiences=2))
     _check(bench, 10, (1, 28, 28))
     assert [len(e) for e in bench.train] == [15, 15] and [len(e) for e in bench.test] == [10, 10]
 
 
 def test_mnist_resized_for_cifar_models(tmp_path: Path) -> None:
-    _fake_mnist(tmp_path / "MNIST" / "raw", ".gz")
+    fake_mnist(tmp_path / "MNIST" / "raw", ".gz")
     bench = folders.build_mnist(_spec(tmp_path, input_shape=(3, 32, 32)))
     _check(bench, 10, (3, 32, 32), resized=True)
     assert torch.equal(bench.train[0].x[:, 0], bench.train[0].x[:, 2])
@@ -163,35 +110,9 @@ def test_mnist_resized_for_cifar_models(tmp_path: Path) -> None:
 # ---- Tiny ImageNet ------------------------------------------------------------------------------
 
 
-def _fake_tiny_imagenet(root: Path, wnids: list[str]) -> None:
-    from PIL import Image
-
-    def save(path: Path, label: int, serial: int, grey: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pixels = _images([label] * (serial + 1), 3, 64)[serial].transpose(1, 2, 0)
-        # Lossless content under the published .JPEG names keeps the pixel checks exact; one
-        # greyscale image (its label plane alone) stands for the greyscale JPEGs of the real set.
-        image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if grey else pixels))
-        image.save(path, format="PNG")
-
-    folder = root / "tiny-imagenet-200"
-    folder.mkdir(parents=True)
-    (folder / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    rows = []
-    for label, wnid in enumerate(wnids):
-        for serial in range(3):
-            save(folder / "train" / wnid / "images" / f"{wnid}_{serial}.JPEG", label, serial)
-        for serial in range(2):
-            name = f"val_{label}_{serial}.JPEG"
-            save(folder / "val" / "images" / name, label, serial, grey=(label, serial) == (0, 1))
-            rows.append(f"{name}\t{wnid}\t0\t0\t63\t63")
-    rows.append("val_other.JPEG\tn99999999\t0\t0\t63\t63")  # a wnid not listed: skipped
-    (folder / "val" / "val_annotations.txt").write_text("\n".join(rows) + "\n")
-
-
 def test_tiny_imagenet(tmp_path: Path) -> None:
     wnids = ["n01443537", "n01629819", "n01641577", "n01644900"]
-    _fake_tiny_imagenet(tmp_path, wnids)
+    fake_tiny_imagenet(tmp_path, wnids)
     bench = folders.build_tiny_imagenet(_spec(tmp_path, num_experiences=2))
     _check(bench, 4, (3, 64, 64))
     assert [len(e) for e in bench.train] == [6, 6] and [len(e) for e in bench.test] == [4, 4]
@@ -232,18 +153,18 @@ def test_unset_data_dir(tmp_path: Path) -> None:
 
 
 def test_incomplete_folders_name_the_missing_file(tmp_path: Path) -> None:
-    (_fake_cifar10(tmp_path / "a") / "data_batch_3").unlink()
+    (fake_cifar10(tmp_path / "a") / "data_batch_3").unlink()
     with pytest.raises(ConfigError, match="data_batch_3") as caught:
         folders.build_cifar10(_spec(tmp_path / "a"))
     assert "test_batch" in str(caught.value)  # the layout is shown too
-    _fake_mnist(tmp_path / "b" / "MNIST" / "raw", "")
+    fake_mnist(tmp_path / "b" / "MNIST" / "raw", "")
     (tmp_path / "b" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(ConfigError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found"):
         folders.build_mnist(_spec(tmp_path / "b"))
 
 
 def test_corrupt_or_unsafe_batches_are_config_errors(tmp_path: Path) -> None:
-    folder = _fake_cifar10(tmp_path)
+    folder = fake_cifar10(tmp_path)
     (folder / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(ConfigError, match="test_batch is not a CIFAR batch"):
         folders.build_cifar10(_spec(tmp_path))
@@ -253,7 +174,7 @@ def test_corrupt_or_unsafe_batches_are_config_errors(tmp_path: Path) -> None:
 
 
 def test_spec_values_are_checked(tmp_path: Path) -> None:
-    _fake_cifar10(tmp_path)
+    fake_cifar10(tmp_path)
     with pytest.raises(ConfigError, match="num-classes"):
         folders.build_cifar10(_spec(tmp_path, num_classes=100))
     with pytest.raises(ConfigError, match="test-fraction"):
@@ -267,6 +188,6 @@ def test_cifar10_through_the_registry(tmp_path: Path) -> None:
     from hierfl.config import HierConfig
     from hierfl.streams import build_benchmark
 
-    _fake_cifar10(tmp_path)
+    fake_cifar10(tmp_path)
     config = HierConfig(scenario="cifar10", data_dir=str(tmp_path), experiences=5).validate()
     _check(build_benchmark(config), 10, (3, 32, 32))

@@ -21,7 +21,7 @@ from hierfl.app.launch import (
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_superlink_two_clients_flwr_run(tmp_path):

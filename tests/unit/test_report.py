@@ -1,4 +1,4 @@
-"""The run folder contract of DESIGN.md section 4: metrics.json, metrics.csv, accuracy.png."""
+"""The run folder contract (docs/reference.md): metrics.json, metrics.csv, accuracy.png."""
 
 from __future__ import annotations
 
