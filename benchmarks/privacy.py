@@ -19,7 +19,7 @@ import torch
 
 import hierfl
 from hierfl.config import HierConfig, parse_overrides
-from hierfl.models import create_model
+from hierfl.models import model_for
 from hierfl.streams import build_benchmark
 
 SETTINGS = [
@@ -36,14 +36,7 @@ SETTINGS = [
 
 def activation_norms(config: HierConfig, bench) -> list[float]:
     """Per-sample L2 norms of the cut's activations under the untrained model (quartiles)."""
-    model = create_model(
-        config.model,
-        cut=config.cut,
-        num_classes=bench.num_classes,
-        input_shape=bench.input_shape,
-        seed=config.seed,
-        exit_head=config.exit_head or None,
-    )
+    model = model_for(config, bench.num_classes, bench.input_shape)
     x = bench.test[0].x[:256]
     with torch.no_grad():
         a = model.forward_edge(x).activations

@@ -75,7 +75,7 @@ def resolve(
     """A validated config from a ``HierConfig``, a mapping (dashed or underscored keys) and
     keyword overrides, later ones winning; then the continual methods' own defaults for the
     keys left at hierfl's (``ContinualMethod.defaults``; the log says which)."""
-    from hierfl.config import describe_defaults, with_method_defaults
+    from hierfl.plugin import describe_defaults, with_method_defaults
 
     base = config if isinstance(config, HierConfig) else HierConfig()
     values = dict(config) if isinstance(config, Mapping) else {}

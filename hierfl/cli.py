@@ -9,14 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hierfl.config import (
-    HierConfig,
-    describe_defaults,
-    parse_overrides,
-    read_toml,
-    with_method_defaults,
-)
+from hierfl.config import HierConfig, parse_overrides, read_toml
 from hierfl.errors import ConfigError, HierflError, RunFailed
+from hierfl.plugin import describe_defaults, with_method_defaults
 from hierfl.run_folder import ENGINES
 
 # Small settings that run anything end to end in about a minute on a laptop CPU.

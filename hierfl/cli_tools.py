@@ -78,9 +78,17 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
-def _settings(args: argparse.Namespace, flags: dict[str, str | None]) -> dict[str, Any]:
+def _settings(args: argparse.Namespace, **more: str | None) -> dict[str, Any]:
     """Keys from ``--config`` < ``key=value`` (typed as a ``HierConfig`` would type them),
-    then the flags given, as text (checked later under the flag's own name)."""
+    then the flags given, as text (checked later under the flag's own name): the common ones
+    and ``more`` (``downlink_bitrate=...`` for ``downlink-bitrate``)."""
+    flags = {
+        "model": args.model,
+        "input-shape": args.input,
+        "num-classes": args.classes,
+        "exit-head": args.exit_head,
+        **{k.replace("_", "-"): v for k, v in more.items()},
+    }
     explicit: dict[str, Any] = read_toml(args.config) if args.config else {}
     explicit.update(parse_overrides(args.overrides))
     config = HierConfig.from_mapping(explicit)  # unknown keys and wrong types: one line
@@ -111,15 +119,7 @@ def _classes(values: dict[str, Any]) -> int:
 def profile(args: argparse.Namespace) -> None:
     from hierfl.models.profile import format_profiles, profile_model
 
-    values = _settings(
-        args,
-        {
-            "model": args.model,
-            "input-shape": args.input,
-            "num-classes": args.classes,
-            "exit-head": args.exit_head,
-        },
-    )
+    values = _settings(args)
     model, shape = _model_and_shape(args, values)
     head = values.get("exit-head") or None
     print(format_profiles(profile_model(model, shape, _classes(values), exit_head=head)))
@@ -157,17 +157,11 @@ def plan(args: argparse.Namespace) -> None:
 
     values = _settings(
         args,
-        {
-            "model": args.model,
-            "input-shape": args.input,
-            "num-classes": args.classes,
-            "exit-head": args.exit_head,
-            "bitrate": args.bitrate,
-            "downlink-bitrate": args.downlink_bitrate,
-            "latency": args.latency,
-            "batch-size": args.batch_size,
-            "clients": args.clients,
-        },
+        bitrate=args.bitrate,
+        downlink_bitrate=args.downlink_bitrate,
+        latency=args.latency,
+        batch_size=args.batch_size,
+        clients=args.clients,
     )
     model, shape = _model_and_shape(args, values)
     if not values.get("bitrate"):

@@ -14,15 +14,34 @@ Plug-ins own their settings (``hierfl.plugin``): a dotted key ``NAME.SETTING`` (
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
-from hierfl.errors import ConfigError, UnknownNameError
+from hierfl.errors import ConfigError
+from hierfl.options import (
+    check_fields,
+    coerce,
+    dashed,
+    flatten,
+    option,
+    parse_overrides,
+    parse_shape,
+    read_toml,
+)
+
+__all__ = [
+    "HierConfig",
+    "check_fields",
+    "coerce",
+    "core_fields",
+    "flatten",
+    "option",
+    "parse_overrides",
+    "parse_shape",
+    "read_toml",
+]
 
 MODES = ("hierarchical", "split", "cloud", "edge")  # hierfl.modes describes each
 DEVICES = ("cpu", "cuda", "auto")
@@ -30,31 +49,6 @@ OPTIMIZERS = ("adam", "sgd")
 CLASS_MASKS = ("seen", "none")
 CODECS = ("fp32", "fp16", "int8")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def option(
-    default: Any,
-    help: str,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    registry: str = "",
-    bad: tuple[str, ...] = (),
-) -> Any:
-    """A config field: its default, one line of help, and what values it allows.
-
-    Args:
-        ge, gt, le, lt: bounds of a number (NaN and infinity are always refused).
-        choices: the allowed strings.
-        registry: the plug-in registry (``hierfl.plugins``) whose names are allowed.
-        bad: values a free-form string key refuses (used by the generated bad-value tests;
-            numbers and choices get theirs from the bounds).
-    """
-    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
-    return field(default=default, metadata={**meta, "registry": registry, "bad": bad})
 
 
 @dataclass(frozen=True)
@@ -148,7 +142,7 @@ class HierConfig:
     @classmethod
     def keys(cls) -> list[str]:
         """The outside (dashed) names of every core key."""
-        return [_dashed(f.name) for f in core_fields()]
+        return [dashed(f.name) for f in core_fields()]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: HierConfig | None = None) -> HierConfig:
@@ -169,7 +163,7 @@ class HierConfig:
             key = raw_key.replace("-", "_")
             if key == "plugin_settings" and isinstance(value, Mapping):
                 for name, items in value.items():
-                    plugins.setdefault(name, {}).update({_dashed(k): v for k, v in items.items()})
+                    plugins.setdefault(name, {}).update({dashed(k): v for k, v in items.items()})
                 continue
             if key not in defaults:
                 raise ConfigError(raw_key, _unknown_key(raw_key))
@@ -178,7 +172,7 @@ class HierConfig:
 
     def to_flwr(self) -> dict[str, Any]:
         """The flat ``[tool.flwr.app.config]`` form (bool, int, float and str values only)."""
-        flat = {_dashed(f.name): getattr(self, f.name) for f in core_fields()}
+        flat = {dashed(f.name): getattr(self, f.name) for f in core_fields()}
         for name, items in sorted(self.plugin_settings.items()):
             flat.update({f"{name}.{k}": v for k, v in sorted(items.items())})
         return flat
@@ -333,79 +327,9 @@ class HierConfig:
         }
 
 
-def with_method_defaults(config: HierConfig) -> tuple[HierConfig, dict[str, Any]]:
-    """Fill in what the continual methods of ``cl`` need (``ContinualMethod.defaults``).
-
-    A method's default applies to a key left at hierfl's own default; a key the user changed
-    wins. Returns the config and the keys that were filled in (for the log). Idempotent.
-    """
-    from hierfl.plugins import CONTINUAL
-
-    plain = HierConfig()
-    applied: dict[str, Any] = {}
-    if not config.cl:
-        applied["cl"] = "+".join(config.methods)
-    for name in config.methods:
-        if name not in CONTINUAL.names():
-            continue  # validate() names the unknown method
-        defaults = getattr(CONTINUAL.plugin(name), "defaults", {}).get(config.mode, {})
-        for key, value in defaults.items():
-            attr = key.replace("-", "_")
-            if key not in applied and getattr(config, attr) == getattr(plain, attr):
-                applied[key] = value
-    if applied:
-        config = HierConfig.from_mapping(applied, base=config)
-    return config, {k: getattr(config, k.replace("-", "_")) for k in applied}
-
-
-def describe_defaults(config: HierConfig, applied: Mapping[str, Any]) -> str:
-    """The log line for ``with_method_defaults``' result ("" when nothing was filled in)."""
-    parts = []
-    if "cl" in applied:
-        parts.append(f"cl={applied['cl']} (the {config.mode} mode's default)")
-    needed = {k: v for k, v in applied.items() if k != "cl"}
-    if needed:
-        settings = ", ".join(f"{k}={v}" for k, v in needed.items())
-        parts.append(f"{settings} (what {config.cl} needs in {config.mode} mode)")
-    return f"using {'; '.join(parts)}; set them to change" if parts else ""
-
-
 def core_fields() -> list[dataclasses.Field]:
     """Every field but ``plugin_settings``: the keys a user sets by name."""
     return [f for f in fields(HierConfig) if not f.metadata.get("internal")]
-
-
-def check_fields(obj: Any, items: list[dataclasses.Field], prefix: str = "") -> None:
-    """Check ``obj``'s values against the bounds and choices in each field's metadata."""
-    for f in items:
-        value, key = getattr(obj, f.name), prefix + _dashed(f.name)
-        meta = f.metadata
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            choices = meta.get("choices")
-            if choices is not None and value not in choices:
-                raise UnknownNameError(key, str(value), list(choices))
-            continue
-        if not math.isfinite(value):
-            raise ConfigError(key, f"must be a finite number, got {value}")
-        for bound, test in (
-            ("ge", lambda v, b: v >= b),
-            ("gt", lambda v, b: v > b),
-            ("le", lambda v, b: v <= b),
-            ("lt", lambda v, b: v < b),
-        ):
-            limit = meta.get(bound)
-            if limit is not None and not test(value, limit):
-                raise ConfigError(key, f"must be {_range(meta)}, got {value}")
-
-
-def _range(meta: Mapping[str, Any]) -> str:
-    """``> 0``, ``>= 1``, ``in [0, 1)`` ... from a field's bounds."""
-    low = [f">= {meta['ge']:g}" if meta.get("ge") is not None else ""]
-    low += [f"> {meta['gt']:g}" if meta.get("gt") is not None else ""]
-    high = [f"<= {meta['le']:g}" if meta.get("le") is not None else ""]
-    high += [f"< {meta['lt']:g}" if meta.get("lt") is not None else ""]
-    parts = [p for p in low + high if p]
-    return " and ".join(parts) if parts else "a finite number"
 
 
 def _registry(key: str) -> Any:
@@ -434,87 +358,3 @@ def _unknown_key(key: str) -> str:
     if dashed in MOVED:
         return f"moved to the plug-in's own settings: use {MOVED[dashed]}"
     return f"unknown key; allowed: {', '.join(HierConfig.keys())}, or NAME.SETTING of a plug-in"
-
-
-def _dashed(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def parse_shape(key: str, text: str) -> tuple[int, int, int]:
-    """Parse ``CxHxW`` (e.g. ``3x32x32``) into three positive ints."""
-    parts = text.lower().split("x")
-    try:
-        c, h, w = (int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(key, f"expected CxHxW such as 3x32x32, got {text!r}") from None
-    if min(c, h, w) <= 0:
-        raise ConfigError(key, f"every dimension must be > 0, got {text!r}")
-    return c, h, w
-
-
-def coerce(key: str, value: Any, default: Any) -> Any:
-    """Convert ``value`` (maybe a string from the command line) to the type of ``default``."""
-    kind = type(default)
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            if not isinstance(value, bool | int):
-                raise ValueError(value)
-            return bool(value)
-        if kind is int:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            if isinstance(value, str):
-                value = float(value) if value.strip().lower() not in ("nan", "inf") else value
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError(value)
-                value = int(value)
-            return int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ValueError(value)
-        return str(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(key, f"expected {kind.__name__}, got {value!r}") from None
-
-
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """Parse ``key=value`` strings."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(item, "overrides must look like key=value")
-        out[key.strip()] = value.strip().strip('"')
-    return out
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file: flat keys or a ``[tool.flwr.app.config]`` table; plug-in tables
-    (``[lwf] alpha = 1``) become dotted keys."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
-    table = data.get("tool", {}).get("flwr", {}).get("app", {}).get("config")
-    return _flatten(dict(table if table is not None else data))
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -17,7 +17,7 @@ from hierfl.edge import EdgeChunk, EdgeTrainer, epoch_batches, raw_chunk
 from hierfl.errors import UplinkDown
 from hierfl.link import slow_down
 from hierfl.masking import SeenClasses
-from hierfl.models import SplitModel, create_model
+from hierfl.models import SplitModel, model_for
 from hierfl.modes import MODES
 from hierfl.privacy import ActivationPrivacy
 from hierfl.storage import save_atomic
@@ -101,13 +101,7 @@ def privacy_of(config: HierConfig) -> ActivationPrivacy:
 
 
 def edge_model(config: HierConfig, stream: ClientStream, edge_state: dict) -> SplitModel:
-    model = create_model(
-        config.model,
-        cut=config.cut,
-        num_classes=stream.num_classes,
-        input_shape=stream.input_shape,
-        exit_head=config.exit_head or None,
-    )
+    model = model_for(config, stream.num_classes, stream.input_shape)
     if edge_state:
         model.edge.load_state_dict(edge_state)
     return model

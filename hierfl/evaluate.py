@@ -6,11 +6,14 @@ has introduced so far: a fixed head's outputs for classes not yet seen are maske
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
+from hierfl.data import ExperienceData
 from hierfl.masking import class_mask, mask_logits
+from hierfl.metrics import AccuracyMatrix
 from hierfl.models.base import SplitModel
 
 
@@ -82,3 +85,44 @@ def early_exit_sweep(
             }
         )
     return rows
+
+
+def evaluate_experience(
+    model: SplitModel,
+    test: Sequence[ExperienceData],
+    experience: int,
+    *,
+    exits: tuple[str, ...],
+    masked: bool,
+    thresholds: tuple[float, ...],
+    client_states: Mapping[int, Mapping[str, torch.Tensor]],
+    edge_state: Mapping[str, torch.Tensor] | None,
+    result: Any,
+) -> None:
+    """Fill row ``experience`` of ``result``'s accuracy matrices, then the early-exit sweep.
+
+    Each edge's own matrix uses the weights it trained locally in the experience's last round
+    (``client_states``) under the same cloud; the overall one the aggregated ``edge_state``
+    (None: the model's own edge, as in cloud mode). With ``masked`` both exits predict among
+    the classes introduced so far.
+    """
+    seen = test[: experience + 1]
+    classes = sorted({int(c) for e in seen for c in e.classes}) if masked else None
+
+    def record(matrix: AccuracyMatrix) -> None:
+        for j, exp in enumerate(seen):
+            accs = exit_accuracies(model, exp.x, exp.y, classes=classes)
+            for exit_name in exits:
+                matrix.record(exit_name, experience, j, accs[exit_name])
+
+    for partition_id, state in sorted(client_states.items()):
+        model.edge.load_state_dict(state)
+        record(result.clients.setdefault(partition_id, AccuracyMatrix()))
+    if edge_state is not None:
+        model.edge.load_state_dict(edge_state)
+    record(result.matrix)
+    if exits == ("edge", "cloud"):  # the early-exit policy on everything seen
+        x, y = torch.cat([e.x for e in seen]), torch.cat([e.y for e in seen])
+        rows = early_exit_sweep(model, x, y, thresholds, classes=classes)
+        result.early_exit_by_experience.append({"experience": experience, "sweep": rows})
+        result.early_exit = rows

@@ -34,11 +34,11 @@ from hierfl.data import Benchmark
 from hierfl.devices import resolve_device
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected, HierflError
-from hierfl.evaluate import early_exit_sweep, exit_accuracies
+from hierfl.evaluate import evaluate_experience
 from hierfl.health import RunHealth
 from hierfl.masking import SeenClasses
 from hierfl.metrics import AccuracyMatrix
-from hierfl.models import SplitModel, create_model
+from hierfl.models import SplitModel, model_for
 from hierfl.modes import MODES
 from hierfl.progress import log_round
 from hierfl.rounds import EdgeFailure, EdgeState, Federation, RunResult
@@ -73,14 +73,7 @@ class Orchestrator:
         self.poll_interval = poll_interval
         self.clock = clock
         self.mode = MODES[config.mode]
-        self.model: SplitModel = create_model(
-            config.model,
-            cut=config.cut,
-            num_classes=test.num_classes,
-            input_shape=test.input_shape,
-            seed=config.seed,
-            exit_head=config.exit_head or None,
-        )
+        self.model: SplitModel = model_for(config, test.num_classes, test.input_shape)
         self.payload_shape = self.mode.payload_shape(self.model)
         self.activation_shape = self.model.activation_shape()  # once: it runs a forward pass
         self._dispatched_at = self._last_reply_at = 0.0
@@ -387,33 +380,16 @@ class Orchestrator:
         )
 
     def _evaluate(self, experience: int, edge_state: EdgeState, result: RunResult) -> None:
-        """Fill row ``experience`` of the accuracy matrices: overall, then per edge.
-
-        The overall model is the aggregated edge plus the cloud; an edge's own matrix uses the
-        weights it trained locally in the experience's last round under the same cloud.
-        """
-        seen = self.test.test[: experience + 1]
-        classes = sorted({int(c) for e in seen for c in e.classes})
-        mask = classes if self.config.class_mask == "seen" else None
-        for partition_id, state in sorted(self._client_states.items()):
-            self.model.edge.load_state_dict(state)
-            matrix = result.clients.setdefault(partition_id, AccuracyMatrix())
-            self._record_row(matrix, experience, mask)
+        """Fill row ``experience`` of the accuracy matrices: each edge's own, then overall."""
+        evaluate_experience(
+            self.model,
+            self.test.test,
+            experience,
+            exits=self.mode.exits,
+            masked=self.config.class_mask == "seen",
+            thresholds=self.config.thresholds,
+            client_states=self._client_states,
+            edge_state=edge_state if self.mode.aggregate_edges else None,
+            result=result,
+        )
         self._client_states = {}
-        if self.mode.aggregate_edges:  # in cloud mode the cloud's own copy is the model
-            self.model.edge.load_state_dict(edge_state)
-        self._record_row(result.matrix, experience, mask)
-        if self.mode.exits == ("edge", "cloud"):  # the early-exit policy on everything seen
-            x, y = torch.cat([e.x for e in seen]), torch.cat([e.y for e in seen])
-            rows = early_exit_sweep(self.model, x, y, self.config.thresholds, classes=mask)
-            result.early_exit_by_experience.append({"experience": experience, "sweep": rows})
-            result.early_exit = rows
-
-    def _record_row(
-        self, matrix: AccuracyMatrix, experience: int, classes: list[int] | None
-    ) -> None:
-        for j in range(experience + 1):
-            exp = self.test.test[j]
-            accs = exit_accuracies(self.model, exp.x, exp.y, classes=classes)
-            for exit_name in self.mode.exits:
-                matrix.record(exit_name, experience, j, accs[exit_name])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hierfl.errors import ConfigError
+from hierfl.options import dashed
 
 ALL_MODES = ("hierarchical", "split", "cloud", "edge")
 
@@ -110,15 +111,9 @@ def find(name: str) -> Plugin:
     raise ConfigError(f"{name}.*", f"no plug-in called {name!r}; known: {', '.join(known)}")
 
 
-def setting_key(field_name: str) -> str:
-    """A settings field's outside name: dashes, and no trailing ``_`` (``lambda_`` ->
-    ``lambda``, for names that are Python keywords)."""
-    return field_name.rstrip("_").replace("_", "-")
-
-
 def declared_settings(name: str) -> dict[str, dataclasses.Field]:
     """Plug-in ``name``'s settings fields by outside name."""
-    return {setting_key(f.name): f for f in dataclasses.fields(find(name).settings)}
+    return {dashed(f.name): f for f in dataclasses.fields(find(name).settings)}
 
 
 def checked_settings(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,8 +150,46 @@ def all_settings() -> dict[str, dict[str, Any]]:
         for name in registry.names():
             settings = registry.plugin(name).settings()
             values = {
-                setting_key(f.name): getattr(settings, f.name) for f in dataclasses.fields(settings)
+                dashed(f.name): getattr(settings, f.name) for f in dataclasses.fields(settings)
             }
             if values:
                 out[name] = values
     return out
+
+
+def with_method_defaults(config: Any) -> tuple[Any, dict[str, Any]]:
+    """Fill in what the continual methods of ``cl`` need (``ContinualMethod.defaults``).
+
+    A method's default applies to a key left at hierfl's own default; a key the user changed
+    wins. Returns the config and the keys that were filled in (for the log). Idempotent.
+    """
+    from hierfl.config import HierConfig
+    from hierfl.plugins import CONTINUAL
+
+    plain = HierConfig()
+    applied: dict[str, Any] = {}
+    if not config.cl:
+        applied["cl"] = "+".join(config.methods)
+    for name in config.methods:
+        if name not in CONTINUAL.names():
+            continue  # validate() names the unknown method
+        defaults = getattr(CONTINUAL.plugin(name), "defaults", {}).get(config.mode, {})
+        for key, value in defaults.items():
+            attr = key.replace("-", "_")
+            if key not in applied and getattr(config, attr) == getattr(plain, attr):
+                applied[key] = value
+    if applied:
+        config = HierConfig.from_mapping(applied, base=config)
+    return config, {k: getattr(config, k.replace("-", "_")) for k in applied}
+
+
+def describe_defaults(config: Any, applied: Mapping[str, Any]) -> str:
+    """The log line for ``with_method_defaults``' result ("" when nothing was filled in)."""
+    parts = []
+    if "cl" in applied:
+        parts.append(f"cl={applied['cl']} (the {config.mode} mode's default)")
+    needed = {k: v for k, v in applied.items() if k != "cl"}
+    if needed:
+        settings = ", ".join(f"{k}={v}" for k, v in needed.items())
+        parts.append(f"{settings} (what {config.cl} needs in {config.mode} mode)")
+    return f"using {'; '.join(parts)}; set them to change" if parts else ""

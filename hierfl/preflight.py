@@ -71,16 +71,10 @@ def _check_model(config: HierConfig, info: ScenarioInfo) -> None:
     sample through the edge, its exit and the cloud."""
     import torch
 
-    from hierfl.models import create_model
+    from hierfl.models import model_for
 
     try:
-        model = create_model(
-            config.model,
-            cut=config.cut,
-            num_classes=info.num_classes,
-            input_shape=info.input_shape,
-            exit_head=config.exit_head or None,
-        ).eval()
+        model = model_for(config, info.num_classes, info.input_shape).eval()
         with torch.no_grad():
             x = torch.zeros(1, *info.input_shape)
             model.forward_edge(x)

@@ -81,25 +81,25 @@ fedavgm = Aggregator(
     settings=FedAvgMSettings,
     summary="FedAvg with server momentum",
 )
+
+
+def _fedopt(cls: type[fs.Strategy]) -> Any:
+    """Build an adaptive server optimizer (FedAdam, FedYogi) from ``FedOptSettings``."""
+
+    def build(config: HierConfig, settings: FedOptSettings) -> fs.Strategy:
+        moments = {"beta_1": settings.beta_1, "beta_2": settings.beta_2}
+        return cls(eta=settings.eta, tau=settings.tau, **moments, **_common(config))
+
+    return build
+
+
 fedadam = Aggregator(
-    build=lambda config, settings: fs.FedAdam(
-        eta=settings.eta,
-        beta_1=settings.beta_1,
-        beta_2=settings.beta_2,
-        tau=settings.tau,
-        **_common(config),
-    ),
+    build=_fedopt(fs.FedAdam),
     settings=FedOptSettings,
     summary="adaptive server optimizer (Adam) over the averaged update",
 )
 fedyogi = Aggregator(
-    build=lambda config, settings: fs.FedYogi(
-        eta=settings.eta,
-        beta_1=settings.beta_1,
-        beta_2=settings.beta_2,
-        tau=settings.tau,
-        **_common(config),
-    ),
+    build=_fedopt(fs.FedYogi),
     settings=FedOptSettings,
     summary="adaptive server optimizer (Yogi) over the averaged update",
 )

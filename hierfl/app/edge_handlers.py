@@ -29,11 +29,12 @@ from hierfl.app.protocol import (
     payload_bytes,
     stamp_link_seconds,
 )
-from hierfl.config import HierConfig, with_method_defaults
+from hierfl.config import HierConfig
 from hierfl.data import ClientStream
 from hierfl.edge_node import run_edge_round
 from hierfl.link import LinkSpec, slow_down
 from hierfl.modes import MODES
+from hierfl.plugin import with_method_defaults
 from hierfl.split import SplitEdge
 from hierfl.streams import load_client_stream
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -130,3 +130,16 @@ def create_model(
             torch.manual_seed(seed)
             return cls(**kwargs)
     return cls(**kwargs)
+
+
+def model_for(config: Any, num_classes: int, input_shape: tuple[int, int, int]) -> SplitModel:
+    """The run's model (``config``'s ``model``, ``cut``, ``exit-head`` and ``seed``) for a
+    stream of ``num_classes`` classes and ``input_shape`` inputs."""
+    return create_model(
+        config.model,
+        cut=config.cut,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        seed=config.seed,
+        exit_head=config.exit_head or None,
+    )

@@ -19,24 +19,14 @@ from hierfl import cli
 from hierfl.config import (
     HierConfig,
     core_fields,
+    flatten,
     parse_overrides,
     read_toml,
-    with_method_defaults,
 )
 from hierfl.errors import ConfigError, UnknownNameError
-from hierfl.plugin import all_settings, declared_settings
+from hierfl.plugin import all_settings, declared_settings, with_method_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _flatten(table, prefix=""):
-    out = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def test_pyproject_run_config_lists_every_core_key_and_plugin_setting_at_its_default():
@@ -44,7 +34,7 @@ def test_pyproject_run_config_lists_every_core_key_and_plugin_setting_at_its_def
     expected = HierConfig().to_flwr()
     for name, items in all_settings().items():
         expected.update({f"{name}.{k}": v for k, v in items.items()})
-    assert _flatten(table) == expected
+    assert flatten(table) == expected
 
 
 def test_generated_reference_is_up_to_date():

@@ -1,0 +1,163 @@
+"""Config fields that describe themselves, and parsing values from text and TOML.
+
+``option`` puts a field's help, bounds and choices in its metadata; ``check_fields`` checks any
+dataclass of such fields (the core config and every plug-in's settings) with the same one-line
+errors; ``coerce`` turns text from a command line into the field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from hierfl.errors import ConfigError, UnknownNameError
+
+
+def dashed(name: str) -> str:
+    """A field's outside name: dashes, and no trailing ``_`` (``lambda_`` -> ``lambda``, for
+    names that are Python keywords)."""
+    return name.rstrip("_").replace("_", "-")
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    registry: str = "",
+    bad: tuple[str, ...] = (),
+) -> Any:
+    """A config field: its default, one line of help, and what values it allows.
+
+    Args:
+        ge, gt, le, lt: bounds of a number (NaN and infinity are always refused).
+        choices: the allowed strings.
+        registry: the plug-in registry (``hierfl.plugins``) whose names are allowed.
+        bad: values a free-form string key refuses (used by the generated bad-value tests;
+            numbers and choices get theirs from the bounds).
+    """
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
+    return field(default=default, metadata={**meta, "registry": registry, "bad": bad})
+
+
+def check_fields(obj: Any, items: list[dataclasses.Field], prefix: str = "") -> None:
+    """Check ``obj``'s values against the bounds and choices in each field's metadata."""
+    for f in items:
+        value, key = getattr(obj, f.name), prefix + dashed(f.name)
+        meta = f.metadata
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            choices = meta.get("choices")
+            if choices is not None and value not in choices:
+                raise UnknownNameError(key, str(value), list(choices))
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(key, f"must be a finite number, got {value}")
+        for bound, test in (
+            ("ge", lambda v, b: v >= b),
+            ("gt", lambda v, b: v > b),
+            ("le", lambda v, b: v <= b),
+            ("lt", lambda v, b: v < b),
+        ):
+            limit = meta.get(bound)
+            if limit is not None and not test(value, limit):
+                raise ConfigError(key, f"must be {_range(meta)}, got {value}")
+
+
+def _range(meta: Mapping[str, Any]) -> str:
+    """``> 0``, ``>= 1``, ``in [0, 1)`` ... from a field's bounds."""
+    low = [f">= {meta['ge']:g}" if meta.get("ge") is not None else ""]
+    low += [f"> {meta['gt']:g}" if meta.get("gt") is not None else ""]
+    high = [f"<= {meta['le']:g}" if meta.get("le") is not None else ""]
+    high += [f"< {meta['lt']:g}" if meta.get("lt") is not None else ""]
+    parts = [p for p in low + high if p]
+    return " and ".join(parts) if parts else "a finite number"
+
+
+def parse_shape(key: str, text: str) -> tuple[int, int, int]:
+    """Parse ``CxHxW`` (e.g. ``3x32x32``) into three positive ints."""
+    parts = text.lower().split("x")
+    try:
+        c, h, w = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(key, f"expected CxHxW such as 3x32x32, got {text!r}") from None
+    if min(c, h, w) <= 0:
+        raise ConfigError(key, f"every dimension must be > 0, got {text!r}")
+    return c, h, w
+
+
+def coerce(key: str, value: Any, default: Any) -> Any:
+    """Convert ``value`` (maybe a string from the command line) to the type of ``default``."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool | int):
+                raise ValueError(value)
+            return bool(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            if isinstance(value, str):
+                value = float(value) if value.strip().lower() not in ("nan", "inf") else value
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(value)
+                value = int(value)
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(value)
+        return str(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(key, f"expected {kind.__name__}, got {value!r}") from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """Parse ``key=value`` strings."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "overrides must look like key=value")
+        out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file: flat keys or a ``[tool.flwr.app.config]`` table; plug-in tables
+    (``[lwf] alpha = 1``) become dotted keys."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("flwr", {}).get("app", {}).get("config")
+    return flatten(dict(table if table is not None else data))
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested TOML tables as dotted keys (``{"lwf": {"alpha": 1}}`` -> ``{"lwf.alpha": 1}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
