@@ -42,6 +42,7 @@ def add_profile_parser(sub: argparse._SubParsersAction) -> None:
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     from hierfl.planner import (
         DEFAULT_BATCH_SIZE,
+        DEFAULT_BOTTLENECKS,
         DEFAULT_CLOUD_FLOPS,
         DEFAULT_EDGE_FLOPS,
         DEFAULT_SAMPLES,
@@ -51,9 +52,12 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
         "plan",
         help="predict epoch time of every mode at every cut and recommend a cut",
         description="Predict seconds per epoch of hierarchical, split, cloud and edge-only "
-        "training at every cut of a model (hierfl.runtime: FLOPs over FLOP/s, backward = 2x "
-        "forward, fp32 on the wire), estimate the edge's training memory, and recommend the cut "
-        "that trains hierarchically fastest within --edge-memory.",
+        "training at every cut of a model, with and without a learned bottleneck at the cut "
+        "(hierfl.runtime: FLOPs over FLOP/s, backward = 2x forward; activations fp32 or the "
+        "bottleneck's codes, raw inputs as uint8), estimate the edge's training memory, and "
+        "recommend the (cut, bottleneck) that trains hierarchically fastest within "
+        "--edge-memory. The plan knows bytes and FLOPs, not accuracy: benchmarks/bottleneck.py "
+        "measures what a bottleneck costs in accuracy.",
     )
     # Numbers are read as text and checked here, so that a bad value gives one line naming its
     # flag (argparse's own errors print the usage too).
@@ -75,6 +79,18 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", help=f"batch size (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--samples", default=str(DEFAULT_SAMPLES), help="samples per edge per epoch")
     p.add_argument("--clients", help="edges sharing the cloud (default 1)")
+    p.add_argument(
+        "--bottlenecks",
+        default=",".join(map(str, DEFAULT_BOTTLENECKS)),
+        help="bottleneck widths to compare at every cut, comma-separated (0: none; default "
+        "%(default)s)",
+    )
+    p.add_argument("--code-bits", help="bits per bottleneck code: 8 (default) or 4")
+    p.add_argument(
+        "--raw-bytes",
+        help="bytes of one raw input as cloud mode uploads it (default: its uint8 pixels; "
+        "give a PNG or JPEG file's size to compare against those)",
+    )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -125,6 +141,14 @@ def profile(args: argparse.Namespace) -> None:
     print(format_profiles(profile_model(model, shape, _classes(values), exit_head=head)))
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    """``--bottlenecks 0,4,16``: the widths to compare, each an integer >= 0."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ConfigError("--bottlenecks", "expected comma-separated widths such as 0,4,16")
+    return tuple(int(number("--bottlenecks", item, integer=True, zero=True)) for item in items)
+
+
 def number(flag: str, text: str, *, integer: bool = False, zero: bool = False) -> float:
     """Parse ``text`` as a finite number > 0 (>= 0 if ``zero``; an int if ``integer``).
 
@@ -162,6 +186,7 @@ def plan(args: argparse.Namespace) -> None:
         latency=args.latency,
         batch_size=args.batch_size,
         clients=args.clients,
+        code_bits=args.code_bits,
     )
     model, shape = _model_and_shape(args, values)
     if not values.get("bitrate"):
@@ -180,9 +205,19 @@ def plan(args: argparse.Namespace) -> None:
         ),
         samples=int(number("--samples", args.samples, integer=True)),
         clients=int(number("--clients", str(values.get("clients", 1)), integer=True)),
+        raw_bytes_per_sample=None
+        if args.raw_bytes is None
+        else number("--raw-bytes", args.raw_bytes),
     )
     head = values.get("exit-head") or None
-    result = plan_cuts(measure_cuts(model, shape, _classes(values), exit_head=head), settings)
+    bits = int(number("--code-bits", str(values.get("code-bits", 8)), integer=True))
+    if bits not in (4, 8):
+        raise ConfigError("--code-bits", f"must be 4 or 8, got {bits}")
+    widths = _widths(args.bottlenecks)
+    cuts = measure_cuts(
+        model, shape, _classes(values), exit_head=head, bottlenecks=widths, code_bits=bits
+    )
+    result = plan_cuts(cuts, settings)
     if args.json:
         print(json.dumps(plan_to_dict(result), indent=2))
         return

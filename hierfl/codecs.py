@@ -7,12 +7,14 @@ feed the runtime model (``hierfl.runtime.costs_from_flops(activation_scale=...)`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from hierfl.errors import HierflError, UnknownNameError
+from hierfl.models.bottleneck import dequantize, to_codes
 
 INT8_LEVELS = 127
 """Symmetric int8 uses -127..127, so that +max and -max are both exact and -128 is unused."""
@@ -35,10 +37,12 @@ class Encoded:
     data: torch.Tensor
     scale: torch.Tensor | None = None
     dim: int | None = None
+    shape: tuple[int, ...] | None = None  # the tensor's shape, when ``data`` is packed
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+    def shape_of(self) -> tuple[int, ...]:
+        """The decoded tensor's shape."""
+        return tuple(self.shape) if self.shape is not None else tuple(self.data.shape)
 
     @property
     def nbytes(self) -> int:
@@ -126,11 +130,53 @@ def _decode_int8(encoded: Encoded) -> torch.Tensor:
     return encoded.data.to(torch.float32) * scale
 
 
+def _code_codec(bits: int) -> Codec:
+    """A bottleneck's codes (values ``k / (2**bits - 1)``) as integers; 4-bit codes are packed
+    two to a byte. Lossless for values on that grid (``hierfl.models.bottleneck``)."""
+    name = f"code{bits}"
+
+    def encode_codes(tensor: torch.Tensor) -> Encoded:
+        _check_float(name, tensor)
+        codes = to_codes(tensor, bits)
+        data = pack4(codes.flatten()) if bits == 4 else codes
+        return Encoded(name, data, shape=tuple(tensor.shape))
+
+    def decode_codes(encoded: Encoded) -> torch.Tensor:
+        shape = encoded.shape_of
+        codes = (
+            unpack4(encoded.data, math.prod(shape)).reshape(shape) if bits == 4 else encoded.data
+        )
+        return dequantize(codes, bits)
+
+    return Codec(name, encode_codes, decode_codes)
+
+
+def pack4(codes: torch.Tensor) -> torch.Tensor:
+    """4-bit codes (uint8 values 0..15) packed two to a byte, first in the low nibble.
+
+    >>> pack4(torch.tensor([1, 2, 15], dtype=torch.uint8)).tolist()
+    [33, 15]
+    """
+    flat = codes.flatten().to(torch.uint8)
+    if flat.numel() % 2:
+        flat = torch.cat([flat, flat.new_zeros(1)])
+    return flat[0::2] | (flat[1::2] << 4)
+
+
+def unpack4(packed: torch.Tensor, count: int) -> torch.Tensor:
+    """The first ``count`` 4-bit codes of ``pack4``'s output."""
+    low, high = packed & 0x0F, packed >> 4
+    return torch.stack([low, high], dim=1).flatten()[:count]
+
+
 CODECS: dict[str, Codec] = {
     "fp32": Codec("fp32", _encode_fp32, _decode_cast),
     "fp16": Codec("fp16", _encode_fp16, _decode_cast),
     "int8": Codec("int8", _encode_int8, _decode_int8),
+    "code8": _code_codec(8),
+    "code4": _code_codec(4),
 }
+ACTIVATION_CODECS = ("fp32", "fp16", "int8")  # what ``codec`` may name; codes follow bottleneck
 
 
 def get_codec(name: str) -> Codec:

@@ -90,7 +90,33 @@ class HierConfig:
     downlink_bitrate: float = option(0.0, "emulated downlink bits/s (0: as bitrate)", ge=0)
     latency: float = option(0.0, "emulated one-way latency per message, s", ge=0)
     edge_slowdown: float = option(1.0, "emulate edges this many times slower", ge=1)
-    codec: str = option("fp32", "uplink activation codec", choices=CODECS)
+    codec: str = option("fp32", "uplink activation codec (without a bottleneck)", choices=CODECS)
+    bottleneck: int = option(
+        0, "channels of a learned, quantized bottleneck at the cut (0: none)", ge=0
+    )
+    code_bits: int = option(
+        8, "bits per bottleneck code; 4-bit codes go two to a byte", choices=(4, 8)
+    )
+    bottleneck_recon: float = option(
+        0.0, "weight of the edge's reconstruction of the cut's features from the codes", ge=0
+    )
+    compress: str = option(
+        "none",
+        "lossless compression of the uplink payload",
+        choices=("none", "zlib", "lzma", "bz2"),
+    )
+    ship: str = option(
+        "every-epoch",
+        "every-epoch: an edge ships the activations of every local epoch; last-epoch: only of "
+        "its last (the cloud takes cloud-epochs passes over them)",
+        choices=("every-epoch", "last-epoch"),
+    )
+    raw_codec: str = option(
+        "uint8",
+        "how cloud mode uploads raw inputs: as stored (uint8), as PNG or JPEG files, or fp32",
+        choices=("uint8", "png", "jpeg", "fp32"),
+    )
+    jpeg_quality: int = option(90, "JPEG quality for raw-codec=jpeg", ge=1, le=100)
     edge_threads: int = option(1, "torch threads per edge process (0: torch's default)", ge=0)
     cloud_threads: int = option(1, "torch threads of the cloud (0: torch's default)", ge=0)
     edge_device: str = option("cpu", "where edges train", choices=DEVICES)
@@ -181,6 +207,11 @@ class HierConfig:
         return dataclasses.asdict(self)
 
     # ---- derived values ------------------------------------------------------------------------
+    @property
+    def wire_codec(self) -> str:
+        """How activations travel: the bottleneck's codes, or ``codec``."""
+        return f"code{self.code_bits}" if self.bottleneck else self.codec
+
     @property
     def max_chunk_bytes(self) -> int:
         return int(self.max_chunk_mb * 1024 * 1024)
@@ -285,6 +316,16 @@ class HierConfig:
             )
         from hierfl.modes import MODES as TABLE
 
+        if self.bottleneck and self.codec != "fp32":
+            raise ConfigError(
+                "codec",
+                f"with bottleneck={self.bottleneck} the codes travel as {self.code_bits}-bit "
+                "integers (code-bits); leave codec at fp32",
+            )
+        if TABLE[self.mode].payload == "raw" and self.bottleneck:
+            raise ConfigError(
+                "bottleneck", "cloud mode uploads raw inputs; a bottleneck codes activations"
+            )
         if TABLE[self.mode].payload == "raw" and (self.act_clip or self.act_noise):
             raise ConfigError(
                 "act-clip", "cloud mode uploads raw inputs; act-clip/act-noise protect activations"

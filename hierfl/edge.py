@@ -41,6 +41,7 @@ class EdgeChunk:
     raw: bool = False
     backlog: int = 0  # shipped samples that waited out an uplink outage (after the new ones)
     backlog_dropped: int = 0  # samples of that outage dropped to respect the bounds
+    wire_bytes: int = 0  # the tensors' bytes as they travelled (set by the receiver)
 
     def __post_init__(self) -> None:
         if self.trained < 0:
@@ -110,12 +111,14 @@ class EdgeTrainer:
         max_bytes: int,
         ship: bool = True,
         extra_loss: ExtraLoss | None = None,
+        ship_from: int = 0,
     ) -> EdgeChunk:
         """Train on ``batches`` until they run out or the next one would exceed ``max_bytes``.
 
         The chunk never exceeds ``max_bytes``: a batch whose activations would not fit is not
         trained on either, so edge and cloud see the same samples; ``truncated`` says so. With
         ``ship=False`` (``edge`` mode) nothing is kept for the cloud and every batch is trained.
+        Batches before index ``ship_from`` are trained but not shipped (``ship=last-epoch``).
         """
         self.edge.train()
         acts: list[torch.Tensor] = []
@@ -123,12 +126,13 @@ class EdgeTrainer:
         total_bytes = 0
         loss_sum, correct, count, truncated, batches_done = 0.0, 0, 0, False, 0
         start = time.perf_counter()
-        for x, y in batches:
+        for index, (x, y) in enumerate(batches):
+            shipping = ship and index >= ship_from
             x, y = x.to(self.device), y.to(self.device)
             out = self.edge(x)
             batch_bytes = out.activations.numel() * out.activations.element_size()
             batch_bytes += y.numel() * LABEL_BYTES
-            if ship and total_bytes + batch_bytes > max_bytes:
+            if shipping and total_bytes + batch_bytes > max_bytes:
                 if not acts:
                     raise ConfigError(
                         "max-chunk-mb",
@@ -144,9 +148,11 @@ class EdgeTrainer:
             loss = self.loss_fn(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             extra = extra_loss(x, out, y) if extra_loss is not None else 0.0
+            if out.extra_loss is not None:  # e.g. a bottleneck's reconstruction term
+                extra = extra + out.extra_loss
             (loss + self._proximal_term() + extra).backward()
             self.optimizer.step()
-            if ship:
+            if shipping:
                 acts.append(self.privacy.apply(out.activations.detach().cpu(), self.generator))
                 labels.append(y.detach().cpu())
                 total_bytes += batch_bytes

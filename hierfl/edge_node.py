@@ -96,6 +96,12 @@ def round_data(
     return exp.x[part], exp.y[part]
 
 
+def passes_per_chunk(config: HierConfig) -> int:
+    """How many local epochs the activations of one chunk stand for: ``local-epochs`` when an
+    edge ships only its last epoch (``ship=last-epoch``), else 1 (every pass is shipped)."""
+    return config.local_epochs if config.ship == "last-epoch" and not config.online else 1
+
+
 def privacy_of(config: HierConfig) -> ActivationPrivacy:
     return ActivationPrivacy(config.act_clip, config.act_noise)
 
@@ -247,6 +253,7 @@ def run_edge_round(
         batches,
         max_bytes=config.max_chunk_bytes,
         ship=mode.payload == "activations",
+        ship_from=len(batches) - len(batches) // passes_per_chunk(config),
         extra_loss=lambda x, out, y: continual.edge_loss(x, out, y, experience=request.experience),
     )
     # ``edge-slowdown``: a weaker edge takes k times as long; the reply leaves that much later.

@@ -32,7 +32,7 @@ def option(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
-    choices: tuple[str, ...] | None = None,
+    choices: tuple[Any, ...] | None = None,
     registry: str = "",
     bad: tuple[str, ...] = (),
 ) -> Any:
@@ -54,13 +54,15 @@ def check_fields(obj: Any, items: list[dataclasses.Field], prefix: str = "") -> 
     for f in items:
         value, key = getattr(obj, f.name), prefix + dashed(f.name)
         meta = f.metadata
+        choices = meta.get("choices")
         if isinstance(value, bool) or not isinstance(value, int | float):
-            choices = meta.get("choices")
             if choices is not None and value not in choices:
                 raise UnknownNameError(key, str(value), list(choices))
             continue
         if not math.isfinite(value):
             raise ConfigError(key, f"must be a finite number, got {value}")
+        if choices is not None and value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}, got {value}")
         for bound, test in (
             ("ge", lambda v, b: v >= b),
             ("gt", lambda v, b: v > b),

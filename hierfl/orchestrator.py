@@ -32,7 +32,7 @@ from hierfl.config import HierConfig
 from hierfl.continual import build_continual
 from hierfl.data import Benchmark
 from hierfl.devices import resolve_device
-from hierfl.edge_node import RoundRequest, RoundResult
+from hierfl.edge_node import RoundRequest, RoundResult, passes_per_chunk
 from hierfl.errors import ChunkRejected, HierflError
 from hierfl.evaluate import evaluate_experience
 from hierfl.health import RunHealth
@@ -278,6 +278,7 @@ class Orchestrator:
                         num_classes=self.test.num_classes,
                         max_bytes=self.config.max_chunk_bytes,
                         edge_keys=self.edge_keys,
+                        passes=passes_per_chunk(self.config),
                     )
                 except ChunkRejected as exc:
                     self.federation.discard(item)
@@ -301,7 +302,7 @@ class Orchestrator:
                 edge_s += chunk.compute_s
                 examples += chunk.trained or chunk.num_examples
                 if chunk.raw:
-                    result.raw_input_bytes_uplink += chunk.nbytes
+                    result.raw_input_bytes_uplink += chunk.wire_bytes  # as sent
                     if chunk.num_examples:
                         self._uploads.append((chunk.activations, chunk.labels))
                     continue

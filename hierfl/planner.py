@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from hierfl.errors import ConfigError
-from hierfl.runtime import FP32_BYTES, MODES, Link, costs_from_flops, predict
+from hierfl.runtime import FP32_BYTES, LABEL_BYTES, MODES, Link, costs_from_flops, predict
 
 if TYPE_CHECKING:
     import torch
@@ -30,11 +30,14 @@ ADAM_SLOTS = 2  # optimizer state per parameter: Adam's two moments (hierfl's de
 
 @dataclass(frozen=True)
 class CutNumbers:
-    """Per-sample figures of one cut; bytes are fp32.
+    """Per-sample figures of one cut (with or without a bottleneck).
 
-    ``edge_flops`` is the edge segment's forward alone: ``hierfl.models.profile`` counts the exit
-    into its ``edge_flops``, and split learning runs no exit. ``*_saved_bytes`` are the tensors
-    the segment and the exit keep for their backward pass, per sample.
+    ``edge_flops`` is the edge segment's forward alone (a bottleneck's encoder included):
+    ``hierfl.models.profile`` counts the exit into its ``edge_flops``, and split learning runs
+    no exit. ``activation_bytes`` is what one sample's activations cost on the link: fp32, or
+    the bottleneck's codes; ``input_bytes`` one raw input as cloud mode uploads it (uint8
+    pixels unless the settings say otherwise). ``*_saved_bytes`` are the tensors the segment
+    and the exit keep for their backward pass, per sample.
     """
 
     cut: str
@@ -47,6 +50,18 @@ class CutNumbers:
     exit_params: int
     edge_saved_bytes: float
     exit_saved_bytes: float = 0.0
+    bottleneck: int = 0  # channels of the bottleneck at the cut (0: none)
+    code_bits: int = 8
+    input_values: int = 0  # values of one input (held as fp32 in memory); 0: input_bytes / 4
+
+    @property
+    def input_memory_bytes(self) -> float:
+        return FP32_BYTES * self.input_values if self.input_values else self.input_bytes
+
+    @property
+    def label(self) -> str:
+        """``layer3``, or ``layer3+8x4b`` for an 8-channel, 4-bit bottleneck there."""
+        return f"{self.cut}+{self.bottleneck}x{self.code_bits}b" if self.bottleneck else self.cut
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class PlanSettings:
     samples: int = DEFAULT_SAMPLES
     clients: int = 1
     optimizer_slots: int = ADAM_SLOTS
+    raw_bytes_per_sample: float | None = None  # cloud mode's upload; None: uint8 pixels
 
     def __post_init__(self) -> None:
         for key in ("edge_flops", "cloud_flops"):
@@ -94,14 +110,16 @@ class PlanSettings:
 
 @dataclass(frozen=True)
 class PlanRow:
-    """One mode at one cut: predicted seconds per epoch and the edge's memory estimate."""
+    """One mode at one cut (``CutNumbers.label``): predicted seconds per epoch, the edge's
+    memory estimate, and the bytes one sample costs on the uplink (labels included)."""
 
     cut: str
     mode: str
     epoch_s: float
     edge_memory_bytes: float
     fits: bool
-    bottleneck: str = ""
+    bottleneck: str = ""  # the pipeline stage that limits hierarchical training
+    uplink_bytes_per_sample: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -122,14 +140,14 @@ def edge_memory(cut: CutNumbers, mode: str, batch_size: int, optimizer_slots: in
     and the data set itself are not counted.
     """
     if mode == "cloud":
-        return float(batch_size * cut.input_bytes)
+        return float(batch_size * cut.input_memory_bytes)
     params = cut.edge_params
     saved = cut.edge_saved_bytes
     if mode != "split":
         params += cut.exit_params
         saved += cut.exit_saved_bytes
     weights = FP32_BYTES * params * (2 + optimizer_slots)
-    return float(weights + batch_size * (cut.input_bytes + saved))
+    return float(weights + batch_size * (cut.input_memory_bytes + saved))
 
 
 def plan_cuts(cuts: Sequence[CutNumbers], settings: PlanSettings) -> Plan:
@@ -144,6 +162,8 @@ def plan_cuts(cuts: Sequence[CutNumbers], settings: PlanSettings) -> Plan:
     link = settings.link()
     rows: list[PlanRow] = []
     for cut in cuts:
+        if settings.raw_bytes_per_sample is not None:
+            cut = replace(cut, input_bytes=settings.raw_bytes_per_sample)
         costs = costs_from_flops(
             cut, settings.batch_size, settings.edge_flops, settings.cloud_flops
         )
@@ -152,12 +172,25 @@ def plan_cuts(cuts: Sequence[CutNumbers], settings: PlanSettings) -> Plan:
             memory = edge_memory(cut, mode, settings.batch_size, settings.optimizer_slots)
             limit = settings.edge_memory_bytes
             fits = limit is None or memory <= limit
+            sent = {"cloud": cut.input_bytes, "edge": 0.0}.get(mode, cut.activation_bytes)
             rows.append(
-                PlanRow(cut.cut, mode, prediction.total_s, memory, fits, prediction.bottleneck)
+                PlanRow(
+                    cut.label,
+                    mode,
+                    prediction.total_s,
+                    memory,
+                    fits,
+                    prediction.bottleneck,
+                    sent + (LABEL_BYTES if mode != "edge" else 0.0),
+                )
             )
     candidates = [r for r in rows if r.mode == "hierarchical" and r.fits]
     best = min(candidates, key=lambda r: r.epoch_s, default=None)  # min keeps the first tie
     return Plan(tuple(rows), best.cut if best else None, settings)
+
+
+DEFAULT_BOTTLENECKS = (0, 4, 16, 64)
+"""Bottleneck widths ``hierfl plan`` compares by default (0: none)."""
 
 
 def measure_cuts(
@@ -166,29 +199,44 @@ def measure_cuts(
     num_classes: int = 10,
     *,
     exit_head: str | None = None,
+    bottlenecks: Sequence[int] = (0,),
+    code_bits: int = 8,
 ) -> list[CutNumbers]:
-    """Figures for every cut of a registered model (builds it twice per cut: a few seconds)."""
+    """Figures for every cut of a registered model, each with every bottleneck width in
+    ``bottlenecks`` (0: none); builds the model twice per pair (a few seconds in all)."""
     from hierfl.models.profile import profile_model
 
     numbers = []
-    for profile in profile_model(model_name, input_shape, num_classes, exit_head=exit_head):
-        exit_flops, edge_saved, exit_saved = _edge_extras(
-            model_name, profile.cut, input_shape, num_classes, exit_head
+    for width in bottlenecks:
+        profiles = profile_model(
+            model_name,
+            input_shape,
+            num_classes,
+            exit_head=exit_head,
+            bottleneck=width,
+            code_bits=code_bits,
         )
-        numbers.append(
-            CutNumbers(
-                cut=profile.cut,
-                edge_flops=profile.edge_flops - exit_flops,
-                exit_flops=exit_flops,
-                cloud_flops=profile.cloud_flops,
-                activation_bytes=profile.activation_bytes_per_sample,
-                input_bytes=profile.input_bytes_per_sample,
-                edge_params=profile.edge_params,
-                exit_params=profile.exit_params,
-                edge_saved_bytes=edge_saved,
-                exit_saved_bytes=exit_saved,
+        for profile in profiles:
+            exit_flops, edge_saved, exit_saved = _edge_extras(
+                model_name, profile.cut, input_shape, num_classes, exit_head, width, code_bits
             )
-        )
+            numbers.append(
+                CutNumbers(
+                    cut=profile.cut,
+                    edge_flops=profile.edge_flops - exit_flops,
+                    exit_flops=exit_flops,
+                    cloud_flops=profile.cloud_flops,
+                    activation_bytes=profile.wire_bytes_per_sample,
+                    input_bytes=profile.raw_uint8_bytes_per_sample,
+                    edge_params=profile.edge_params,
+                    exit_params=profile.exit_params,
+                    edge_saved_bytes=edge_saved,
+                    exit_saved_bytes=exit_saved,
+                    bottleneck=width,
+                    code_bits=code_bits,
+                    input_values=math.prod(input_shape),
+                )
+            )
     return numbers
 
 
@@ -198,6 +246,8 @@ def _edge_extras(
     input_shape: tuple[int, int, int],
     num_classes: int,
     exit_head: str | None,
+    bottleneck: int = 0,
+    code_bits: int = 8,
 ) -> tuple[float, float, float]:
     """Exit forward FLOPs and saved bytes of segment and exit, per sample.
 
@@ -209,7 +259,15 @@ def _edge_extras(
 
     from hierfl.models.profile import probe_model
 
-    model = probe_model(model_name, cut, input_shape, num_classes, exit_head=exit_head)
+    model = probe_model(
+        model_name,
+        cut,
+        input_shape,
+        num_classes,
+        exit_head=exit_head,
+        bottleneck=bottleneck,
+        code_bits=code_bits,
+    )
     with torch.no_grad():
         x = torch.zeros(1, *input_shape)
         activations, edge_saved = _saved_bytes(model.edge.segment, x)
@@ -307,8 +365,9 @@ def format_plan(rows: Sequence[PlanRow], recommended: str | None) -> str:
     by_cut: dict[str, dict[str, PlanRow]] = {}
     for row in rows:
         by_cut.setdefault(row.cut, {})[row.mode] = row
+    width = max(9, *(len(cut) + 1 for cut in by_cut))
     header = (
-        f"{'cut':<9} {'hierarchical s':>14} {'bottleneck':>10} {'split s':>10} "
+        f"{'cut':<{width}} {'B/sample':>9} {'hierarchical s':>14} {'limit':>6} {'split s':>10} "
         f"{'cloud s':>10} {'edge-only s':>11} {'edge MiB':>9} {'split MiB':>9} {'fits':>4}"
     )
     lines = [header, "-" * len(header)]
@@ -316,7 +375,8 @@ def format_plan(rows: Sequence[PlanRow], recommended: str | None) -> str:
         hier = modes["hierarchical"]
         mark = "*" if cut == recommended else " "
         lines.append(
-            f"{cut + mark:<9} {_seconds(hier.epoch_s):>14} {hier.bottleneck:>10} "
+            f"{cut + mark:<{width}} {hier.uplink_bytes_per_sample:>9,.0f} "
+            f"{_seconds(hier.epoch_s):>14} {hier.bottleneck:>6} "
             f"{_seconds(modes['split'].epoch_s):>10} {_seconds(modes['cloud'].epoch_s):>10} "
             f"{_seconds(modes['edge'].epoch_s):>11} {hier.edge_memory_bytes / 2**20:>9.1f} "
             f"{modes['split'].edge_memory_bytes / 2**20:>9.1f} {'yes' if hier.fits else 'no':>4}"
@@ -329,8 +389,12 @@ def recommendation(result: Plan) -> str:
     if result.recommended is None:
         limit = result.settings.edge_memory_bytes or 0
         return f"recommended cut: none (no cut fits in {limit:,.0f} bytes of edge memory)"
-    times = {r.mode: r.epoch_s for r in result.rows if r.cut == result.recommended}
+    rows = {r.mode: r for r in result.rows if r.cut == result.recommended}
+    times = {mode: row.epoch_s for mode, row in rows.items()}
+    sent = rows["hierarchical"].uplink_bytes_per_sample
+    raw = rows["cloud"].uplink_bytes_per_sample
     return (
         f"recommended cut: {result.recommended} (hierarchical {_seconds(times['hierarchical'])} "
-        f"s/epoch vs split {_seconds(times['split'])}, cloud {_seconds(times['cloud'])})"
+        f"s/epoch, {sent:,.0f} B/sample up, vs split {_seconds(times['split'])}, cloud "
+        f"{_seconds(times['cloud'])} uploading {raw:,.0f} B/sample)"
     )

@@ -32,8 +32,8 @@ BACKWARD_PER_FORWARD = 2.0
 """Backward FLOPs per forward FLOP: one product for the input gradient, one for the weights."""
 
 FP32_BYTES = 4
-LABEL_BYTES = 8
-"""Bytes per label on the wire: labels are int64 tensors."""
+LABEL_BYTES = 1
+"""Bytes per label on the wire: labels travel as uint8 when there are at most 256 classes."""
 
 Direction = Literal["up", "down"]
 
@@ -289,15 +289,16 @@ def costs_from_flops(
         - Compute time is FLOPs divided by the device's sustained rate: no memory-bound layers,
           no kernel launch overhead, linear in the batch size.
         - Backward costs ``BACKWARD_PER_FORWARD`` (2) times the forward.
-        - Activations and raw inputs travel as fp32 (``activation_scale`` scales the activation
-          and gradient bytes for a codec: 0.5 for fp16, about 0.25 for int8); labels as int64.
+        - Activations travel as ``cut.activation_bytes`` (fp32, or a bottleneck's codes) times
+          ``activation_scale`` (0.5 for fp16, about 0.25 for int8); raw inputs as
+          ``cut.input_bytes`` (the planner passes their stored size); labels as uint8.
         - The gradient at the cut has the activations' size.
 
     >>> from types import SimpleNamespace as N
     >>> c = costs_from_flops(N(edge_flops=1e6, exit_flops=1e5, cloud_flops=2e6,
     ...     activation_bytes=1000, input_bytes=300), 10, 1e9, 1e10)
     >>> c.edge_fwd_s, c.edge_bwd_s, c.cloud_fwd_s, c.activation_bytes, c.label_bytes
-    (0.01, 0.02, 0.002, 10000.0, 80.0)
+    (0.01, 0.02, 0.002, 10000.0, 10.0)
     """
     if batch_size < 1:
         raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")

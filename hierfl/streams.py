@@ -19,7 +19,7 @@ from hierfl.config import HierConfig
 from hierfl.data import Benchmark, ClientStream, ExperienceData, ScenarioSpec
 from hierfl.storage import save_atomic
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: images on the uint8 grid
 
 
 def scenario_spec(config: HierConfig) -> ScenarioSpec:

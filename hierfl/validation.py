@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from hierfl.edge import EdgeChunk
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
 
@@ -37,8 +38,12 @@ def validate_result(
     num_classes: int,
     max_bytes: int,
     edge_keys: set[str] | None,
+    passes: int = 1,
 ) -> None:
-    """Raise ``ChunkRejected`` with the reason if ``result`` must not be used."""
+    """Raise ``ChunkRejected`` with the reason if ``result`` must not be used.
+
+    ``passes``: local epochs one shipped sample stands for (``ship=last-epoch``).
+    """
     if (result.experience, result.round) != (request.experience, request.round):
         raise ChunkRejected(
             f"reply for experience {result.experience} round {result.round}, "
@@ -49,7 +54,7 @@ def validate_result(
     if activation_shape is None:  # split and edge modes ship no tensors with the weights
         if len(y) or a.numel():
             raise ChunkRejected("this mode ships no activations, but the reply carries some")
-    elif chunk.backlog < 0 or chunk.trained not in (0, len(y) - chunk.backlog):
+    elif chunk.backlog < 0 or not _counts_agree(chunk, passes):
         raise ChunkRejected(
             f"trained on {chunk.trained} samples plus {chunk.backlog} from the backlog "
             f"but shipped {len(y)}"
@@ -64,3 +69,12 @@ def validate_result(
     for name, t in result.edge_state.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ChunkRejected(f"edge weight {name} contains NaN or Inf")
+
+
+def _counts_agree(chunk: EdgeChunk, passes: int) -> bool:
+    """Samples trained against samples shipped: equal, or ``passes`` times as many when an
+    edge ships only its last epoch (a truncated last epoch ships fewer)."""
+    shipped = chunk.num_examples - chunk.backlog
+    if chunk.trained == 0 or chunk.trained == shipped * passes:
+        return True
+    return passes > 1 and chunk.truncated and chunk.trained > shipped

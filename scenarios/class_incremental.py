@@ -73,6 +73,15 @@ def classes_per_experience(num_classes: int, num_experiences: int) -> list[int]:
     return [share + (1 if k < extra else 0) for k in range(num_experiences)]
 
 
+def as_stored(x: np.ndarray) -> np.ndarray:
+    """Pixels in [0, 1] on the uint8 grid (``k / 255``), as an 8-bit image file holds them.
+
+    Every built-in scenario ends with this, so that its images are exactly what a device stores
+    and uploading them as uint8 (cloud mode's ``raw-codec=uint8``) loses nothing.
+    """
+    return (np.round(np.clip(x, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+
+
 def resize(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Bilinear resize to HxW and repeat a single channel to C (e.g. digits for a CIFAR model)."""
     c, h, w = shape

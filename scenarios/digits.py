@@ -7,7 +7,7 @@ import numpy as np
 from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
 from hierfl.errors import ConfigError
 from hierfl.plugin import Scenario
-from scenarios.class_incremental import class_incremental, resize
+from scenarios.class_incremental import as_stored, class_incremental, resize
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (1, 8, 8)
@@ -27,7 +27,8 @@ def build_digits(spec: ScenarioSpec) -> Benchmark:
 
     Returns:
         Train and test experiences with the same classes at each index; ``x`` is float32 in
-        [0, 1] with shape [n, 1, 8, 8] (or ``input_shape``) and ``y`` int64.
+        [0, 1] on the uint8 grid (``k / 255``) with shape [n, 1, 8, 8] (or ``input_shape``) and
+        ``y`` int64.
 
     Raises:
         ConfigError: ``experiences`` outside 1..10, ``test-fraction`` outside (0, 1), or a
@@ -45,6 +46,7 @@ def build_digits(spec: ScenarioSpec) -> Benchmark:
     x = (x / 16.0).astype(np.float32).reshape(-1, *INPUT_SHAPE)
     if spec.input_shape is not None and spec.input_shape != INPUT_SHAPE:
         x = resize(x, spec.input_shape)
+    x = as_stored(x)  # 8-bit pixels, as the images are stored
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=spec.test_fraction, stratify=y, random_state=spec.seed
     )

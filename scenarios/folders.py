@@ -17,7 +17,7 @@ from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
 from hierfl.errors import ConfigError
 from hierfl.plugin import Scenario
 from scenarios import readers
-from scenarios.class_incremental import class_incremental, resize
+from scenarios.class_incremental import as_stored, class_incremental, resize
 
 # Why not torchvision.datasets.CIFAR10(root, download=False)? It verifies the md5 of every batch,
 # so only the exact published files load (no test can fake them), and it would import
@@ -213,7 +213,7 @@ def _to_float(x: np.ndarray, spec: ScenarioSpec) -> np.ndarray:
     out = x.astype(np.float32)
     out /= 255.0
     if spec.input_shape is not None and tuple(spec.input_shape) != out.shape[1:]:
-        out = resize(out, spec.input_shape)
+        out = as_stored(resize(out, spec.input_shape))
     return out
 
 

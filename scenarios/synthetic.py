@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
 from hierfl.errors import ConfigError
 from hierfl.plugin import Scenario
-from scenarios.class_incremental import class_incremental
+from scenarios.class_incremental import as_stored, class_incremental
 
 DEFAULT_SHAPE = (3, 32, 32)
 DEFAULT_CLASSES = 10
@@ -26,7 +26,8 @@ def build_synthetic(spec: ScenarioSpec) -> Benchmark:
 
     Each class's prototype is low-resolution noise upsampled to the image size, so classes
     differ in coarse structure that convolutions pick up; each sample adds Gaussian noise
-    (sigma 0.35) and a random brightness shift. Everything is drawn from ``spec.seed``.
+    (sigma 0.35) and a random brightness shift, and is stored as 8-bit pixels (clipped to
+    [0, 1]). Everything is drawn from ``spec.seed``.
     """
     shape = spec.input_shape or DEFAULT_SHAPE
     num_classes = spec.num_classes or DEFAULT_CLASSES
@@ -48,6 +49,7 @@ def build_synthetic(spec: ScenarioSpec) -> Benchmark:
     noise = NOISE * torch.randn(len(y), c, h, w, generator=g)
     shift = 0.1 * torch.randn(len(y), 1, 1, 1, generator=g)
     x = (prototypes[y] + noise + shift).to(torch.float32)
+    x = torch.from_numpy(as_stored(x.numpy()))  # 8-bit images, as a camera would store them
     is_test = torch.zeros(num_classes, per_class, dtype=torch.bool)
     is_test[:, :n_test] = True  # samples of a class are i.i.d.: the first n_test are held out
     is_test = is_test.flatten()

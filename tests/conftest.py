@@ -20,26 +20,10 @@ def digits_benchmark():
 
 @pytest.fixture
 def fedavg_strategy():
-    """A stand-in Flower strategy: one message per node, FedAvg of the 'arrays' records by hand."""
-    from types import SimpleNamespace
+    """A stand-in Flower strategy: one message per node, the plain mean of the replies' weights
+    computed by hand (``hierfl.testing.HandAveraging``)."""
+    from hierfl.app.inprocess import ensure_task_identity
+    from hierfl.testing import HandAveraging
 
-    from flwr.app import ArrayRecord, MetricRecord, RecordDict
-
-    class FakeStrategy:
-        def configure_train(self, server_round, arrays, config, grid):
-            return [
-                SimpleNamespace(
-                    metadata=SimpleNamespace(dst_node_id=n, ttl=None),
-                    content=RecordDict({"arrays": arrays, "config": config}),
-                )
-                for n in grid.get_node_ids()
-            ]
-
-        def aggregate_train(self, server_round, replies):
-            replies = list(replies)
-            assert all(len(r.content.array_records) == 1 for r in replies)
-            states = [r.content["arrays"].to_torch_state_dict() for r in replies]
-            averaged = {k: sum(s[k] for s in states) / len(states) for k in states[0]}
-            return ArrayRecord(averaged), MetricRecord({})
-
-    return FakeStrategy()
+    ensure_task_identity(0)  # Flower's Message needs one outside a Flower runtime
+    return HandAveraging()

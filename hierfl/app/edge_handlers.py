@@ -29,6 +29,7 @@ from hierfl.app.protocol import (
     payload_bytes,
     stamp_link_seconds,
 )
+from hierfl.app.wire import Wire
 from hierfl.config import HierConfig
 from hierfl.data import ClientStream
 from hierfl.edge_node import run_edge_round
@@ -119,11 +120,11 @@ def _round(content: RecordDict, node: EdgeNode) -> RecordDict:
             return encode_result(edge.result())
         step = _slowed(edge, lambda: edge.forward(0))
         edge.save(node.run_dir / SPLIT_STATE)
-        return encode_split_step(step, node.config.codec)  # type: ignore[arg-type]
+        return encode_split_step(step, Wire.of(node.config))  # type: ignore[arg-type]
     result = run_edge_round(
         node.config, request, edge_state, node.stream, node.run_dir, proximal_mu=proximal_mu
     )
-    return encode_result(result, node.config.codec)
+    return encode_result(result, Wire.of(node.config))
 
 
 def _split_step(content: RecordDict, node: EdgeNode) -> RecordDict:
@@ -136,7 +137,7 @@ def _split_step(content: RecordDict, node: EdgeNode) -> RecordDict:
         return encode_result(edge.result())
     sent = _slowed(edge, lambda: edge.forward(step + 1))
     edge.save(node.run_dir / SPLIT_STATE)
-    return encode_split_step(sent, node.config.codec)  # type: ignore[arg-type]
+    return encode_split_step(sent, Wire.of(node.config))  # type: ignore[arg-type]
 
 
 HANDLERS: dict[str, Callable[[RecordDict, EdgeNode], RecordDict]] = {

@@ -6,10 +6,11 @@ reply ``{"arrays": edge weights, "metrics": {"num-examples", ...}, "activations"
 "chunk": {"partition-id", "experience", "round", ...}}``. The strategy aggregates the first two;
 the cloud trains on ``activations``, which is stripped before aggregation.
 
-The activations travel through the uplink codec (``codec``: fp32, fp16 or int8): ``act`` holds
-the encoded values in the codec's dtype and, for int8, ``act-scale`` one float32 scale per
-channel; the cloud decodes them back to float32. ``chunk["link-s"]`` is the emulated link time
-the ClientApp slept for the request and this reply (``hierfl.link``).
+The activations travel through the uplink codec, raw inputs in their stored form
+(``hierfl.app.wire``: ``act`` and its companions); ``chunk["encoding"]`` and
+``chunk["compress"]`` say how, and the cloud decodes them back to float32.
+``chunk["link-s"]`` is the emulated link time the ClientApp slept for the request and this
+reply (``hierfl.link``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
-from hierfl.codecs import Encoded, decode, encode
+from hierfl.app.wire import Wire, decode_tensors, encode_tensors
 from hierfl.edge import EdgeChunk
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
@@ -33,42 +34,18 @@ GRAD = "grad"
 SPLIT_STEP = "split-step"
 SPLIT_MESSAGE_TYPE = "train.split"  # split mode's per-batch gradient message
 LINK_S = "link-s"  # in CHUNK: seconds of emulated link the ClientApp slept for this exchange
-_CODEC_OF_DTYPE = {np.dtype(np.float32): "fp32", np.dtype(np.float16): "fp16"}
+ENCODING = "encoding"  # in CHUNK: how the activations travel (hierfl.app.wire)
+COMPRESS = "compress"  # in CHUNK: the lossless stage on their bytes
 
 
-def _tensors_record(
-    activations: torch.Tensor, labels: torch.Tensor, codec: str = "fp32"
-) -> ArrayRecord:
-    """Activations encoded with ``codec`` (raw float32 inputs when ``codec`` is fp32)."""
-    encoded = encode(codec, activations) if activations.is_floating_point() else None
-    data = encoded.data if encoded is not None else activations
-    arrays = {
-        "act": Array(np.ascontiguousarray(data.numpy())),
-        "y": Array(np.ascontiguousarray(labels.numpy())),
-    }
-    if encoded is not None and encoded.scale is not None:
-        arrays["act-scale"] = Array(np.ascontiguousarray(encoded.scale.numpy()))
-    return ArrayRecord(arrays)
+def _wire(wire: Wire | str) -> Wire:
+    return Wire(codec=wire) if isinstance(wire, str) else wire
 
 
-def _tensors(record: ArrayRecord) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decoded float32 activations and the labels, as copies that own their memory.
-
-    The codec follows from the array's dtype: int8 with ``act-scale`` (per channel along dim 1,
-    one scale for a 1-d tensor), fp16, or fp32. Anything else is a malformed reply.
-    """
-    data = torch.from_numpy(record["act"].numpy().copy())
-    labels = torch.from_numpy(record["y"].numpy().copy())
-    if data.dtype == torch.int8:
-        scale = torch.from_numpy(record["act-scale"].numpy().copy())
-        dim = 1 if data.dim() >= 2 else None
-        if scale.numel() != (data.shape[1] if dim == 1 else 1):
-            raise ValueError(f"act-scale has {scale.numel()} values for shape {tuple(data.shape)}")
-        return decode(Encoded("int8", data, scale, dim)), labels
-    codec = _CODEC_OF_DTYPE.get(np.dtype(record["act"].numpy().dtype))
-    if codec is None:
-        raise ValueError(f"activations of dtype {data.dtype} match no codec")
-    return decode(Encoded(codec, data)), labels
+def _tensors(content: RecordDict) -> tuple[torch.Tensor, torch.Tensor]:
+    meta = content[CHUNK]
+    encoding = str(meta.get(ENCODING, "fp32"))
+    return decode_tensors(content[ACTIVATIONS], encoding, str(meta.get(COMPRESS, "none")))
 
 
 def request_config(request: RoundRequest) -> ConfigRecord:
@@ -86,9 +63,12 @@ def decode_request(content: RecordDict) -> tuple[RoundRequest, dict[str, torch.T
     return request, state, float(cfg.get("proximal-mu", 0.0))
 
 
-def encode_result(result: RoundResult, codec: str = "fp32") -> RecordDict:
-    """The reply of a round; activations (not raw inputs) go through ``codec``."""
+def encode_result(result: RoundResult, wire: Wire | str = "fp32") -> RecordDict:
+    """The reply of a round: activations through the codec, raw inputs in their stored form
+    (``hierfl.app.wire``)."""
     chunk = result.chunk
+    wire = _wire(wire)
+    tensors, encoding = encode_tensors(chunk.activations, chunk.labels, wire, raw=chunk.raw)
     return RecordDict(
         {
             ARRAYS: ArrayRecord(result.edge_state),
@@ -99,11 +79,11 @@ def encode_result(result: RoundResult, codec: str = "fp32") -> RecordDict:
                     "exit-acc": chunk.exit_correct / max(chunk.trained, 1),
                 }
             ),
-            ACTIVATIONS: _tensors_record(
-                chunk.activations, chunk.labels, "fp32" if chunk.raw else codec
-            ),
+            ACTIVATIONS: tensors,
             CHUNK: ConfigRecord(
                 {
+                    ENCODING: encoding,
+                    COMPRESS: wire.compress,
                     "partition-id": result.partition_id,
                     "experience": result.experience,
                     "round": result.round,
@@ -125,9 +105,8 @@ def decode_result(content: RecordDict) -> RoundResult:
     """Turn a reply into a ``RoundResult``; a malformed reply raises ``ChunkRejected``."""
     try:
         meta = content[CHUNK]
-        acts = content[ACTIVATIONS]
         metrics = content[METRICS]
-        a, y = _tensors(acts)
+        a, y = _tensors(content)
         chunk = EdgeChunk(
             activations=a,
             labels=y,
@@ -140,6 +119,7 @@ def decode_result(content: RecordDict) -> RoundResult:
             raw=bool(meta["raw"]),
             backlog=int(meta.get("backlog", 0)),
             backlog_dropped=int(meta.get("backlog-dropped", 0)),
+            wire_bytes=sum(len(a.data) for a in content[ACTIVATIONS].values()),
         )
         if int(metrics["num-examples"]) != chunk.trained:
             raise ChunkRejected(
@@ -160,13 +140,17 @@ def is_split_step(content: RecordDict) -> bool:
     return CHUNK in content and SPLIT_STEP in content[CHUNK]
 
 
-def encode_split_step(step: SplitStep, codec: str = "fp32") -> RecordDict:
+def encode_split_step(step: SplitStep, wire: Wire | str = "fp32") -> RecordDict:
     """Split mode: one batch's activations, sent while the edge waits for their gradient."""
+    wire = _wire(wire)
+    tensors, encoding = encode_tensors(step.activations, step.labels, wire, raw=False)
     return RecordDict(
         {
-            ACTIVATIONS: _tensors_record(step.activations, step.labels, codec),
+            ACTIVATIONS: tensors,
             CHUNK: ConfigRecord(
                 {
+                    ENCODING: encoding,
+                    COMPRESS: wire.compress,
                     "partition-id": step.partition_id,
                     "experience": step.experience,
                     "round": step.round,
@@ -180,7 +164,7 @@ def encode_split_step(step: SplitStep, codec: str = "fp32") -> RecordDict:
 def decode_split_step(content: RecordDict) -> SplitStep:
     try:
         meta = content[CHUNK]
-        activations, labels = _tensors(content[ACTIVATIONS])
+        activations, labels = _tensors(content)
         return SplitStep(
             partition_id=int(meta["partition-id"]),
             experience=int(meta["experience"]),

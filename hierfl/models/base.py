@@ -11,10 +11,13 @@ from hierfl.errors import ConfigError
 
 
 class EdgeOutput(NamedTuple):
-    """What the edge computes: its exit's logits and the activations at the cut."""
+    """What the edge computes: its exit's logits and the activations at the cut (what the
+    cloud receives), and any extra term the edge's own loss should include (a bottleneck's
+    reconstruction loss, ``hierfl.models.bottleneck``)."""
 
     exit_logits: torch.Tensor
     activations: torch.Tensor
+    extra_loss: torch.Tensor | None = None
 
 
 class EdgeModule(nn.Module):
@@ -40,6 +43,7 @@ class SplitModel(nn.Module):
 
     cut_points: ClassVar[tuple[str, ...]] = ()
     default_cut: ClassVar[str] = ""  # used when the config leaves ``cut`` empty
+    bottleneck: tuple[int, int] | None = None  # (channels, bits) when the cut is coded
 
     def __init__(
         self,
@@ -111,11 +115,16 @@ def create_model(
     input_shape: tuple[int, int, int],
     seed: int | None = None,
     exit_head: str | None = None,
+    bottleneck: int = 0,
+    code_bits: int = 8,
+    recon_weight: float = 0.0,
 ) -> SplitModel:
     """Build a registered model; with ``seed`` its initial weights are reproducible.
 
     ``exit_head`` names a head from ``hierfl.models.heads``; it is passed on only when given,
     so that models without that keyword (third-party ones) keep working with the default.
+    ``bottleneck`` > 0 puts a learned ``code_bits``-bit bottleneck of that many channels at
+    the cut (``hierfl.models.bottleneck``); every model and cut supports it.
     """
     from hierfl.plugins import MODELS
 
@@ -125,11 +134,20 @@ def create_model(
     kwargs: dict[str, object] = {"cut": cut, "num_classes": num_classes, "input_shape": input_shape}
     if exit_head is not None:
         kwargs["exit_head"] = exit_head
+
+    def build() -> SplitModel:
+        model = cls(**kwargs)
+        if bottleneck:
+            from hierfl.models.bottleneck import add_bottleneck
+
+            add_bottleneck(model, bottleneck, code_bits, recon_weight)
+        return model
+
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return cls(**kwargs)
-    return cls(**kwargs)
+            return build()
+    return build()
 
 
 def model_for(config: Any, num_classes: int, input_shape: tuple[int, int, int]) -> SplitModel:
@@ -142,4 +160,7 @@ def model_for(config: Any, num_classes: int, input_shape: tuple[int, int, int]) 
         input_shape=input_shape,
         seed=config.seed,
         exit_head=config.exit_head or None,
+        bottleneck=config.bottleneck,
+        code_bits=config.code_bits,
+        recon_weight=config.bottleneck_recon,
     )

@@ -18,10 +18,13 @@ FP32_BYTES = 4
 class CutProfile:
     """What a cut costs, per sample: the inputs to the runtime model and the planner.
 
-    Bytes assume fp32 on the wire (a codec scales them). FLOPs are forward FLOPs counted by
+    ``activation_bytes_per_sample`` is fp32; ``wire_bytes_per_sample`` is what one sample's
+    activations cost on the link: the bottleneck's codes (``code_bits`` each, packed) when the
+    cut has one, else fp32 (a codec scales it). FLOPs are forward FLOPs counted by
     ``torch.utils.flop_counter`` (matmuls and convolutions, two per multiply-add); BatchNorm,
     activations and pooling are not counted, which under-counts by a few percent at most.
-    ``edge_flops`` includes the exit head, because the edge runs it on every sample.
+    ``edge_flops`` includes the exit head (and the encoder), because the edge runs them on every
+    sample; ``cloud_flops`` includes the cloud's decoder.
     """
 
     model: str
@@ -35,6 +38,18 @@ class CutProfile:
     cloud_params: int
     edge_flops: int
     cloud_flops: int
+    bottleneck: int = 0  # channels of the bottleneck at the cut (0: none)
+    code_bits: int = 8
+    wire_bytes_per_sample: int = 0
+    encoder_params: int = 0
+    decoder_params: int = 0  # the cloud's decoder (the edge has one of the same size)
+    encoder_flops: int = 0
+    decoder_flops: int = 0
+
+    @property
+    def raw_uint8_bytes_per_sample(self) -> int:
+        """One input as 8-bit pixels: what cloud mode uploads by default."""
+        return math.prod(self.input_shape)
 
 
 def _params(module: nn.Module) -> int:
@@ -55,6 +70,8 @@ def probe_model(
     num_classes: int = 10,
     *,
     exit_head: str | None = None,
+    bottleneck: int = 0,
+    code_bits: int = 8,
 ) -> SplitModel:
     """The model that profiles and plans measure: seed 0, eval mode (so a batch of one works)."""
     return create_model(
@@ -64,6 +81,8 @@ def probe_model(
         input_shape=input_shape,
         seed=0,
         exit_head=exit_head,
+        bottleneck=bottleneck,
+        code_bits=code_bits,
     ).eval()
 
 
@@ -74,19 +93,41 @@ def profile_cut(
     num_classes: int = 10,
     *,
     exit_head: str | None = None,
+    bottleneck: int = 0,
+    code_bits: int = 8,
 ) -> CutProfile:
-    """Profile model ``name`` cut at ``cut`` on one sample of ``input_shape``.
+    """Profile model ``name`` cut at ``cut`` (with a ``bottleneck``-channel bottleneck of
+    ``code_bits`` bits when > 0) on one sample of ``input_shape``.
 
     The model runs in eval mode on a batch of one, so BatchNorm neither needs a batch nor
     changes; the weights are random, which does not change any count.
     """
-    model = probe_model(name, cut, input_shape, num_classes, exit_head=exit_head)
+    model = probe_model(
+        name,
+        cut,
+        input_shape,
+        num_classes,
+        exit_head=exit_head,
+        bottleneck=bottleneck,
+        code_bits=code_bits,
+    )
+    coded = {}
     with torch.no_grad():
         x = torch.zeros(1, *input_shape)
         activations = model.edge.segment(x)
         edge_flops = _flops(model.edge, x)
         cloud_flops = _flops(model.cloud, activations)
+        if bottleneck:
+            features = model.edge.segment[0](x)
+            coded = {
+                "encoder_params": _params(model.edge.segment[1]),
+                "decoder_params": _params(model.cloud[0]),
+                "encoder_flops": _flops(model.edge.segment[1], features),
+                "decoder_flops": _flops(model.cloud[0], activations),
+            }
     activation_shape = tuple(activations.shape[1:])
+    values = math.prod(activation_shape)
+    wire = math.ceil(values * code_bits / 8) if bottleneck else FP32_BYTES * values
     return CutProfile(
         model=name,
         cut=cut,
@@ -99,6 +140,10 @@ def profile_cut(
         cloud_params=_params(model.cloud),
         edge_flops=edge_flops,
         cloud_flops=cloud_flops,
+        bottleneck=bottleneck,
+        code_bits=code_bits,
+        wire_bytes_per_sample=wire,
+        **coded,
     )
 
 
@@ -108,12 +153,22 @@ def profile_model(
     num_classes: int = 10,
     *,
     exit_head: str | None = None,
+    bottleneck: int = 0,
+    code_bits: int = 8,
 ) -> list[CutProfile]:
     """Profile every cut of model ``name``, in the model's order (shallowest first)."""
     from hierfl.plugins import MODELS
 
     return [
-        profile_cut(name, cut, input_shape, num_classes, exit_head=exit_head)
+        profile_cut(
+            name,
+            cut,
+            input_shape,
+            num_classes,
+            exit_head=exit_head,
+            bottleneck=bottleneck,
+            code_bits=code_bits,
+        )
         for cut in MODELS.get(name).cut_points
     ]
 
@@ -122,6 +177,7 @@ _COLUMNS = (
     ("cut", 8),
     ("activations", 12),
     ("act KiB", 9),
+    ("wire B", 9),
     ("edge params", 12),
     ("exit params", 12),
     ("cloud params", 13),
@@ -143,6 +199,7 @@ def _row(p: CutProfile) -> tuple[str, ...]:
         p.cut,
         "x".join(str(d) for d in p.activation_shape),
         f"{p.activation_bytes_per_sample / 1024:.1f}",
+        f"{p.wire_bytes_per_sample:,}",
         f"{p.edge_params:,}",
         f"{p.exit_params:,}",
         f"{p.cloud_params:,}",
@@ -162,9 +219,14 @@ def format_profiles(profiles: list[CutProfile]) -> str:
     first = profiles[0]
     shape = "x".join(str(d) for d in first.input_shape)
     title = (
-        f"{first.model} on {shape} inputs "
-        f"({first.input_bytes_per_sample / 1024:.1f} KiB per sample fp32)"
+        f"{first.model} on {shape} inputs ({first.raw_uint8_bytes_per_sample:,} B per sample as "
+        f"uint8, {first.input_bytes_per_sample / 1024:.1f} KiB fp32)"
     )
+    if first.bottleneck:
+        title += (
+            f"; bottleneck of {first.bottleneck} channels at {first.code_bits} bits: "
+            f"wire B are its codes"
+        )
     header = " ".join(
         f"{label:<{w}}" if i < 2 else f"{label:>{w}}" for i, (label, w) in enumerate(_COLUMNS)
     )
@@ -177,4 +239,15 @@ def format_profiles(profiles: list[CutProfile]) -> str:
                 for i, (c, (_, w)) in enumerate(zip(cells, _COLUMNS, strict=True))
             )
         )
+    if first.bottleneck:
+        lines.append("")
+        lines.append(
+            f"{'cut':<8} {'encoder params':>14} {'encoder FLOPs':>13} "
+            f"{'decoder params':>14} {'decoder FLOPs':>13}"
+        )
+        for p in profiles:
+            lines.append(
+                f"{p.cut:<8} {p.encoder_params:>14,} {_si(p.encoder_flops):>13} "
+                f"{p.decoder_params:>14,} {_si(p.decoder_flops):>13}"
+            )
     return "\n".join(lines)

@@ -2,8 +2,8 @@
 
 The in-process engine runs each mode; every message an edge sends (replies and split-learning
 steps, as Flower messages) is kept and each array in it is searched for any of the edge's raw
-training samples (exact float32 rows, at every sample-aligned offset). The same search must
-find them in ``cloud`` mode, which proves that it can.
+training samples (exact float32 rows or their stored uint8 pixels, at every sample-aligned
+offset). The same search must find them in ``cloud`` mode, which proves that it can.
 """
 
 from __future__ import annotations
@@ -35,14 +35,17 @@ class Inspecting(InProcessGrid):
 
 
 def _raw_rows_found(payloads: list[np.ndarray], raw: np.ndarray) -> int:
+    """Rows of ``raw`` found in the payloads, as float32 values or as stored uint8 pixels."""
     width = raw.shape[1]
-    known = {row.tobytes() for row in raw}
+    pixels = np.round(raw * 255).astype(np.uint8)
+    known = {np.dtype(np.float32): {row.tobytes() for row in raw}}
+    known[np.dtype(np.uint8)] = {row.tobytes() for row in pixels}
     found = 0
     for array in payloads:
         flat = np.ascontiguousarray(array, dtype=array.dtype).reshape(-1)
-        if flat.dtype != np.float32 or flat.size % width:
+        if flat.dtype not in known or flat.size % width:
             continue
-        found += sum(row.tobytes() in known for row in flat.reshape(-1, width))
+        found += sum(row.tobytes() in known[flat.dtype] for row in flat.reshape(-1, width))
     return found
 
 

@@ -18,7 +18,7 @@ def _activations(shape: tuple[int, ...] = (8, 16, 4, 4)) -> torch.Tensor:
 
 
 def test_codecs_by_name():
-    assert sorted(CODECS) == ["fp16", "fp32", "int8"]
+    assert sorted(CODECS) == ["code4", "code8", "fp16", "fp32", "int8"]
 
 
 def test_fp32_is_identity():

@@ -21,10 +21,10 @@ SETTINGS = PlanSettings(
     bitrate_bps=8000, edge_flops=1e3, cloud_flops=1e6, batch_size=1, samples=10, clients=1
 )
 
-# Cut "a": shallow, cheap on the edge, 1000 B of activations (+ 8 B label).
-#   edge = 3 * 100 / 1e3 + 3 * 10 / 1e3 = 0.33 s, link = 1008 / 1000 = 1.008 s,
-#   cloud = 3 * 1000 / 1e6 = 0.003 s -> hierarchical 10 * 1.008 + 0.33 + 0.003 = 10.413 s.
-#   split per batch: 0.1 + 1.008 + 0.003 + 1.0 (gradient down) + 0.2 = 2.311 -> 23.11 s.
+# Cut "a": shallow, cheap on the edge, 1000 B of activations (+ a 1-byte label).
+#   edge = 3 * 100 / 1e3 + 3 * 10 / 1e3 = 0.33 s, link = 1001 / 1000 = 1.001 s,
+#   cloud = 3 * 1000 / 1e6 = 0.003 s -> hierarchical 10 * 1.001 + 0.33 + 0.003 = 10.343 s.
+#   split per batch: 0.1 + 1.001 + 0.003 + 1.0 (gradient down) + 0.2 = 2.304 -> 23.04 s.
 #   memory: 4 * 10 params * (1 + 1 + 2) + 1 * (4 input + 1000 saved) = 1164 B.
 CUT_A = CutNumbers(
     cut="a",
@@ -38,8 +38,8 @@ CUT_A = CutNumbers(
     edge_saved_bytes=1000,
 )
 # Cut "b": deeper, 100 B of activations.
-#   edge = 3 * 200 / 1e3 = 0.6 s, link = 108 / 1000 = 0.108 s, cloud = 3 * 500 / 1e6 = 0.0015 s
-#   -> hierarchical 10 * 0.6 + 0.108 + 0.0015 = 6.1095 s: faster than "a".
+#   edge = 3 * 200 / 1e3 = 0.6 s, link = 101 / 1000 = 0.101 s, cloud = 3 * 500 / 1e6 = 0.0015 s
+#   -> hierarchical 10 * 0.6 + 0.101 + 0.0015 = 6.1025 s: faster than "a".
 #   memory: 4 * 1000 * 4 + (4 + 100) = 16104 B.
 CUT_B = CutNumbers(
     cut="b",
@@ -61,11 +61,11 @@ def _times(plan, mode):
 def test_two_cuts_by_hand():
     plan = plan_cuts([CUT_A, CUT_B], SETTINGS)
     assert len(plan.rows) == 8  # two cuts x four modes
-    assert _times(plan, "hierarchical") == pytest.approx({"a": 10.413, "b": 6.1095})
-    assert _times(plan, "split")["a"] == pytest.approx(23.11)
+    assert _times(plan, "hierarchical") == pytest.approx({"a": 10.343, "b": 6.1025})
+    assert _times(plan, "split")["a"] == pytest.approx(23.04)
     assert _times(plan, "edge") == pytest.approx({"a": 3.3, "b": 6.0})
-    # Cloud mode: (4 + 8) B up per batch = 0.012 s; cloud trains 0.0003 + 0.003 s per batch.
-    assert _times(plan, "cloud")["a"] == pytest.approx(10 * 0.012 + 10 * 0.0033)
+    # Cloud mode: (4 + 1) B up per batch = 0.005 s; cloud trains 0.0003 + 0.003 s per batch.
+    assert _times(plan, "cloud")["a"] == pytest.approx(10 * 0.005 + 10 * 0.0033)
     memory = {r.cut: r.edge_memory_bytes for r in plan.rows if r.mode == "hierarchical"}
     assert memory == {"a": 1164, "b": 16104}
     assert plan.recommended == "b"

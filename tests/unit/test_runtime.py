@@ -220,7 +220,7 @@ def test_costs_from_flops():
         4000,
         4000,
         400,
-        32,
+        4,
     )
     quarter = costs_from_flops(cut, 4, 1e8, 1e9, activation_scale=0.25)
     assert quarter.activation_bytes == quarter.gradient_bytes == 1000

@@ -2,8 +2,9 @@
 
 Expected figures come from the sizes of things (samples, activation shape, edge weights), not
 from the accounting code: fp32 activations are 4 bytes a value, int8 one byte plus one float32
-scale per channel, labels 8 bytes, every array a 128-byte ``.npy`` header (the serialized
-payload Flower carries), and each edge gets the weights down and sends them back up.
+scale per channel, labels one byte (they fit a uint8), every array a 128-byte ``.npy``
+header (the serialized payload Flower carries), and each edge gets the weights down and sends
+them back up.
 """
 
 from __future__ import annotations
@@ -74,12 +75,12 @@ def test_bytes_per_client_and_round_fp32(small, tmp_path):
         n = [len(s.experiences[k].y) for s in streams]
         assert (row["experience"], row["round"]) == (k, 0)
         assert row["downlink_bytes"] == 2 * state
-        assert row["uplink_bytes"] == sum(ni * (4 * values + 8) + 2 * NPY + state for ni in n)
+        assert row["uplink_bytes"] == sum(ni * (4 * values + 1) + 2 * NPY + state for ni in n)
         assert (row["uplink_messages"], row["downlink_messages"]) == (2, 2)
     for s in streams:
         client = comm["per_client"][str(s.partition_id)]
         n = sum(len(e.y) for e in s.experiences)
-        assert client["uplink_bytes"] == n * (4 * values + 8) + 2 * (2 * NPY + state)
+        assert client["uplink_bytes"] == n * (4 * values + 1) + 2 * (2 * NPY + state)
         assert client["downlink_bytes"] == 2 * state
     assert result.time["emulated_link_s"] == 0.0
 
@@ -97,8 +98,8 @@ def test_int8_uplink_is_a_quarter_of_fp32_and_training_still_works(digits_benchm
     replies = 2 * 2  # clients x rounds
     fp32_up = fp32_result.communication["uplink_bytes"] - replies * (state + 2 * NPY)
     int8_up = int8_result.communication["uplink_bytes"] - replies * (state + 3 * NPY)
-    assert fp32_up == n * (4 * values + 8)
-    assert int8_up == n * (values + 8) + replies * 4 * channels
+    assert fp32_up == n * (4 * values + 1)
+    assert int8_up == n * (values + 1) + replies * 4 * channels
     assert 0.24 < int8_up / fp32_up < 0.27
     fp32_acc = fp32_result.accuracy.row("cloud", 0)[-1]
     int8_acc = int8_result.accuracy.row("cloud", 0)[-1]
@@ -116,7 +117,7 @@ def test_link_emulation_delays_every_message_by_its_size(small, tmp_path):
         for s in streams:
             n = len(s.experiences[k].y)
             down = 0.01 + 8 * state / 4e6  # weights
-            up = 0.01 + 8 * (n * (4 * values + 8) + 2 * NPY + state) / 8e6  # chunk + weights
+            up = 0.01 + 8 * (n * (4 * values + 1) + 2 * NPY + state) / 8e6  # chunk + weights
             expected.append(down + up)
     assert sleep.calls == pytest.approx(expected)
     assert result.time["emulated_link_s"] == pytest.approx(sum(expected))
@@ -133,7 +134,7 @@ def test_split_counts_each_batch_both_ways(small, tmp_path):
     batches = sum(math.ceil(len(e.y) / config.batch_size) for s in streams for e in s.experiences)
     replies = 2 * 2  # each edge's round ends with its weights (and no activations)
     comm = result.communication
-    up = n * (4 * values + 8) + batches * 2 * NPY + replies * (state + 2 * NPY)
+    up = n * (4 * values + 1) + batches * 2 * NPY + replies * (state + 2 * NPY)
     assert comm["uplink_bytes"] == up
     assert comm["downlink_bytes"] == n * 4 * values + batches * NPY + replies * state
 
@@ -164,3 +165,19 @@ def test_edge_slowdown_is_added_to_the_edge_compute(small, tmp_path, monkeypatch
     _, result = _run(small, config, tmp_path)
     assert len(calls) == 4 and all(f == 10.0 for _, f in calls)
     assert result.time["edge_compute_s"] == pytest.approx(10.0 * sum(c for c, _ in calls))
+
+
+def test_last_epoch_ships_one_pass_of_three(small, tmp_path):
+    """ship=last-epoch: the edges train 3 epochs but ship the activations of the last only."""
+    config = dataclasses.replace(BASE, local_epochs=3)
+    streams, every = _run(small, config, tmp_path / "every")
+    _, last = _run(small, dataclasses.replace(config, ship="last-epoch"), tmp_path / "last")
+    state, values, _ = _sizes(small, config)
+    n = sum(len(e.y) for s in streams for e in s.experiences)
+    replies = 2 * 2  # clients x experiences
+    overhead = replies * (state + 2 * NPY)  # weights and the arrays' headers
+    assert every.communication["uplink_bytes"] - overhead == 3 * n * (4 * values + 1)
+    assert last.communication["uplink_bytes"] - overhead == n * (4 * values + 1)
+    assert [r["examples"] for r in last.metrics["rounds"]] == [
+        r["examples"] for r in every.metrics["rounds"]
+    ]  # the edges trained the same samples

@@ -36,7 +36,7 @@ def _result(partition: int, request: RoundRequest, n: int = 6) -> RoundResult:
 def test_reply_payload_is_the_encoded_activations(codec, value_bytes, scales):
     result = _result(0, RoundRequest(0, 0))
     content = encode_result(result, codec)
-    arrays = 6 * 8 * 9 * value_bytes + 6 * 8 + 64  # activations, int64 labels, weights
+    arrays = 6 * 8 * 9 * value_bytes + 6 + 64  # activations, uint8 labels, weights
     headers = NPY_HEADER * (3 + (1 if scales else 0))
     assert payload_bytes(content) == arrays + 4 * scales + headers
     decoded = decode_result(content)
@@ -98,7 +98,7 @@ class _Grid:
 def test_federation_counts_payload_per_partition_and_round(fedavg_strategy):
     fed = GridFederation(_Grid(), fedavg_strategy, message_ttl=60)
     down = 64 + NPY_HEADER  # the weights in each request
-    up = 6 * 8 * 9 + 6 * 8 + 4 * 8 + 64 + 4 * NPY_HEADER  # int8 acts, labels, scales, weights
+    up = 6 * 8 * 9 + 6 + 4 * 8 + 64 + 4 * NPY_HEADER  # int8 acts, uint8 labels, scales, weights
     for r in range(2):
         fed.dispatch(RoundRequest(0, r), STATE)
         assert len(fed.poll()) == 2
