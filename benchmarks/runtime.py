@@ -54,12 +54,132 @@ from runtime_pipeline import (
     stage_costs,
     warm_up,
 )
-from runtime_report import checks, markdown, markdown_cuts, plot
+from runtime_report import checks, checks_coded, markdown, markdown_coded, markdown_cuts, plot
 
-from hierfl.edge import LABEL_BYTES
 from hierfl.link import LinkSpec
 from hierfl.models import create_model
-from hierfl.runtime import Link, StageCosts, costs_from_flops, ideal_bound, predict
+from hierfl.runtime import LABEL_BYTES, Link, StageCosts, costs_from_flops, ideal_bound, predict
+
+# The bottleneck rows: digits upscaled to 3x32x32 (real images, so PNG sizes are real), the
+# model cut where edge and cloud share the work, a bottleneck of at most 512 B per sample;
+# hierarchical against split at the same cut and cloud-only uploading uint8 pixels or PNGs.
+CODED = (
+    Workload("resnet18/digits+bottleneck", "resnet18", "layer2", (3, 32, 32), 4, 8, "digits", 2, 4),
+    Workload("vgg16/digits+bottleneck", "vgg16", "block3", (3, 32, 32), 4, 10, "digits", 16, 8),
+)
+CODED_BITRATES = (1e6,)
+
+
+def code_bytes(bits: int) -> Callable[[torch.Tensor], float]:
+    return lambda a: float(math.ceil(a.numel() * bits / 8))
+
+
+def png_bytes(x: torch.Tensor) -> float:
+    from hierfl.app.wire import image_file
+
+    pixels = torch.round(x.clamp(0, 1) * 255).to(torch.uint8).numpy()
+    return float(sum(len(image_file(p, "png")) for p in pixels))
+
+
+RAW_SIZERS: dict[str, Callable[[torch.Tensor], float]] = {
+    "uint8": lambda x: float(x.numel()),
+    "png": png_bytes,
+}
+
+
+def _row(w: Workload, mode: str, bps: float, latency: float, k: float, m, p, extra: dict) -> dict:
+    return {
+        "workload": w.name,
+        "model": w.model,
+        "cut": w.cut,
+        "mode": mode,
+        "bitrate_bps": bps,
+        "latency_s": latency,
+        "edge_slowdown": k,
+        "batches": w.batches,
+        "batch_size": w.batch_size,
+        "online": True,  # one pass: each sample is shipped once
+        "measured_s": m.wall_s,
+        "other_processes_cores": m.other_cores,
+        "predicted_s": p.total_s,
+        "predicted_over_measured": p.total_s / m.wall_s,
+        "predicted_handoff_s": p.handoff_s,
+        "bottleneck": p.bottleneck,
+        "fill_s": p.fill_s,
+        "stage_means_s": {key: m.mean(key) for key in m.stages},
+        **extra,
+    }
+
+
+def sweep_coded(
+    w: Workload, latency: float, handoff_s: float, log: Callable[[str], None]
+) -> list[dict]:
+    """Hierarchical with a bottleneck, split at the same cut (fp32 activations and gradients),
+    and cloud-only uploading uint8 pixels and PNG files, side by side."""
+    coded = create_model(
+        w.model,
+        cut=w.cut,
+        num_classes=10,
+        input_shape=w.input_shape,
+        seed=0,
+        bottleneck=w.bottleneck,
+        code_bits=w.code_bits,
+    )
+    plain = create_model(w.model, cut=w.cut, num_classes=10, input_shape=w.input_shape, seed=0)
+    batches = make_batches(w)
+    warm_up(coded, batches)
+    warm_up(plain, batches)
+    labels = float(w.batch_size * LABEL_BYTES)
+    codes = code_bytes(w.code_bits)(torch.zeros(w.batch_size, *coded.activation_shape()))
+    fp32 = float(math.prod(plain.activation_shape()) * 4 * w.batch_size)
+    raws = {c: statistics.fmean(f(x) for x, _ in batches) for c, f in RAW_SIZERS.items()}
+    runs = [
+        ("hierarchical", coded, code_bytes(w.code_bits), codes, {"raw_codec": None}),
+        ("split", plain, None, fp32, {"raw_codec": None}),
+        *(
+            ("cloud", plain, RAW_SIZERS[c], fp32, {"raw_codec": c, "raw_bytes_per_batch": raws[c]})
+            for c in RAW_SIZERS
+        ),
+    ]
+    rows = []
+    for k in SLOWDOWNS:
+        for bps in CODED_BITRATES:
+            spec, link = LinkSpec(bps, bps, latency), Link(bps, bps, latency)
+            for mode, model, sizer, act, extra in runs:
+                runner = RUNNERS[mode]
+                args = (model, batches, spec, k) + ((sizer,) if sizer is not None else ())
+                m, walls = median_run(partial(runner, *args))
+                raw = extra.get("raw_bytes_per_batch", 0.0)
+                costs = stage_costs(mode, m, act, raw, labels, handoff_s)
+                p = predict(mode, costs, link, len(batches))
+                up = (raw if mode == "cloud" else act) + labels
+                row = _row(
+                    w,
+                    mode,
+                    bps,
+                    latency,
+                    k,
+                    m,
+                    p,
+                    {
+                        **extra,
+                        "code_bits": w.code_bits if mode == "hierarchical" else None,
+                        "bottleneck_channels": w.bottleneck if mode == "hierarchical" else 0,
+                        "measured_runs_s": walls,
+                        "uplink_bytes_per_batch": up,
+                    },
+                )
+                if mode == "hierarchical":
+                    bound = ideal_bound(costs, link, len(batches))
+                    row.update(bound_s=bound, measured_over_bound=m.wall_s / bound)
+                rows.append(row)
+                what = mode + (f" ({extra['raw_codec']})" if extra.get("raw_codec") else "")
+                log(
+                    f"{w.name:28} k={k:<4g} {bps / 1e6:>5g} Mbit/s {what:>18}: "
+                    f"measured {m.wall_s:7.2f}s predicted {p.total_s:7.2f}s, "
+                    f"{up / w.batch_size:,.0f} B/sample up"
+                )
+    return rows
 
 
 def sweep_workload(
@@ -68,7 +188,7 @@ def sweep_workload(
     model = create_model(w.model, cut=w.cut, num_classes=10, input_shape=w.input_shape, seed=0)
     batches = make_batches(w)
     warm_up(model, batches)
-    act_bytes = float(math.prod(model.activation_shape()) * 4 * w.batch_size)
+    act_bytes = float(math.prod(model.activation_shape()) * 4 * w.batch_size)  # fp32
     raw_bytes = float(math.prod(w.input_shape) * 4 * w.batch_size)
     labels = float(w.batch_size * LABEL_BYTES)
     rows = []
@@ -220,11 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--latency", type=float, default=0.0, help="one-way seconds per message")
     p.add_argument(
-        "--workloads", default=",".join(w.name for w in WORKLOADS), help="comma-separated names"
+        "--workloads",
+        default=",".join(w.name for w in WORKLOADS + CODED),
+        help="comma-separated names",
     )
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # one core per stage: edge and cloud threads then use both cores
     chosen = [w for w in WORKLOADS if w.name in args.workloads.split(",")]
+    coded = [w for w in CODED if w.name in args.workloads.split(",")]
     start = time.perf_counter()
     calibration = measure_handoff()
     handoff_s = calibration["handoff_s"]
@@ -232,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     for w in chosen:
         rows += sweep_workload(w, args.latency, handoff_s, lambda s: print(s, flush=True))
+    coded_rows: list[dict] = []
+    for w in coded:
+        coded_rows += sweep_coded(w, args.latency, handoff_s, lambda s: print(s, flush=True))
     cuts = []
     for w in chosen:
         cuts += cut_comparison(w, cpu_rate(w, rows), args.latency)
@@ -250,9 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "handoff_calibration": calibration,
         "rows": rows,
+        "bottleneck_rows": coded_rows,
         "measured_crossovers": cross,
         "cuts": cuts,
-        "checks": checks(rows),
+        "checks": {**checks(rows), **checks_coded(coded_rows)},
         "elapsed_s": time.perf_counter() - start,
     }
     out = Path(args.out)
@@ -260,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "runtime.json").write_text(json.dumps(result, indent=2))
     plot(rows, cross, cuts, out)
     print(markdown(rows))
+    print()
+    print(markdown_coded(coded_rows))
     print()
     print(markdown_cuts(cuts))
     print()

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from hierfl.cloud import CloudTrainer
-from hierfl.edge import LABEL_BYTES, EdgeTrainer
+from hierfl.edge import EdgeTrainer
 from hierfl.link import LinkEmulator, LinkSpec, slow_down
 from hierfl.models import SplitModel, create_model
-from hierfl.runtime import Link, StageCosts, predict
+from hierfl.runtime import LABEL_BYTES, Link, StageCosts, predict
 
 BITRATES = (0.5e6, 1e6, 5e6, 20e6, 100e6)
 SLOWDOWNS = (1.0, 10.0)
@@ -40,7 +40,9 @@ class Workload:
     input_shape: tuple[int, int, int]
     batch_size: int
     batches: int
-    data: str  # "digits" or "synthetic"
+    data: str  # "digits" (at input_shape) or "synthetic"
+    bottleneck: int = 0  # channels of a learned bottleneck at the cut (0: none)
+    code_bits: int = 8
 
 
 WORKLOADS = (
@@ -69,7 +71,8 @@ def make_batches(w: Workload, seed: int = 0) -> Batches:
         from hierfl.config import HierConfig
         from hierfl.streams import build_benchmark
 
-        bench = build_benchmark(HierConfig(experiences=1, seed=seed))
+        shape = "x".join(map(str, w.input_shape)) if w.input_shape != (1, 8, 8) else ""
+        bench = build_benchmark(HierConfig(experiences=1, seed=seed, input_shape=shape))
         x, y = bench.train[0].x[:n], bench.train[0].y[:n]
     else:
         gen = torch.Generator().manual_seed(seed)
@@ -80,6 +83,10 @@ def make_batches(w: Workload, seed: int = 0) -> Batches:
 
 def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
+
+
+Sizer = Callable[[torch.Tensor], float]
+"""Bytes a tensor takes on the link: fp32 values, a bottleneck's codes, stored images, ..."""
 
 
 def _timed(fn: Callable[[], object]) -> tuple[object, float]:
@@ -140,8 +147,13 @@ def pipeline(items: list, edge: Step, link: Step, cloud: Step) -> Measured:
     return Measured(time.perf_counter() - start, stages)
 
 
-def run_hierarchical(model: SplitModel, batches: Batches, link: LinkSpec, k: float) -> Measured:
-    """The project's trainers in ``pipeline``: edge compute (k x), emulated uplink, cloud."""
+def run_hierarchical(
+    model: SplitModel, batches: Batches, link: LinkSpec, k: float, sizer: Sizer = _nbytes
+) -> Measured:
+    """The project's trainers in ``pipeline``: edge compute (k x), emulated uplink, cloud.
+
+    ``sizer`` gives the activations' bytes on the link (fp32, or a bottleneck's codes).
+    """
     edge = EdgeTrainer(model.edge, lr=0.01, momentum=0.9)
     cloud = CloudTrainer(model.cloud, lr=0.01, momentum=0.9, batch_size=len(batches[0][1]))
     emulator = LinkEmulator(link)
@@ -152,7 +164,7 @@ def run_hierarchical(model: SplitModel, batches: Batches, link: LinkSpec, k: flo
 
     def link_step(message) -> tuple[object, float]:
         a, y = message
-        return message, emulator.transfer(_nbytes(a) + y.numel() * LABEL_BYTES, "up")
+        return message, emulator.transfer(sizer(a) + y.numel() * LABEL_BYTES, "up")
 
     def cloud_step(message) -> tuple[object, float]:
         return None, _timed(lambda: cloud.train_batch(*message))[1]
@@ -186,15 +198,20 @@ def run_split(model: SplitModel, batches: Batches, link: LinkSpec, k: float) -> 
     return Measured(time.perf_counter() - start, stages)
 
 
-def run_cloud(model: SplitModel, batches: Batches, link: LinkSpec, k: float) -> Measured:
-    """Upload every raw batch, then train the whole network on the cloud (k does not apply)."""
+def run_cloud(
+    model: SplitModel, batches: Batches, link: LinkSpec, k: float, sizer: Sizer = _nbytes
+) -> Measured:
+    """Upload every raw batch, then train the whole network on the cloud (k does not apply).
+
+    ``sizer`` gives a raw batch's bytes as uploaded (fp32, uint8 pixels or image files).
+    """
     full = model.full_network()
     cloud = CloudTrainer(full, lr=0.01, momentum=0.9, batch_size=len(batches[0][1]))
     emulator = LinkEmulator(link)
     stages: dict[str, list[float]] = {"cloud_full": []}
     start = time.perf_counter()
     for x, y in batches:
-        emulator.transfer(_nbytes(x) + y.numel() * LABEL_BYTES, "up")
+        emulator.transfer(sizer(x) + y.numel() * LABEL_BYTES, "up")
     for x, y in batches:
         stages["cloud_full"].append(_timed(lambda x=x, y=y: cloud.train_batch(x, y))[1])
     return Measured(time.perf_counter() - start, stages)

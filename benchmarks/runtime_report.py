@@ -172,3 +172,55 @@ def plot(rows: list[dict], measured_cross: list[dict], cuts: list[dict], out: Pa
     fig.tight_layout()
     fig.savefig(out / "runtime_crossover.png", dpi=110)
     plt.close(fig)
+
+
+def _key(r: dict) -> str:
+    return r["mode"] + (f"-{r['raw_codec']}" if r.get("raw_codec") else "")
+
+
+def checks_coded(rows: list[dict]) -> dict[str, object]:
+    """The bottleneck rows: at 1 Mbit/s with an edge as fast as the cloud, hierarchical takes
+    at most half of cloud-only uploading uint8 and of split; the model within 15 %."""
+    points: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        points.setdefault((r["workload"], r["edge_slowdown"], r["bitrate_bps"]), {})[_key(r)] = r[
+            "measured_s"
+        ]
+    halves = {
+        f"{w} k={k:g} {b / 1e6:g} Mbit/s": {
+            "hierarchical_over_cloud_uint8": v["hierarchical"] / v["cloud-uint8"],
+            "hierarchical_over_split": v["hierarchical"] / v["split"],
+        }
+        for (w, k, b), v in points.items()
+    }
+    met = all(
+        h["hierarchical_over_cloud_uint8"] <= 0.5 and h["hierarchical_over_split"] <= 0.5
+        for name, h in halves.items()
+        if " k=1 " in name and name.endswith(" 1 Mbit/s")
+    )
+    off = [r for r in rows if abs(r["predicted_over_measured"] - 1) > 0.15]
+    return {
+        "bottleneck_at_most_half_of_cloud_uint8_and_split_at_1mbps_k1": met,
+        "bottleneck_ratios": halves,
+        "bottleneck_prediction_within_15pct": not off,
+        "bottleneck_prediction_misses": [
+            f"{r['workload']} k={r['edge_slowdown']:g} {_key(r)}: "
+            f"{r['predicted_over_measured']:.2f}{_other_load(r)}"
+            for r in off
+        ],
+    }
+
+
+def markdown_coded(rows: list[dict]) -> str:
+    """One line per bottleneck row: bytes per sample, measured and predicted seconds."""
+    lines = [
+        "| workload | k | Mbit/s | mode | B/sample up | measured s | predicted s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        per_sample = r["uplink_bytes_per_batch"] / r["batch_size"]
+        lines.append(
+            f"| {r['workload']} | {r['edge_slowdown']:g} | {r['bitrate_bps'] / 1e6:g} | "
+            f"{_key(r)} | {per_sample:,.0f} | {r['measured_s']:.2f} | {r['predicted_s']:.2f} |"
+        )
+    return "\n".join(lines)

@@ -162,6 +162,8 @@ def _decode_images(
     from PIL import Image
 
     sizes = record["act-sizes"].numpy().astype(np.int64)
+    if not sizes.size and not act.size:  # a reply without images (a later round)
+        return torch.zeros(0)
     if shape is None or len(shape) != 3 or sizes.sum() != act.size:
         raise ValueError("image files do not add up to their declared sizes")
     images, start = [], 0

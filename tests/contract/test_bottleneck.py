@@ -121,3 +121,12 @@ def test_raw_uploads_are_exactly_the_stored_or_encoded_images(raw_codec):
         assert float((got - x).abs().mean()) < 0.1
     else:
         torch.testing.assert_close(got, x, rtol=0, atol=0)  # lossless
+
+
+def test_a_reply_without_images_decodes_to_nothing():
+    """Cloud mode uploads in each experience's first round; later replies carry no images."""
+    record, name = encode_tensors(
+        torch.zeros(0), torch.zeros(0, dtype=torch.long), Wire(raw_codec="png"), raw=True
+    )
+    got, labels = decode_tensors(record, name, "none")
+    assert got.numel() == 0 and labels.numel() == 0

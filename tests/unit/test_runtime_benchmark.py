@@ -87,3 +87,37 @@ def test_bound_misses_explain_only_the_rows_over_1_2(ratio):
     assert len(checks["bound_misses"]) == (ratio > 1.2)
     if ratio > 1.2:
         assert checks["bound_misses"][0].startswith("w k=1 100 Mbit/s: 1.21x: 500.0 ms")
+
+
+def _coded(mode, measured, raw=None, k=1.0, bitrate=1e6, predicted=None):
+    return {
+        "workload": "w",
+        "mode": mode,
+        "raw_codec": raw,
+        "edge_slowdown": k,
+        "bitrate_bps": bitrate,
+        "measured_s": measured,
+        "predicted_over_measured": (predicted or measured) / measured,
+    }
+
+
+def test_the_bottleneck_check_asks_for_half_of_cloud_uint8_and_of_split():
+    rows = [
+        _coded("hierarchical", 2.0),
+        _coded("split", 10.0),
+        _coded("cloud", 4.0, "uint8"),
+        _coded("cloud", 3.0, "png"),  # reported, not part of the check
+        _coded("hierarchical", 9.0, k=10.0),  # a slower edge: reported as measured
+        _coded("cloud", 4.0, "uint8", k=10.0),
+        _coded("split", 10.0, k=10.0),
+    ]
+    got = report.checks_coded(rows)
+    assert got["bottleneck_at_most_half_of_cloud_uint8_and_split_at_1mbps_k1"] is True
+    assert got["bottleneck_ratios"]["w k=1 1 Mbit/s"] == {
+        "hierarchical_over_cloud_uint8": 0.5,
+        "hierarchical_over_split": 0.2,
+    }
+    rows[0] = _coded("hierarchical", 2.1, predicted=2.6)  # 2.1 / 4.0 > 0.5; model 24 % off
+    got = report.checks_coded(rows)
+    assert got["bottleneck_at_most_half_of_cloud_uint8_and_split_at_1mbps_k1"] is False
+    assert got["bottleneck_prediction_within_15pct"] is False
