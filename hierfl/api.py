@@ -194,7 +194,7 @@ def prepare(
     federation = GridFederation(
         grid,
         build_strategy(cfg),
-        message_ttl=cfg.reply_timeout * 2,
+        message_ttl=cfg.reply_timeout,  # a request lives as long as the cloud waits for it
         sequential=MODES[cfg.mode].sequential,
     )
     orchestrator = Orchestrator(

@@ -144,7 +144,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hierfl.cli_tools import add_plan_parser, add_profile_parser
+    from hierfl.cli_tools import add_app_parser, add_plan_parser, add_profile_parser
 
     parser = argparse.ArgumentParser(
         prog="hierfl", description="Hierarchical edge-cloud training with early exits."
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     add_profile_parser(sub)
     add_plan_parser(sub)
+    add_app_parser(sub)
     return parser
 
 
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(parser, argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        if args.command in ("profile", "plan"):
+        if args.command in ("profile", "plan", "app"):
             from hierfl import cli_tools
 
             getattr(cli_tools, args.command)(args)

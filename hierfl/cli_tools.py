@@ -1,4 +1,5 @@
-"""``hierfl profile`` and ``hierfl plan``: a model's cuts measured, and the runtime model's plan.
+"""``hierfl profile``, ``hierfl plan`` and ``hierfl app``: a model's cuts measured, the runtime
+model's plan, and the code-free Flower app a deployment runs.
 
 Like ``hierfl run`` they take ``--config FILE.toml`` and ``key=value`` overrides (flags win):
 ``model``, ``input-shape``, ``num-classes`` and ``exit-head`` for both; ``bitrate``,
@@ -224,3 +225,31 @@ def plan(args: argparse.Namespace) -> None:
     print(f"{model} on {'x'.join(map(str, shape))}: {format_settings(settings)}")
     print(format_plan(result.rows, result.recommended))
     print(recommendation(result))
+
+
+def add_app_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "app",
+        help="write the code-free Flower app to start with flwr run on a deployment",
+        description="Write DIR/pyproject.toml: a Flower app whose ServerApp and ClientApp are "
+        "the installed hierfl's, with the given keys as its run-config defaults, and no code. "
+        "hierfl-client runs only such an app (or one pinned with --allow-app-hash); start it "
+        "with: flwr run DIR CONNECTION --stream [--run-config ...].",
+    )
+    p.add_argument("dir", help="folder to write (created; its pyproject.toml is replaced)")
+    p.add_argument("--config", help=_CONFIG_HELP)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config keys")
+
+
+def app(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from hierfl.app.launch import write_app
+    from hierfl.plugin import with_method_defaults
+
+    config = HierConfig.from_mapping(read_toml(args.config)) if args.config else HierConfig()
+    config = HierConfig.from_mapping(parse_overrides(args.overrides), base=config)
+    config, _ = with_method_defaults(config)
+    folder = Path(args.dir)
+    write_app(folder, config.validate())
+    print(f"hierfl: app written to {folder}; start it with: flwr run {folder} CONNECTION --stream")

@@ -51,6 +51,11 @@ CODECS = ("fp32", "fp16", "int8")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def is_plain_name(name: str) -> bool:
+    """A folder name that is not a path: letters, digits, ``. _ -``, not starting with a dot."""
+    return bool(_PLAIN_NAME.match(name))
+
+
 @dataclass(frozen=True)
 class HierConfig:
     """Everything a run needs; ``docs/reference.md`` lists every key."""
@@ -138,13 +143,24 @@ class HierConfig:
     freeze_edge_after: int = option(
         -1, "freeze the edge segment after this experience (-1: never)", ge=-1
     )
-    online: bool = option(False, "online mode: each sample is seen once")
+    online: bool = option(False, "online mode: each sample arrives once, in one round")
+    online_passes: int = option(
+        8, "online: passes an edge trains over a round's new samples; it ships them once", ge=1
+    )
     late_clients: str = option("", "PARTITION:DELAY pairs, e.g. 1:1,2:never", bad=("9:1", "1:x"))
     link_down: str = option(
         "", "emulated uplink outages PARTITION:FIRST-LAST (run-wide rounds)", bad=("x", "1:3-2")
     )
     backlog_mb: float = option(16.0, "bound of an edge's uplink backlog, MiB", gt=0)
     reply_timeout: float = option(600.0, "seconds the cloud waits for a round's replies", gt=0)
+    min_replies: int = option(
+        0,
+        "close a round quorum-grace seconds after this many edges replied (0: wait for all)",
+        ge=0,
+    )
+    quorum_grace: float = option(
+        5.0, "seconds a round stays open for the other edges once min-replies answered", ge=0
+    )
     node_wait_timeout: float = option(120.0, "seconds to wait for the edges at start-up", gt=0)
     data_dir: str = option(
         "", "folder of a dataset in torchvision's layout", bad=("/nonexistent/hierfl-data",)
@@ -155,6 +171,16 @@ class HierConfig:
     )
     max_failed_rounds: int = option(
         3, "stop after this many rounds in a row without usable work (0: never)", ge=0
+    )
+    weight_bound: float = option(
+        1e4, "refuse edge weights, and roll back an aggregate, with |value| above (0: off)", ge=0
+    )
+    max_update_norm: float = option(
+        0.0, "clip each edge's update to this L2 norm before aggregation (0: off)", ge=0
+    )
+    act_max: float = option(1e4, "refuse a chunk with an |activation| above (0: off)", ge=0)
+    act_range: float = option(
+        100.0, "refuse a chunk peaking this many times above recent chunks' median (0: off)", ge=0
     )
     resume: str = option("", "resume from this run folder's checkpoint", bad=("/nonexistent/run",))
     state_key: str = option(
@@ -223,6 +249,10 @@ class HierConfig:
     @property
     def methods(self) -> tuple[str, ...]:
         """``cl`` split into the continual methods' names (empty: the mode's default)."""
+        if self.min_replies > self.clients:
+            raise ConfigError(
+                "min-replies", f"{self.min_replies} is more than clients={self.clients}"
+            )
         from hierfl.modes import MODES as TABLE
 
         cl = self.cl or (TABLE[self.mode].default_cl if self.mode in TABLE else "naive")
@@ -307,9 +337,7 @@ class HierConfig:
         """
         check_fields(self, core_fields())
         _ = self.image_shape, self.thresholds, self.arrival_delays, self.link_outages
-        if self.state_key and (
-            not _PLAIN_NAME.match(self.state_key) or self.state_key in (".", "..")
-        ):
+        if self.state_key and not is_plain_name(self.state_key):
             raise ConfigError(
                 "state-key",
                 f"must be a plain folder name (letters, digits, . _ -), got {self.state_key!r}",

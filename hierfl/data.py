@@ -28,6 +28,12 @@ class Benchmark:
     test: tuple[ExperienceData, ...]
     num_classes: int
     input_shape: tuple[int, int, int]
+    train_sizes: tuple[int, ...] = ()  # samples per training experience, when train is left out
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Training samples per experience (all edges together)."""
+        return tuple(len(e) for e in self.train) if self.train else self.train_sizes
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class RoundResult:
     round: int
     edge_state: dict[str, torch.Tensor]
     chunk: EdgeChunk
+    clipped_from: float = 0.0  # the update's norm before the cloud clipped it (0: not clipped)
 
 
 def _seed(config: HierConfig, *parts: int) -> int:
@@ -79,7 +80,7 @@ def batches_of(
     gen = torch.Generator().manual_seed(
         _seed(config, stream.partition_id, request.experience, request.round)
     )
-    epochs = 1 if config.online else config.local_epochs
+    epochs = config.online_passes if config.online else config.local_epochs
     return list(epoch_batches(x, y, batch_size=config.batch_size, epochs=epochs, generator=gen))
 
 
@@ -97,9 +98,12 @@ def round_data(
 
 
 def passes_per_chunk(config: HierConfig) -> int:
-    """How many local epochs the activations of one chunk stand for: ``local-epochs`` when an
-    edge ships only its last epoch (``ship=last-epoch``), else 1 (every pass is shipped)."""
-    return config.local_epochs if config.ship == "last-epoch" and not config.online else 1
+    """How many passes the activations of one chunk stand for: ``local-epochs`` when an edge
+    ships only its last epoch (``ship=last-epoch``); online, ``online-passes`` (a sample leaves
+    once, after the last pass over it); else 1 (every pass is shipped)."""
+    if config.online:  # each sample leaves once, after the last pass over it
+        return config.online_passes
+    return config.local_epochs if config.ship == "last-epoch" else 1
 
 
 def privacy_of(config: HierConfig) -> ActivationPrivacy:

@@ -66,22 +66,29 @@ def early_exit_sweep(
 ) -> list[dict[str, float]]:
     """For each threshold t: answer at the edge when its max softmax >= t, else offload.
 
-    Returns rows ``{"threshold", "accuracy", "offload_fraction", "edge_answered"}``; offloading
-    costs a round trip to the cloud, so a lower offload fraction means less traffic and latency.
+    Returns rows ``{"threshold", "accuracy", "offload_fraction", "edge_answered",
+    "answered_edge_accuracy", "answered_cloud_accuracy"}``: the last two are the edge's and the
+    full model's accuracy on the samples the edge answered (what answering early costs there).
+    Offloading costs a round trip to the cloud, so a lower offload fraction means less traffic
+    and latency.
     """
     edge, cloud = _logits(model, x, batch_size, classes)
     confidence = edge.softmax(1).max(1).values
+    edge_right, cloud_right = edge.argmax(1) == y, cloud.argmax(1) == y
     rows = []
     n = max(len(y), 1)
     for t in thresholds:
         at_edge = confidence >= t
-        prediction = torch.where(at_edge, edge.argmax(1), cloud.argmax(1))
+        answered = int(at_edge.sum())
+        correct = torch.where(at_edge, edge_right, cloud_right)
         rows.append(
             {
                 "threshold": float(t),
-                "accuracy": int((prediction == y).sum()) / n,
-                "offload_fraction": 1.0 - int(at_edge.sum()) / n,
-                "edge_answered": int(at_edge.sum()),
+                "accuracy": int(correct.sum()) / n,
+                "offload_fraction": 1.0 - answered / n,
+                "edge_answered": answered,
+                "answered_edge_accuracy": int(edge_right[at_edge].sum()) / max(answered, 1),
+                "answered_cloud_accuracy": int(cloud_right[at_edge].sum()) / max(answered, 1),
             }
         )
     return rows

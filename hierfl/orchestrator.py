@@ -41,8 +41,9 @@ from hierfl.metrics import AccuracyMatrix
 from hierfl.models import SplitModel, model_for
 from hierfl.modes import MODES
 from hierfl.progress import log_round
+from hierfl.robust import ActivationRange, aggregate_ok
 from hierfl.rounds import EdgeFailure, EdgeState, Federation, RunResult
-from hierfl.validation import check_batch, validate_result
+from hierfl.validation import check_batch, expected_replies, validate_result
 
 log = logging.getLogger("hierfl")
 
@@ -79,6 +80,7 @@ class Orchestrator:
         self._dispatched_at = self._last_reply_at = 0.0
         self._uploads: list[tuple[torch.Tensor, torch.Tensor]] = []  # cloud mode's raw data
         self.edge_keys = set(self.model.edge.state_dict()) if self.mode.aggregate_edges else None
+        self.act_range = ActivationRange(config.act_max, config.act_range)
         self.device = resolve_device("cloud-device", config.cloud_device)
         self.model.to(self.device)
         cloud_module = self.mode.cloud_module(self.model)
@@ -112,6 +114,7 @@ class Orchestrator:
             sample_shape=self.activation_shape,
             num_classes=self.test.num_classes,
         )
+        self.act_range.check(activations)
         return self.cloud.train_batch_grad(
             activations, labels, experience=self._request.experience, round=self._request.round
         )
@@ -150,11 +153,7 @@ class Orchestrator:
             edge_s, examples, usable, expected = self._collect(request, result)
             if self.mode.payload == "raw":
                 self._train_on_uploads(request)
-            aggregated = self.federation.aggregate() if self.mode.aggregate_edges else edge_state
-            if aggregated is None:
-                log.warning("round %d: no usable edge result; edge weights unchanged", i + 1)
-            else:
-                edge_state = aggregated
+            edge_state = self._aggregate(request, edge_state, result)
             latency = self._last_reply_at - self._dispatched_at
             if i + 1 < len(schedule):  # next requests out before the cloud trains on this round
                 self._dispatch(schedule[i + 1], edge_state)
@@ -194,6 +193,30 @@ class Orchestrator:
             result.communication = communication()
             result.emulated_link_s = float(result.communication.get("emulated_link_s", 0.0))
         return result
+
+    def _aggregate(
+        self, request: RoundRequest, edge_state: EdgeState, result: RunResult
+    ) -> EdgeState:
+        """The round's aggregate, or the previous weights when there is none or it is not
+        finite or out of ``weight-bound`` (rolled back, an event)."""
+        if not self.mode.aggregate_edges:
+            return edge_state
+        aggregated = self.federation.aggregate()
+        if aggregated is None:
+            log.warning(
+                "round %d: no usable edge result; edge weights unchanged", request.round + 1
+            )
+            return edge_state
+        why = aggregate_ok(aggregated, self.config.weight_bound)
+        if why:
+            log.warning("aggregate rolled back to the previous edge weights: %s", why)
+            result.failures.append(self._event("aggregate-rolled-back", request, reason=why))
+            return edge_state
+        return aggregated
+
+    @staticmethod
+    def _event(name: str, request: RoundRequest, **fields: object) -> dict:
+        return {"event": name, "experience": request.experience, "round": request.round, **fields}
 
     def _stop(self, reason: str, result: RunResult) -> None:
         """A systematic failure: stop here; the last checkpoint (if any) is kept as it is."""
@@ -250,6 +273,8 @@ class Orchestrator:
 
     def _dispatch(self, request: RoundRequest, edge_state: EdgeState) -> None:
         self._dispatched_at = self._last_reply_at = self.clock()
+        sizes = self.test.sizes
+        self.federation.expect(expected_replies(self.config, self.model, self.mode, sizes, request))
         self.federation.dispatch(request, edge_state)
 
     def _collect(self, request: RoundRequest, result: RunResult) -> tuple[float, int, int, int]:
@@ -262,6 +287,7 @@ class Orchestrator:
         self._request = request
         last_round = request.round == self.config.rounds - 1
         edge_s, examples, usable, expected = 0.0, 0, 0, self.federation.outstanding()
+        quorum_at: float | None = None  # when min-replies usable replies were in
         while self.federation.outstanding():
             items = self.federation.poll()
             if items:
@@ -279,7 +305,9 @@ class Orchestrator:
                         max_bytes=self.config.max_chunk_bytes,
                         edge_keys=self.edge_keys,
                         passes=passes_per_chunk(self.config),
+                        weight_bound=self.config.weight_bound,
                     )
+                    self.act_range.check(item.chunk.activations)
                 except ChunkRejected as exc:
                     self.federation.discard(item)
                     name = f"partition {item.partition_id}"
@@ -288,6 +316,8 @@ class Orchestrator:
                     )
                     continue
                 usable += 1
+                if item.clipped_from:
+                    self._clipped_event(item, request, result)
                 if last_round and self.mode.aggregate_edges:  # for the per-client matrices
                     self._client_states[item.partition_id] = item.edge_state
                 chunk = item.chunk
@@ -318,10 +348,25 @@ class Orchestrator:
                 for failure in self.federation.expire():
                     self._fail(failure, request, result)
                 break
+            quorum = self.config.min_replies
+            if quorum and usable >= quorum and not self.mode.sequential:
+                quorum_at = quorum_at if quorum_at is not None else self.clock()
+                if self.clock() >= quorum_at + self.config.quorum_grace:
+                    self._close_at_quorum(request, result)
+                    break
             if not self.cloud.step() and self.federation.outstanding():
                 time.sleep(self.poll_interval)
         result.edge_compute_s += edge_s
         return edge_s, examples, usable, expected
+
+    def _close_at_quorum(self, request: RoundRequest, result: RunResult) -> None:
+        """``min-replies`` edges answered and ``quorum-grace`` passed: the round closes without
+        the others (an event each; a late reply is dropped when it arrives)."""
+        for late in self.federation.expire():
+            log.warning("%s: round closed at min-replies before it replied", late.node)
+            result.failures.append(
+                self._event("edge-late", request, partition=late.partition_id, node=late.node)
+            )
 
     def _bound_queue(self) -> None:
         """Back-pressure: past one round's worth of chunks the cloud trains before it reads
@@ -344,6 +389,23 @@ class Orchestrator:
 
     def _drain(self) -> None:
         self.cloud.drain()
+
+    def _clipped_event(self, item: RoundResult, request: RoundRequest, result: RunResult) -> None:
+        log.warning(
+            "edge %d: update norm %.3g clipped to max-update-norm=%g",
+            item.partition_id,
+            item.clipped_from,
+            self.config.max_update_norm,
+        )
+        result.failures.append(
+            self._event(
+                "update-clipped",
+                request,
+                partition=item.partition_id,
+                node=f"partition {item.partition_id}",
+                norm=item.clipped_from,
+            )
+        )
 
     def _backlog_event(self, item: RoundResult, request: RoundRequest, result: RunResult) -> None:
         chunk = item.chunk

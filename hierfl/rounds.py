@@ -33,6 +33,9 @@ class Federation(Protocol):
 
     def wait_for_edges(self, count: int, timeout: float) -> int: ...
 
+    def expect(self, expected: Any) -> None:
+        """What the next round's replies may hold (``hierfl.validation.Expected``)."""
+
     def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int: ...
 
     def poll(self) -> list[RoundResult | EdgeFailure]: ...

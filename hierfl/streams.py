@@ -142,13 +142,22 @@ def delay_stream(stream: ClientStream, delay: int | None) -> ClientStream:
 
 
 def load_test_benchmark(config: HierConfig, *, cache_dir: Path) -> Benchmark:
-    """The held-out test experiences (train left empty), cached like client streams."""
+    """The held-out test experiences and the training experiences' sizes (their samples left
+    out: the cloud never holds them), cached like client streams."""
+    path = Path(cache_dir) / f"test-{_key(config)}.pt"
+    sizes_path = path.with_suffix(".sizes.pt")
 
     def build() -> tuple[tuple[ExperienceData, ...], int, tuple]:
         bench = build_benchmark(config)
+        save_atomic({"sizes": list(bench.sizes)}, sizes_path)
         return bench.test, bench.num_classes, bench.input_shape
 
-    experiences, num_classes, input_shape = _cached(
-        Path(cache_dir) / f"test-{_key(config)}.pt", build
+    experiences, num_classes, input_shape = _cached(path, build)
+    sizes = torch.load(sizes_path, weights_only=True)["sizes"] if sizes_path.exists() else []
+    return Benchmark(
+        train=(),
+        test=experiences,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        train_sizes=tuple(int(n) for n in sizes),
     )
-    return Benchmark(train=(), test=experiences, num_classes=num_classes, input_shape=input_shape)

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 
 from hierfl.edge import EdgeChunk
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
+from hierfl.robust import check_weights
+
+COMPRESSIONS = ("none", "zlib", "lzma", "bz2")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What replies of a round may hold, from the cloud's own model and config: checked
+    against each reply's schema before anything in it is decoded (``hierfl.app.reply_checks``)."""
+
+    sample_shape: tuple[int, ...] | None  # per-sample activations (raw: the input); None: none
+    encodings: frozenset[str]  # the encodings this run uses
+    max_bytes: int  # tensors of one reply
+    max_rows: int  # samples one reply (or one round's split steps) may ship
+    clients: int
+    weights: Mapping[str, tuple[str, tuple[int, ...]]] | None = None  # name -> (dtype, shape)
+    compress: frozenset[str] = field(default_factory=lambda: frozenset(COMPRESSIONS))
+    max_trained: int | None = None  # samples an edge may claim to have trained on
+    step_shape: tuple[int, ...] | None = None  # split mode: per-sample activations of a step
+    weight_bound: float = 0.0  # largest |weight| an edge may return (0: no bound)
+    max_update_norm: float = 0.0  # an edge's update is clipped to this L2 norm (0: off)
 
 
 def check_batch(
@@ -39,6 +65,7 @@ def validate_result(
     max_bytes: int,
     edge_keys: set[str] | None,
     passes: int = 1,
+    weight_bound: float = 0.0,
 ) -> None:
     """Raise ``ChunkRejected`` with the reason if ``result`` must not be used.
 
@@ -66,9 +93,7 @@ def validate_result(
         return
     if set(result.edge_state) != edge_keys:
         raise ChunkRejected("edge weights do not match the model's parameters")
-    for name, t in result.edge_state.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ChunkRejected(f"edge weight {name} contains NaN or Inf")
+    check_weights(result.edge_state, weight_bound)
 
 
 def _counts_agree(chunk: EdgeChunk, passes: int) -> bool:
@@ -78,3 +103,55 @@ def _counts_agree(chunk: EdgeChunk, passes: int) -> bool:
     if chunk.trained == 0 or chunk.trained == shipped * passes:
         return True
     return passes > 1 and chunk.truncated and chunk.trained > shipped
+
+
+def expected_replies(
+    config: Any, model: Any, mode: Any, sizes: tuple[int, ...], request: RoundRequest
+) -> Expected:
+    """What the replies to ``request`` may hold in this run.
+
+    An edge may ship at most its fair share of the experience: twice an even share (non-IID
+    partitions are uneven), at most the whole experience (``sizes``; unknown sizes: the byte
+    bound alone), a round's slice of it online, once per shipped pass, doubled where an
+    edge-side method mixes replayed samples in and where an outage's backlog may ride along.
+    """
+    from hierfl.edge_node import passes_per_chunk
+    from hierfl.plugins import CONTINUAL
+
+    raw = mode.payload == "raw"
+    encoding = f"raw-{config.raw_codec}" if raw else config.wire_codec
+    weights = None
+    if mode.aggregate_edges:
+        weights = {
+            name: (str(t.detach().cpu().numpy().dtype), tuple(t.shape))
+            for name, t in model.edge.state_dict().items()
+        }
+    elif raw:
+        weights = {}  # cloud mode: the edges return no weights
+    size = sizes[request.experience] if request.experience < len(sizes) else 0
+    if size:
+        share = math.ceil(size * min(1.0, 2.0 / config.clients))
+        if config.online:
+            share = math.ceil(share / config.rounds) + 1
+        sides = [getattr(CONTINUAL.plugin(n), "sides", ("edge",)) for n in config.methods]
+        replay = 2 if any("edge" in s for s in sides) else 1
+        backlog = 2 if config.link_down else 1
+        epochs = config.online_passes if config.online else config.local_epochs
+        max_rows = share * (epochs // passes_per_chunk(config)) * replay * backlog
+        max_trained = share * epochs * replay * backlog
+    else:
+        max_rows = max_trained = config.max_chunk_bytes  # the byte bound decides
+    split_steps = mode.edge_learns_from == "cloud"
+    return Expected(
+        sample_shape=mode.payload_shape(model),
+        encodings=frozenset({encoding}),
+        max_bytes=config.max_chunk_bytes,
+        max_rows=max_rows,
+        clients=config.clients,
+        weights=weights,
+        compress=frozenset({config.compress}),
+        max_trained=max_trained,
+        step_shape=model.activation_shape() if split_steps else None,
+        weight_bound=config.weight_bound,
+        max_update_norm=config.max_update_norm,
+    )

@@ -9,7 +9,6 @@ the classes of earlier experiences, with temperature ``T`` (``lwf.alpha``,
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from hierfl.continual import EdgeHooks, StrategyParts
 from hierfl.models.base import EdgeOutput
 from hierfl.plugin import ContinualMethod
 from strategies.continual import EDGE_MODES
+from strategies.teacher import ExperienceTeacher
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,7 @@ class LwFSettings:
 class LwF(EdgeHooks):
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
         self.alpha, self.temperature = alpha, temperature
-        self.teacher_state: dict[str, torch.Tensor] | None = None
-        self.teacher_experience = -1
+        self.teacher = ExperienceTeacher()
         self.classes: dict[int, list[int]] = {}  # experience -> classes seen in it
         self._teacher: nn.Module | None = None
 
@@ -43,15 +42,7 @@ class LwF(EdgeHooks):
         self.classes[experience] = sorted(seen)
 
     def begin_round(self, edge: nn.Module, *, experience: int) -> None:
-        if experience > 0 and experience != self.teacher_experience:
-            self.teacher_state = {k: v.detach().cpu().clone() for k, v in edge.state_dict().items()}
-            self.teacher_experience = experience
-        self._teacher = None
-        if self.teacher_state is not None and self.teacher_experience == experience:
-            self._teacher = copy.deepcopy(edge).eval()
-            self._teacher.load_state_dict(self.teacher_state)
-            for p in self._teacher.parameters():
-                p.requires_grad_(False)
+        self._teacher = self.teacher.begin_round(edge, experience=experience)
 
     def loss(
         self, x: torch.Tensor, out: EdgeOutput, y: torch.Tensor, *, experience: int
@@ -72,14 +63,12 @@ class LwF(EdgeHooks):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "teacher": self.teacher_state,
-            "teacher_experience": self.teacher_experience,
+            **self.teacher.state_dict(),
             "classes": {str(k): v for k, v in self.classes.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.teacher_state = state["teacher"]
-        self.teacher_experience = int(state["teacher_experience"])
+        self.teacher.load_state_dict(state)
         self.classes = {int(k): list(v) for k, v in state["classes"].items()}
 
 

@@ -4,7 +4,8 @@ This module imports only Flower. Flower runs it in a fresh process per message, 
 handed on:
 
 - to the node's long-lived edge worker (``hierfl.app.edge_worker``) when ``hierfl-client``
-  started one: its node config names the socket (``edge-worker``) and key (``edge-worker-key``);
+  started one: its node config names the socket (``edge-worker``); the key is in a 0600 file
+  beside it;
 - otherwise (a plain ``flower-supernode``, the simulation engine, or a worker that does not
   answer) to ``hierfl.app.edge_handlers`` in this process, which then imports torch.
 
@@ -46,11 +47,12 @@ def _dispatch(kind: str, content: RecordDict, context: Context) -> RecordDict:
     address = str(context.node_config.get("edge-worker", "") or "")
     if not address:
         return _run_here(kind, content, job)
-    key = bytes.fromhex(str(context.node_config.get("edge-worker-key", "")))
     deadline = time.monotonic() + WORKER_WAIT_S
+    timeout = float(context.run_config.get("reply-timeout", 3600.0))  # the cloud waits no longer
     while True:
         try:
-            return edge_worker.call(address, key, kind, content, job)  # type: ignore[return-value]
+            key = edge_worker.read_key(address)
+            return edge_worker.call(address, key, kind, content, job, timeout)  # type: ignore[return-value]
         except OSError as exc:
             status = read_status(address)
             if status in ("ready", "restarting") and time.monotonic() < deadline:

@@ -12,7 +12,6 @@ transfer over loopback comes on top (it is part of the measured fixed overhead).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +32,13 @@ from hierfl.app.wire import Wire
 from hierfl.config import HierConfig
 from hierfl.data import ClientStream
 from hierfl.edge_node import run_edge_round
+from hierfl.edge_policy import EdgePolicy
 from hierfl.link import LinkSpec, slow_down
 from hierfl.modes import MODES
+from hierfl.paths import default_state_dir
 from hierfl.plugin import with_method_defaults
 from hierfl.split import SplitEdge
+from hierfl.storage import private_dir
 from hierfl.streams import load_client_stream
 
 SPLIT_STATE = "split_state.pt"
@@ -52,10 +54,10 @@ class EdgeJob:
 
 
 def node_state_dir(node_config: dict, partition_id: int) -> Path:
+    """The node's private (0700) state folder: ``state-dir`` of its node config, or the
+    user's default."""
     configured = str(node_config.get("state-dir", "") or "")
-    if configured:
-        return Path(configured)
-    return Path(tempfile.gettempdir()) / "hierfl" / f"node-{partition_id}"
+    return private_dir(Path(configured) if configured else default_state_dir(partition_id))
 
 
 def _slowed(edge: SplitEdge, work: Callable[[], object]) -> object:
@@ -75,6 +77,7 @@ class EdgeNode:
     stream: ClientStream
     run_dir: Path
     sleep: Callable[[float], None] = time.sleep  # how the emulated link waits
+    policy: EdgePolicy | None = None  # the owner's rules (None: in process, one owner)
 
 
 def _emulate_link(node: EdgeNode, request: RecordDict, reply: RecordDict) -> float:
@@ -84,6 +87,8 @@ def _emulate_link(node: EdgeNode, request: RecordDict, reply: RecordDict) -> flo
         return 0.0
     seconds = spec.seconds(payload_bytes(request), "down")
     seconds += spec.seconds(payload_bytes(reply), "up")
+    if node.policy is not None:
+        node.policy.check_link(seconds)
     node.sleep(seconds)
     stamp_link_seconds(reply, seconds)
     return seconds
@@ -93,6 +98,8 @@ def node_of(job: EdgeJob) -> EdgeNode:
     """The node a Flower message reaches: its stream from the node-local cache."""
     # The same continual-method defaults as the ServerApp's (``flwr run`` without hierfl run).
     config, _ = with_method_defaults(HierConfig.from_mapping(job.run_config))
+    policy = EdgePolicy.from_node_config(job.node_config)
+    policy.check(config)  # before anything touches this device's data
     partition_id = int(job.node_config["partition-id"])
     num_partitions = int(job.node_config["num-partitions"])
     state_dir = node_state_dir(job.node_config, partition_id)
@@ -108,7 +115,9 @@ def node_of(job: EdgeJob) -> EdgeNode:
         cache_dir=state_dir / "cache",
     )
     # ``state-key`` names an interrupted run's folder when it is resumed.
-    return EdgeNode(config, stream, state_dir / (config.state_key or f"run-{job.run_id}"))
+    return EdgeNode(
+        config, stream, state_dir / (config.state_key or f"run-{job.run_id}"), policy=policy
+    )
 
 
 def _round(content: RecordDict, node: EdgeNode) -> RecordDict:

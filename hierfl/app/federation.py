@@ -32,12 +32,15 @@ from hierfl.app.protocol import (
     payload_bytes,
     request_config,
 )
+from hierfl.app.reply_checks import check_reply, check_split_step
 from hierfl.config import HierConfig
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
 from hierfl.link import TrafficLog
 from hierfl.plugins import AGGREGATORS
+from hierfl.robust import check_weights, clip_update
 from hierfl.rounds import EdgeFailure, EdgeState
+from hierfl.validation import Expected
 
 
 @contextmanager
@@ -89,6 +92,13 @@ class GridFederation:
         self.traffic_log = TrafficLog()
         self._cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         self._request: RoundRequest | None = None
+        self._expected: Expected | None = None  # None: replies are only decoded (unit tests)
+        self._step_rows: dict[int, int] = {}  # split mode: samples each node stepped this round
+
+    def expect(self, expected: Expected) -> None:
+        """What the next round's replies may hold; each is checked against it before it is
+        decoded (``hierfl.app.reply_checks``)."""
+        self._expected = expected
 
     def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         self._cloud_step = cloud_step
@@ -117,7 +127,7 @@ class GridFederation:
             )
         # A fixed order: strategies sample nodes in a random order.
         messages = sorted(configured, key=lambda msg: msg.metadata.dst_node_id)
-        self._pending, self._replies = {}, []
+        self._pending, self._replies, self._step_rows = {}, [], {}
         self._turns = [msg.metadata.dst_node_id for msg in messages]
         if self.sequential:  # one edge at a time, each starting from the last one's weights
             messages = messages[:1]
@@ -165,21 +175,40 @@ class GridFederation:
             nbytes = payload_bytes(reply.content)
             self.uplink_bytes += nbytes
             self.traffic_log.record(node, "up", nbytes, link_s=link_seconds(reply.content))
-            if is_split_step(reply.content):
-                failure = self._answer_split_step(node, reply)
-                if failure is not None:
-                    out.append(failure)
-                continue
-            try:
-                result = decode_result(reply.content)
-            except ChunkRejected as exc:
-                out.append(self._rejected(node, exc))
-                continue
-            self.partition_of[node] = result.partition_id
-            self._replies.append((result, reply))
-            out.append(result)
-            self._next_turn(result.edge_state)
+            try:  # any failure while handling one reply is that edge's, never the cloud's
+                item = self._handle(node, reply)
+            except Exception as exc:  # noqa: BLE001 - a malformed reply may raise anything
+                item = self._rejected(node, exc)
+                self._next_turn(self._last_state())  # split mode: the next edge goes on
+            if item is not None:
+                out.append(item)
         return out
+
+    def _handle(self, node: int, reply: Message) -> RoundResult | EdgeFailure | None:
+        """Check a reply against the round's schema, then decode it (or answer a split step)."""
+        if is_split_step(reply.content):
+            return self._answer_split_step(node, reply)
+        if self._expected is not None:
+            check_reply(reply.content, self._expected)
+        result = decode_result(reply.content)
+        if self._expected is not None and result.edge_state:
+            self._bound_weights(reply, result)  # before they are relayed to the next edge
+        self.partition_of[node] = result.partition_id
+        self._replies.append((result, reply))
+        self._next_turn(result.edge_state)
+        return result
+
+    def _bound_weights(self, reply: Message, result: RoundResult) -> None:
+        """Refuse non-finite or out-of-bounds weights; clip the update to ``max-update-norm``
+        (the reply's weights are replaced, so the strategy aggregates the clipped ones)."""
+        e = self._expected
+        check_weights(result.edge_state, e.weight_bound)
+        if not e.max_update_norm:
+            return
+        clipped, norm = clip_update(result.edge_state, self._last_state(), e.max_update_norm)
+        if norm > e.max_update_norm:
+            reply.content[ARRAYS] = ArrayRecord(clipped)
+            result.edge_state, result.clipped_from = clipped, norm
 
     def _answer_split_step(self, node: int, reply: Message) -> EdgeFailure | None:
         """Split mode: train the cloud on the batch and send its gradient back to the edge."""
@@ -189,12 +218,14 @@ class GridFederation:
                 "split step received outside split mode",
                 self.partition_of.get(node),
             )
-        try:
-            step = decode_split_step(reply.content)
-            self.partition_of[node] = step.partition_id
-            grad = self._cloud_step(step.activations, step.labels)
-        except ChunkRejected as exc:
-            return self._rejected(node, exc)
+        if self._expected is not None:
+            rows = self._step_rows.get(node, 0) + check_split_step(reply.content, self._expected)
+            if rows > self._expected.max_rows:
+                raise ChunkRejected(f"{rows} samples of split steps exceed the round's share")
+            self._step_rows[node] = rows
+        step = decode_split_step(reply.content)
+        self.partition_of[node] = step.partition_id
+        grad = self._cloud_step(step.activations, step.labels)
         msg = Message(
             content=encode_gradient(self._request, step.step, grad),
             dst_node_id=node,

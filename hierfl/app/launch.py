@@ -268,8 +268,10 @@ def start_clients(
     *,
     root_certificates: Path | None = None,
     auth_keys: Sequence[Path] = (),
+    policy: Sequence[str] = (),
 ) -> None:
-    """One ``hierfl-client`` per edge; TLS with ``root_certificates``, else ``--insecure``.
+    """One ``hierfl-client`` per edge; TLS with ``root_certificates``, else ``--insecure``;
+    ``policy``: edge-policy flags for every client (``owner_policy``).
 
     ``auth_keys``, when given, holds one registered private key per client, in partition order.
     """
@@ -296,8 +298,27 @@ def start_clients(
             str(out / "nodes" / f"node-{i}"),
             "--port",
             str(free_port()),
+            *policy,
         ]
         procs.start(f"hierfl-client {i}", argv, env, logs / f"client-{i}.log")
+
+
+def owner_policy(config: HierConfig) -> list[str]:
+    """A local run's edges and cloud have one owner, who asked for ``config``: its edges
+    accept it (raw upload in cloud mode, its emulated latency, slowdown and link time)."""
+    from hierfl.modes import MODES
+
+    flags = [
+        "--max-latency",
+        repr(max(10.0, config.latency)),
+        "--max-slowdown",
+        repr(max(10.0, config.edge_slowdown)),
+        "--max-link-s",
+        repr(max(600.0, config.reply_timeout)),
+    ]
+    if MODES[config.mode].payload == "raw":
+        flags.append("--allow-raw-upload")
+    return flags
 
 
 def run_local(
@@ -316,7 +337,7 @@ def run_local(
     procs = Processes()
     try:
         start_superlink(procs, env, port, logs)
-        start_clients(procs, env, port, config.clients, out, logs)
+        start_clients(procs, env, port, config.clients, out, logs, policy=owner_policy(config))
         argv = [flower_bin("flwr"), "run", str(out / "app"), CONNECTION, "--stream"]
         _stream(argv, env, echo, logs / "flwr-run.log", procs, timeout)
     finally:

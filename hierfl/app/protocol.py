@@ -213,7 +213,9 @@ def link_seconds(content: RecordDict) -> float:
     """The emulated link time an edge reported in its reply (0 if it did not emulate one)."""
     if CHUNK not in content.config_records:
         return 0.0
-    return float(content[CHUNK].get(LINK_S, 0.0))
+    value = content[CHUNK].get(LINK_S, 0.0)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9
+    return float(value) if ok else 0.0  # a malformed value is refused by the reply's check
 
 
 def stamp_link_seconds(content: RecordDict, seconds: float) -> None:

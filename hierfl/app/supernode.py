@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import re
 import secrets
 import sys
 import time
 from pathlib import Path
 
+from hierfl.app import app_pin
 from hierfl.app.worker_supervisor import WorkerSupervisor
+from hierfl.edge_policy import EdgePolicy
+from hierfl.paths import default_state_dir
 
 SUPEREXEC_POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 
@@ -49,6 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between the SuperNode's polls for new messages (Flower's default is 3; "
         "shorter polls cut the wait for each message at the cost of more idle requests)",
     )
+    pol = p.add_argument_group(
+        "edge policy", "what this device accepts from a run; no run config can override it"
+    )
+    pol.add_argument(
+        "--allow-raw-upload",
+        action="store_true",
+        help="accept mode=cloud, which uploads this device's raw inputs (refused by default)",
+    )
+    pol.add_argument("--min-act-noise", type=float, default=0.0, help="refuse act-noise below")
+    pol.add_argument(
+        "--max-act-clip", type=float, default=0.0, help="require act-clip on and at most (0: off)"
+    )
+    pol.add_argument("--max-latency", type=float, default=10.0, help="refuse latency above, s")
+    pol.add_argument("--max-slowdown", type=float, default=10.0, help="refuse edge-slowdown above")
+    pol.add_argument(
+        "--max-link-s", type=float, default=600.0, help="refuse to sleep an emulated link longer"
+    )
+    pol.add_argument(
+        "--allow-app-hash",
+        action="append",
+        default=[],
+        metavar="SHA256",
+        help="also run the Flower app (FAB) with this SHA-256 (repeatable); by default only "
+        "hierfl's code-free app (hierfl app DIR) runs here",
+    )
     p.add_argument(
         "--no-edge-worker",
         action="store_true",
@@ -63,19 +92,57 @@ def _fail(parser: argparse.ArgumentParser, key: str, message: str) -> None:
 
 
 def state_dir_of(args: argparse.Namespace) -> str:
-    return args.state_dir or str(Path.home() / ".cache" / "hierfl" / f"node-{args.partition_id}")
+    return args.state_dir or str(default_state_dir(args.partition_id))
+
+
+def node_config_text(entries: dict[str, object]) -> str:
+    """``--node-config`` for flower-supernode: ``key=value`` pairs that no value can break out
+    of (a quote, backslash or control character could inject other keys: refused)."""
+    parts = []
+    for key, value in entries.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = repr(value)
+        else:
+            value = str(value)
+            if any(c in value for c in '"\\') or any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise ValueError(
+                    f"{key}: quotes, backslashes and control characters are not "
+                    f"allowed in a node-config value: {value!r}"
+                )
+            text = f'"{value}"'
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def policy_of(args: argparse.Namespace) -> EdgePolicy:
+    """The device owner's policy from hierfl-client's flags."""
+    return EdgePolicy(
+        allow_raw_upload=args.allow_raw_upload,
+        min_act_noise=args.min_act_noise,
+        max_act_clip=args.max_act_clip,
+        max_latency=args.max_latency,
+        max_slowdown=args.max_slowdown,
+        max_link_s=args.max_link_s,
+    )
 
 
 def supernode_argv(
     args: argparse.Namespace, extra: list[str], worker: tuple[str, bytes] | None = None
 ) -> list[str]:
-    """flower-supernode's command line; ``worker`` is the edge worker's (address, key)."""
-    node_config = (
-        f"partition-id={args.partition_id} num-partitions={args.num_partitions} "
-        f'state-dir="{state_dir_of(args)}" data-dir="{args.data_dir}"'
-    )
+    """flower-supernode's command line; ``worker`` is the edge worker's (address, key): only
+    its address goes into the node config, the key stays in its 0600 file."""
+    entries: dict[str, object] = {
+        "partition-id": args.partition_id,
+        "num-partitions": args.num_partitions,
+        "state-dir": state_dir_of(args),
+        "data-dir": args.data_dir,
+        **policy_of(args).node_config(),
+    }
     if worker is not None:
-        node_config += f' edge-worker="{worker[0]}" edge-worker-key="{worker[1].hex()}"'
+        entries["edge-worker"] = worker[0]
+    node_config = node_config_text(entries)
     port = args.port if args.port is not None else 9094 + args.partition_id
     argv = [
         "flower-supernode",
@@ -152,6 +219,20 @@ def main(argv: list[str] | None = None) -> None:
             _fail(parser, key, f"no such file: {path}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         _fail(parser, "--data-dir", f"no such folder: {args.data_dir}")
+    for flag in ("min_act_noise", "max_act_clip", "max_latency", "max_slowdown", "max_link_s"):
+        value = getattr(args, flag)
+        if not 0 <= value < float("inf"):
+            _fail(
+                parser, "--" + flag.replace("_", "-"), f"must be a finite number >= 0, got {value}"
+            )
+    for key, value in (("--state-dir", args.state_dir), ("--data-dir", args.data_dir)):
+        try:
+            node_config_text({key: value})
+        except ValueError as exc:
+            _fail(parser, key, str(exc))
+    for digest in args.allow_app_hash:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            _fail(parser, "--allow-app-hash", f"expected a SHA-256 in hex, got {digest!r}")
     if not 0.01 <= args.poll_interval <= 60:
         _fail(parser, "--poll-interval", f"must be in [0.01, 60] seconds, got {args.poll_interval}")
     # flower-supernode spawns flower-superexec by name: make this environment's bin/ findable.
@@ -165,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     from flwr.supernode.cli import flower_supernode
 
     poll_every(args.poll_interval)
+    app_pin.install(app_pin.AppPin(hashes=frozenset(h.lower() for h in args.allow_app_hash)))
     flower_supernode()
 
 

@@ -111,7 +111,7 @@ def test_resume_says_what_it_ignores(capsys, tmp_path):
     ("args", "reason"),
     [
         (["link-down=0:1-4,1:1-4"], "the edges' uplinks are down"),  # every edge fails
-        (["edge-lr=1e30"], "reply rejected: activations contain NaN or Inf"),  # all rejected
+        (["edge-lr=1e30"], "reply rejected: metrics['exit-loss'] = nan"),  # all rejected
     ],
     ids=["all-edges-fail", "all-replies-rejected"],
 )

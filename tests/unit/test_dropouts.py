@@ -50,3 +50,48 @@ def test_a_silent_edge_is_dropped_after_the_timeout_and_rejoins(digits_benchmark
     assert (saved["cursor"]["experience"], saved["cursor"]["round"]) == (1, 1)
     full = latest_edge_state(tmp_path / "node-0" / "run-0")
     assert full["cursor"]["samples_seen"] == 2 * sum(len(e) for e in streams[0].experiences)
+
+
+class SlowEdge(InProcessGrid):
+    """Partition 2 never answers in time; every request's TTL is recorded."""
+
+    ttls: list[float] = []
+
+    def push_messages(self, messages):
+        messages = list(messages)
+        self.ttls += [m.metadata.ttl for m in messages]
+        return super().push_messages(messages)
+
+    def answer(self, message):
+        if self.nodes[message.metadata.dst_node_id].stream.partition_id == 2:
+            return None
+        return super().answer(message)
+
+
+def test_a_round_closes_at_the_quorum_without_waiting_for_a_slow_edge(digits_benchmark, tmp_path):
+    ticks = itertools.count()  # one second per clock reading
+    config = tiny_config(
+        clients=3, cl="naive", **{"reply-timeout": 1000.0, "min-replies": 2, "quorum-grace": 3.0}
+    )
+    grid = make_grid(config, digits_benchmark, tmp_path, SlowEdge)
+    grid.ttls = []
+    session = prepare(
+        config, grid=grid, benchmark=digits_benchmark, clock=lambda: float(next(ticks))
+    )
+    result = session.run()
+    assert result.accuracy.num_experiences() == 2
+    events = result.metrics["events"]
+    rounds = config.experiences * config.rounds
+    assert [(e["event"], e["partition"]) for e in events] == [("edge-late", 2)] * rounds
+    # each round closed a few clock seconds after the quorum, far before reply-timeout
+    assert all(r["reply_latency_s"] < 100 for r in result.metrics["rounds"])
+    assert set(grid.ttls) == {1000.0}  # a request lives as long as the cloud waits for it
+
+
+def test_min_replies_above_clients_is_refused():
+    import pytest
+
+    from hierfl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min-replies"):
+        tiny_config(clients=2, **{"min-replies": 3})

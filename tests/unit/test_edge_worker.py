@@ -100,7 +100,7 @@ def test_a_peer_without_the_key_is_refused_and_the_worker_goes_on(worker, tmp_pa
 
 def test_the_client_app_runs_the_request_itself_when_no_worker_answers(tmp_path):
     run_config, node, run_id = _job(tmp_path / "s")
-    node = {**node, "edge-worker": str(tmp_path / "gone.sock"), "edge-worker-key": KEY.hex()}
+    node = {**node, "edge-worker": str(tmp_path / "gone.sock")}
     context = Context(
         run_id=run_id, node_id=1, node_config=node, state=RecordDict(), run_config=run_config
     )
@@ -181,7 +181,7 @@ def test_a_killed_worker_is_restarted_in_place_and_answers_again(tmp_path):
         assert "restarts used up" in said[-1] and len(said) == 2  # said once
         # the ClientApp then runs the message itself, at once
         run_config, node, run_id = _job(tmp_path / "g")
-        node = {**node, "edge-worker": address, "edge-worker-key": KEY.hex()}
+        node = {**node, "edge-worker": address}
         context = Context(
             run_id=run_id, node_id=1, node_config=node, state=RecordDict(), run_config=run_config
         )
@@ -191,3 +191,55 @@ def test_a_killed_worker_is_restarted_in_place_and_answers_again(tmp_path):
     finally:
         supervisor.stop()
     assert not os.path.exists(os.path.dirname(address))
+
+
+def test_the_key_is_in_a_private_file_not_the_node_config(worker):
+    _, address = worker
+    key_file = Path(os.path.dirname(address)) / edge_worker.KEY_FILE
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(key_file.parent.stat().st_mode & 0o777) == "0o700"
+    assert edge_worker.read_key(address) == KEY
+
+
+def test_a_silent_peer_is_dropped_and_the_worker_serves_the_next(tmp_path):
+    """A peer that connects and never answers the challenge, or never sends its request,
+    holds the worker for the deadline only."""
+    import socket
+
+    proc, address = edge_worker.start(
+        tmp_path / "node", KEY, tmp_path / "w.log", handshake_s=1.0, receive_s=1.0
+    )
+    try:
+        _wait_for(address, proc)
+        silent = socket.socket(socket.AF_UNIX)
+        silent.connect(address)  # connects, then says nothing
+        from multiprocessing.connection import Client
+
+        quiet = Client(address, family="AF_UNIX", authkey=KEY)  # handshake, then no request
+        start = time.monotonic()
+        reply = edge_worker.call(address, KEY, "round", _request(), _job(tmp_path / "t"))
+        assert decode_result(reply).chunk.trained > 0
+        assert time.monotonic() - start < 60  # not blocked for good
+        silent.close()
+        quiet.close()
+        log = (tmp_path / "w.log").read_text()
+        assert log.count("refused a connection") >= 2, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_the_client_app_gives_up_on_a_worker_that_never_replies(tmp_path):
+    from multiprocessing.connection import Listener
+
+    folder = tmp_path / "w"
+    folder.mkdir(mode=0o700)
+    address = str(folder / edge_worker.SOCKET_NAME)
+    (folder / edge_worker.KEY_FILE).write_text(KEY.hex())
+    with Listener(address, family="AF_UNIX", authkey=KEY) as listener:
+        import threading
+
+        held = []
+        threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+        with pytest.raises(edge_worker.EdgeWorkerError, match="did not reply within"):
+            edge_worker.call(address, KEY, "round", _request(), _job(tmp_path / "x"), timeout=0.5)

@@ -116,7 +116,14 @@ def test_early_exit_routes_by_the_edge_exits_confidence():
     )
     x, y = torch.arange(4.0).view(4, 1), torch.tensor([0, 1, 0, 0])
     (row,) = early_exit_sweep(model, x, y, (0.7,))
-    assert row == {"threshold": 0.7, "accuracy": 0.5, "offload_fraction": 0.5, "edge_answered": 2}
+    assert row == {
+        "threshold": 0.7,
+        "accuracy": 0.5,
+        "offload_fraction": 0.5,
+        "edge_answered": 2,
+        "answered_edge_accuracy": 0.5,  # samples 0 (right) and 2 (wrong) at the edge
+        "answered_cloud_accuracy": 0.5,  # the full model on them: 0 wrong, 2 right
+    }
 
 
 def test_split_edge_stays_frozen_after_freeze_edge_after(digits_benchmark):

@@ -39,20 +39,29 @@ def test_node_config_carries_partition_and_state_dir():
         "num-partitions": "5",
         "state-dir": "/tmp/s",
         "data-dir": "",
+        # the owner's policy (hierfl.edge_policy), at its defaults
+        "allow-raw-upload": "false",
+        "min-act-noise": "0.0",
+        "max-act-clip": "0.0",
+        "max-latency": "10.0",
+        "max-slowdown": "10.0",
+        "max-link-s": "600.0",
     }
     assert argv[argv.index("--port") + 1] == "9096"  # 9094 + partition id
     assert "--insecure" in argv
     assert argv[-2:] == ["--max-retries", "3"]  # unknown flags pass through
 
 
-def test_node_config_names_the_edge_worker_and_its_key():
+def test_node_config_names_the_edge_worker_but_never_its_key():
     ns, extra = build_parser().parse_known_args(
         ["--partition-id", "0", "--num-partitions", "1", "--insecure", "--state-dir", "/s"]
     )
     argv = supernode_argv(ns, extra, ("/tmp/w/edge-worker.sock", bytes([1, 171])))
     pairs = dict(item.split("=", 1) for item in shlex.split(argv[argv.index("--node-config") + 1]))
     assert pairs["edge-worker"] == "/tmp/w/edge-worker.sock"
-    assert pairs["edge-worker-key"] == "01ab"
+    # the key stays in its 0600 file beside the socket: a node config is visible in `ps`
+    assert "edge-worker-key" not in pairs
+    assert "01ab" not in " ".join(argv)
 
 
 def test_poll_every_caps_the_supernode_sleeps(monkeypatch):
