@@ -1,4 +1,5 @@
-"""The real thing: flower-superlink + hierfl-client SuperNodes + `flwr run .` on loopback."""
+"""The real thing: flower-superlink + hierfl-client SuperNodes + `hierfl app DIR` and
+`flwr run DIR` on loopback (a hierfl-client runs only hierfl's code-free app)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from hierfl.app.launch import (
     write_connection,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,12 +53,14 @@ def test_superlink_two_clients_flwr_run(tmp_path):
                 env,
                 tmp_path / f"client-{i}.log",
             )
+        app_dir = tmp_path / "app"
+        subprocess.run([str(BIN / "hierfl"), "app", str(app_dir)], env=env, check=True)
         run_config = f'clients=2 experiences=2 rounds=2 local-epochs=1 out="{out}"'
         proc = subprocess.run(
             [
                 str(BIN / "flwr"),
                 "run",
-                str(ROOT),
+                str(app_dir),
                 "hierfl-local",
                 "--stream",
                 "--run-config",
