@@ -97,12 +97,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     width = 0.38
     for ax, exit_name in zip(axes, ("edge", "cloud"), strict=True):
-        for i, regime in enumerate(REGIMES):
+        regimes = list(dict.fromkeys(r["regime"] for r in rows))  # those that ran
+        for i, regime in enumerate(regimes):
             values = [
                 next(
-                    (r[f"{exit_name}_accuracy"] or 0.0)
-                    for r in rows
-                    if r["method"] == m and r["regime"] == regime
+                    (
+                        r[f"{exit_name}_accuracy"] or 0.0
+                        for r in rows
+                        if r["method"] == m and r["regime"] == regime
+                    ),
+                    0.0,
                 )
                 for m in methods
             ]
