@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -321,6 +322,25 @@ def owner_policy(config: HierConfig) -> list[str]:
     return flags
 
 
+@contextmanager
+def loopback(
+    flwr_home: Path, clients: int, out: Path, logs: Path, *, policy: Sequence[str] = ()
+) -> Iterator[tuple[dict[str, str], Processes]]:
+    """A SuperLink and ``clients`` hierfl-client SuperNodes (``start_clients``) on 127.0.0.1,
+    with the ``flwr`` connection ``CONNECTION`` to it in ``flwr_home``; yields the environment
+    to run ``flwr`` in and the processes, all stopped by PID when the block ends."""
+    env = flower_env(flwr_home)
+    port = free_port()
+    write_connection(flwr_home, port)
+    procs = Processes()
+    try:
+        start_superlink(procs, env, port, logs)
+        start_clients(procs, env, port, clients, out, logs, policy=policy)
+        yield env, procs
+    finally:
+        procs.stop()
+
+
 def run_local(
     config: HierConfig, *, echo: IO[str] = sys.stdout, timeout: float | None = None
 ) -> Path:
@@ -329,19 +349,11 @@ def run_local(
     config = HierConfig.from_mapping({"out": str(out)}, base=config)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    flwr_home = out / ".flwr"
-    env = flower_env(flwr_home)
-    port = free_port()
-    write_connection(flwr_home, port)
     write_app(out / "app", config)
-    procs = Processes()
-    try:
-        start_superlink(procs, env, port, logs)
-        start_clients(procs, env, port, config.clients, out, logs, policy=owner_policy(config))
+    policy = owner_policy(config)
+    with loopback(out / ".flwr", config.clients, out, logs, policy=policy) as (env, procs):
         argv = [flower_bin("flwr"), "run", str(out / "app"), CONNECTION, "--stream"]
         _stream(argv, env, echo, logs / "flwr-run.log", procs, timeout)
-    finally:
-        procs.stop()
     metrics = out / "metrics.json"
     if not metrics.exists():
         raise LaunchError(f"the run produced no metrics.json; see the logs in {logs}")

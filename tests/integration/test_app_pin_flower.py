@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.app.launch import (
-    CONNECTION,
-    Processes,
-    flower_env,
-    free_port,
-    start_clients,
-    start_superlink,
-    write_app,
-    write_connection,
-)
+from hierfl.app.launch import CONNECTION, loopback, write_app
 from hierfl.config import HierConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,9 +19,6 @@ RUN = {"clients": 1, "experiences": 1, "rounds": 1, "local-epochs": 1, "max-fail
 
 def test_an_app_with_its_own_client_code_never_runs_on_the_edge(tmp_path):
     marker = tmp_path / "the-foreign-client-app-ran"
-    env = flower_env(tmp_path / "flwr-home")
-    port = free_port()
-    write_connection(tmp_path / "flwr-home", port)
     app = tmp_path / "foreign-app"
     config = HierConfig.from_mapping({**RUN, "out": str(tmp_path / "run")}).validate()
     write_app(app, config)
@@ -42,10 +30,7 @@ def test_an_app_with_its_own_client_code_never_runs_on_the_edge(tmp_path):
         f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
         "from flwr.clientapp import ClientApp\napp = ClientApp()\n"
     )
-    procs = Processes()
-    try:
-        start_superlink(procs, env, port, tmp_path)
-        start_clients(procs, env, port, 1, tmp_path, tmp_path)
+    with loopback(tmp_path / "flwr-home", 1, tmp_path, tmp_path) as (env, _):
         proc = subprocess.run(
             [str(BIN / "flwr"), "run", str(app), CONNECTION, "--stream"],
             env=env,
@@ -53,8 +38,6 @@ def test_an_app_with_its_own_client_code_never_runs_on_the_edge(tmp_path):
             text=True,
             timeout=600,
         )
-    finally:
-        procs.stop()
     output = proc.stdout + proc.stderr
     assert not marker.exists(), "the foreign ClientApp's code ran on the edge"
     client_log = (tmp_path / "client-0.log").read_text()

@@ -11,16 +11,7 @@ import pytest
 import torch
 
 import hierfl
-from hierfl.app.launch import (
-    CONNECTION,
-    Processes,
-    flower_env,
-    free_port,
-    start_clients,
-    start_superlink,
-    write_app,
-    write_connection,
-)
+from hierfl.app.launch import CONNECTION, loopback, write_app
 from hierfl.checkpoint import load_checkpoint
 from hierfl.config import HierConfig
 from hierfl.plugins import AGGREGATORS
@@ -34,16 +25,8 @@ ONE_ROUND = {"clients": 2, "experiences": 1, "rounds": 1, "local-epochs": 1, "cl
 def deployment(tmp_path_factory):
     """One SuperLink and two hierfl-client SuperNodes on loopback, for every run below."""
     root = tmp_path_factory.mktemp("deployment")
-    env = flower_env(root / "flwr-home")
-    port = free_port()
-    write_connection(root / "flwr-home", port)
-    procs = Processes()
-    try:
-        start_superlink(procs, env, port, root)
-        start_clients(procs, env, port, 2, root, root)
+    with loopback(root / "flwr-home", 2, root, root) as (env, _):
         yield root, env
-    finally:
-        procs.stop()
 
 
 def _through_flower(deployment, name: str) -> dict[str, torch.Tensor]:
