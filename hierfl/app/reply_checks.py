@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 from flwr.app import Array, RecordDict
 
+from hierfl.app.wire import WIRE_DTYPE
 from hierfl.errors import ChunkRejected
 from hierfl.validation import Expected
 
@@ -46,17 +47,6 @@ _RESULT_CHUNK = set(_CHUNK_KEYS) - {"split-step"}
 _STEP_CHUNK = {"encoding", "compress", "partition-id", "experience", "round", "split-step"}
 _METRICS = {"num-examples": (int,), "exit-loss": (float, int), "exit-acc": (float, int)}
 _ACT_KEYS = {"act", "y", "act-scale", "act-shape", "act-sizes"}
-_DTYPES = {
-    "fp32": "float32",
-    "fp16": "float16",
-    "int8": "int8",
-    "code8": "uint8",
-    "code4": "uint8",
-    "raw-fp32": "float32",
-    "raw-uint8": "uint8",
-    "raw-png": "uint8",
-    "raw-jpeg": "uint8",
-}
 
 
 def _type_ok(value: object, kinds: tuple[type, ...]) -> bool:
@@ -128,7 +118,7 @@ def _activations(record: Mapping[str, Array], encoding: str, compress: str, e: E
     if n > e.max_rows:
         raise ChunkRejected(f"{n} samples exceed this edge's share of {e.max_rows} a round")
     sample = e.sample_shape or ()
-    dtype = {_DTYPES[encoding]} if compress == "none" else {"uint8"}
+    dtype = {np.dtype(WIRE_DTYPE[encoding]).name} if compress == "none" else {"uint8"}
     packed = compress != "none" or encoding in ("code4", "raw-png", "raw-jpeg")
     if e.sample_shape is None:  # no activations in this mode: empty arrays only
         if n or math.prod(record["act"].shape):

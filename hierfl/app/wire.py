@@ -34,7 +34,7 @@ COMPRESSORS = {
     "lzma": (lzma.compress, lzma.decompress),
     "bz2": (lambda b: bz2.compress(b, 9), bz2.decompress),
 }
-_WIRE_DTYPE = {  # codec -> dtype of the ``act`` array before compression
+WIRE_DTYPE = {  # codec -> dtype of the ``act`` array before compression
     "fp32": np.float32,
     "fp16": np.float16,
     "int8": np.int8,
@@ -120,7 +120,7 @@ def decode_tensors(
     Raises:
         ValueError: the arrays do not fit the encoding they claim (a malformed reply).
     """
-    if name not in _WIRE_DTYPE:
+    if name not in WIRE_DTYPE:
         raise ValueError(f"unknown encoding {name!r}")
     if compress != "none" and compress not in COMPRESSORS:
         raise ValueError(f"unknown compression {compress!r}")
@@ -128,11 +128,11 @@ def decode_tensors(
     shape = tuple(int(v) for v in record["act-shape"].numpy()) if "act-shape" in record else None
     if compress != "none":
         raw = COMPRESSORS[compress][1](act.tobytes())
-        act = np.frombuffer(raw, dtype=_WIRE_DTYPE[name])
+        act = np.frombuffer(raw, dtype=WIRE_DTYPE[name])
         if not name.startswith("code4") and name not in ("raw-png", "raw-jpeg"):
             act = act.reshape(shape)
-    if act.dtype != _WIRE_DTYPE[name]:
-        want = np.dtype(_WIRE_DTYPE[name])
+    if act.dtype != WIRE_DTYPE[name]:
+        want = np.dtype(WIRE_DTYPE[name])
         raise ValueError(f"{name} activations must be {want}, got {act.dtype}")
     y = record["y"].numpy()
     if y.dtype not in (np.uint8, np.int64) or y.ndim != 1:
