@@ -79,7 +79,6 @@ class Orchestrator:
         self.activation_shape = self.model.activation_shape()  # once: it runs a forward pass
         self._dispatched_at = self._last_reply_at = 0.0
         self._uploads: list[tuple[torch.Tensor, torch.Tensor]] = []  # cloud mode's raw data
-        self.edge_keys = set(self.model.edge.state_dict()) if self.mode.aggregate_edges else None
         self.act_range = ActivationRange(config.act_max, config.act_range)
         self.device = resolve_device("cloud-device", config.cloud_device)
         self.model.to(self.device)
@@ -303,9 +302,7 @@ class Orchestrator:
                         activation_shape=self.payload_shape,
                         num_classes=self.test.num_classes,
                         max_bytes=self.config.max_chunk_bytes,
-                        edge_keys=self.edge_keys,
                         passes=passes_per_chunk(self.config),
-                        weight_bound=self.config.weight_bound,
                     )
                     self.act_range.check(item.chunk.activations)
                 except ChunkRejected as exc:

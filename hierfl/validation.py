@@ -12,7 +12,6 @@ import torch
 from hierfl.edge import EdgeChunk
 from hierfl.edge_node import RoundRequest, RoundResult
 from hierfl.errors import ChunkRejected
-from hierfl.robust import check_weights
 
 COMPRESSIONS = ("none", "zlib", "lzma", "bz2")
 
@@ -63,13 +62,14 @@ def validate_result(
     activation_shape: tuple[int, ...] | None,
     num_classes: int,
     max_bytes: int,
-    edge_keys: set[str] | None,
     passes: int = 1,
-    weight_bound: float = 0.0,
 ) -> None:
-    """Raise ``ChunkRejected`` with the reason if ``result`` must not be used.
+    """Raise ``ChunkRejected`` with the reason if ``result``'s chunk must not be used.
 
-    ``passes``: local epochs one shipped sample stands for (``ship=last-epoch``).
+    ``passes``: local epochs one shipped sample stands for (``ship=last-epoch``). The edge
+    weights were checked when the reply arrived (``check_reply``: names, dtypes and shapes;
+    ``GridFederation._bound_weights``: finite and within ``weight-bound``), before they could
+    be relayed or aggregated.
     """
     if (result.experience, result.round) != (request.experience, request.round):
         raise ChunkRejected(
@@ -89,11 +89,6 @@ def validate_result(
     if chunk.nbytes > max_bytes:
         raise ChunkRejected(f"chunk of {chunk.nbytes} bytes exceeds the bound of {max_bytes}")
     check_batch(a, y, sample_shape=activation_shape, num_classes=num_classes)
-    if edge_keys is None:  # cloud mode: edges train nothing, their weights are not used
-        return
-    if set(result.edge_state) != edge_keys:
-        raise ChunkRejected("edge weights do not match the model's parameters")
-    check_weights(result.edge_state, weight_bound)
 
 
 def _counts_agree(chunk: EdgeChunk, passes: int) -> bool:
