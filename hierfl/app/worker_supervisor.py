@@ -82,20 +82,21 @@ class WorkerSupervisor:
             if code is None:
                 continue
             if self.restarts >= self.max_restarts:
-                self._status("gave-up")
+                # said before it is published: whoever reads "gave-up" finds the reason logged
                 self.say(
                     f"edge worker exited with code {code}; {self.restarts} restarts used up: "
                     "from now on every message runs in Flower's ClientApp process (slower, "
                     f"same results); see {self.log}"
                 )
+                self._status("gave-up")
                 return
             self.restarts += 1
             delay = self.first_backoff_s * 2 ** (self.restarts - 1)
-            self._status("restarting")
             self.say(
                 f"edge worker exited with code {code}; restart {self.restarts} of "
                 f"{self.max_restarts} in {delay:g}s"
             )
+            self._status("restarting")
             if self._stopping.wait(delay):
                 return
             self.proc, _ = edge_worker.start(self.state_dir, self.key, self.log, self.address)
