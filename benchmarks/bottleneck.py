@@ -39,8 +39,20 @@ from hierfl.streams import build_benchmark
 # (cut, bottleneck channels, code bits) per model; bottleneck 0 is the same cut without one.
 GRID: dict[str, list[tuple[str, int, int]]] = {
     "small-cnn": [("block2", 0, 8), ("block2", 4, 8), ("block2", 2, 4)],
-    "resnet18": [("layer2", 0, 8), ("layer2", 2, 4), ("layer3", 0, 8), ("layer3", 4, 8)],
-    "vgg16": [("block3", 0, 8), ("block3", 16, 8), ("block4", 0, 8), ("block4", 32, 8)],
+    "resnet18": [
+        ("layer2", 0, 8),
+        ("layer2", 2, 4),
+        ("layer3", 0, 8),
+        ("layer3", 4, 8),
+        ("layer3", 8, 4),
+    ],
+    "vgg16": [
+        ("block3", 0, 8),
+        ("block3", 16, 8),
+        ("block3", 32, 4),
+        ("block4", 0, 8),
+        ("block4", 32, 8),
+    ],
 }
 SHAPES = {"small-cnn": "", "resnet18": "3x32x32", "vgg16": "3x32x32"}
 # Edges train 3 epochs a round and ship the last (the cloud takes 3 passes over it): the same
@@ -94,7 +106,9 @@ def run(config: HierConfig, bench: Benchmark) -> dict[str, float]:
     }
 
 
-def rows_for(model: str, seeds: list[int], base: HierConfig) -> list[dict[str, Any]]:
+def rows_for(
+    model: str, seeds: list[int], base: HierConfig, cuts: set[str] | None, cloud_only: bool
+) -> list[dict[str, Any]]:
     shape = SHAPES[model]
     config = dataclasses.replace(base, model=model, input_shape=shape).validate()
     bench = build_benchmark(config)
@@ -103,6 +117,9 @@ def rows_for(model: str, seeds: list[int], base: HierConfig) -> list[dict[str, A
     rows = []
     for seed in seeds:
         for cut, width, bits in GRID[model]:
+            entry = f"{cut}/{width}x{bits}" if width else f"{cut}/0"
+            if cuts is not None and not {cut, entry} & cuts:
+                continue
             run_config = dataclasses.replace(
                 config, seed=seed, cut=cut, bottleneck=width, code_bits=bits
             ).validate()
@@ -123,7 +140,7 @@ def rows_for(model: str, seeds: list[int], base: HierConfig) -> list[dict[str, A
             }
             rows.append(row)
             print(_line(row), flush=True)
-        for codec, size in (("uint8", uint8), ("png", png)):
+        for codec, size in (("uint8", uint8), ("png", png)) if cloud_only else ():
             cloud = dataclasses.replace(config, seed=seed, mode="cloud", raw_codec=codec)
             row = {
                 "model": model,
@@ -187,8 +204,8 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def table(means: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | what | B/sample | cloud acc | edge acc |",
-        "|---|---|---|---|---|",
+        "| model | what | B/sample | seeds | cloud acc | edge acc |",
+        "|---|---|---|---|---|---|",
     ]
     for m in means:
         what = (
@@ -203,7 +220,7 @@ def table(means: list[dict[str, Any]]) -> str:
         )
         edge = f"{m['edge_accuracy']:.3f}" if m["edge_accuracy"] is not None else "-"
         lines.append(
-            f"| {m['model']} | {what} | {m['bytes_per_sample']:,.0f} | "
+            f"| {m['model']} | {what} | {m['bytes_per_sample']:,.0f} | {m['seeds']} | "
             f"{m['cloud_accuracy']:.3f} | {edge} |"
         )
     return "\n".join(lines)
@@ -235,20 +252,42 @@ def plot(means: list[dict[str, Any]], path: Path) -> None:
     figure.savefig(path)
 
 
+def _earlier_rows(path: Path, base: HierConfig) -> list[dict[str, Any]]:
+    """The rows of an earlier run, refused if it trained with another configuration."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    if earlier["config"] != json.loads(json.dumps(base.to_dict())):
+        raise SystemExit(f"{path} was written with another configuration; use another --out")
+    return earlier["rows"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--models", default="small-cnn,resnet18,vgg16")
     p.add_argument("--seeds", default="0,1")
+    p.add_argument(
+        "--cuts",
+        help="only these entries of the grid, comma-separated: CUT (all its bottlenecks), "
+        "CUT/WIDTHxBITS (one) or CUT/0 (none); default all",
+    )
+    p.add_argument("--no-cloud-only", action="store_true", help="skip the cloud-only rows")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add the rows to --out's bottleneck.json (same config) instead of replacing it",
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
     base = HierConfig.from_mapping({**BASE, **parse_overrides(args.overrides)}).validate()
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows: list[dict[str, Any]] = []
-    for model in args.models.split(","):
-        rows += rows_for(model, seeds, base)
-    means = summary(rows)
+    cuts = set(args.cuts.split(",")) if args.cuts else None
     out = Path(args.out)
+    rows: list[dict[str, Any]] = _earlier_rows(out / "bottleneck.json", base) if args.append else []
+    for model in args.models.split(","):
+        rows += rows_for(model, seeds, base, cuts, not args.no_cloud_only)
+    means = summary(rows)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bottleneck.json").write_text(
         json.dumps({"config": base.to_dict(), "rows": rows, "means": means}, indent=2)

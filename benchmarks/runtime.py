@@ -64,7 +64,7 @@ from hierfl.runtime import LABEL_BYTES, Link, StageCosts, costs_from_flops, idea
 # model cut where edge and cloud share the work, a bottleneck of at most 512 B per sample;
 # hierarchical against split at the same cut and cloud-only uploading uint8 pixels or PNGs.
 CODED = (
-    Workload("resnet18/digits+bottleneck", "resnet18", "layer2", (3, 32, 32), 4, 8, "digits", 2, 4),
+    Workload("resnet18/digits+bottleneck", "resnet18", "layer3", (3, 32, 32), 4, 8, "digits", 8, 4),
     Workload("vgg16/digits+bottleneck", "vgg16", "block3", (3, 32, 32), 4, 10, "digits", 16, 8),
 )
 CODED_BITRATES = (1e6,)

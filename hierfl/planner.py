@@ -393,8 +393,13 @@ def recommendation(result: Plan) -> str:
     times = {mode: row.epoch_s for mode, row in rows.items()}
     sent = rows["hierarchical"].uplink_bytes_per_sample
     raw = rows["cloud"].uplink_bytes_per_sample
-    return (
+    line = (
         f"recommended cut: {result.recommended} (hierarchical {_seconds(times['hierarchical'])} "
         f"s/epoch, {sent:,.0f} B/sample up, vs split {_seconds(times['split'])}, cloud "
         f"{_seconds(times['cloud'])} uploading {raw:,.0f} B/sample)"
     )
+    if times["cloud"] < times["hierarchical"]:
+        line += "; cloud-only is predicted faster here (hierarchical keeps the inputs on the edge)"
+    if "+" in result.recommended:  # a bottleneck's label: CUT+WIDTHxBITSb
+        line += "; a bottleneck's accuracy is not predicted: measure it (benchmarks/bottleneck.py)"
+    return line

@@ -141,3 +141,21 @@ def test_cli_plan_bad_values_exit_2_with_one_line(capsys, argv, flag):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0] and "Traceback" not in captured.err
+
+
+def test_recommendation_says_when_cloud_only_is_faster_and_that_bottleneck_accuracy_is_unplanned():
+    from dataclasses import replace
+
+    # Inputs of 4 B: cloud-only sends 10 x 5 B at 1000 B/s (0.05 s) and computes 0.0039 s,
+    # against hierarchical's 6.1025 s at "b".
+    cheap_inputs = recommendation(plan_cuts([CUT_A, CUT_B], SETTINGS))
+    assert "recommended cut: b " in cheap_inputs
+    assert "cloud-only is predicted faster" in cheap_inputs
+    assert "not predicted" not in cheap_inputs
+    # Inputs of 100 kB: cloud-only's upload alone takes 10 x 100001 / 1000 = 1000 s.
+    big = [replace(c, input_bytes=100_000) for c in (CUT_A, CUT_B)]
+    assert "cloud-only" not in recommendation(plan_cuts(big, SETTINGS)).split(")")[-1]
+    coded = replace(CUT_B, bottleneck=4, code_bits=8)
+    line = recommendation(plan_cuts([coded], SETTINGS))
+    assert line.startswith("recommended cut: b+4x8b ")
+    assert "a bottleneck's accuracy is not predicted" in line
