@@ -12,7 +12,7 @@ bytes_per_sample, raw_uint8_bytes, raw_png_bytes, cloud_accuracy, edge_accuracy`
 carries a chunk of one edge's pass (``hierfl.app.wire``; its ``.npy`` headers spread over the
 chunk); ``raw_uint8_bytes`` and ``raw_png_bytes`` are the same for an image (and its label) as
 cloud mode uploads it. Rows with ``mode`` ``cloud`` are the cloud-only baseline trained on the
-uploaded images. ``bottleneck.png`` plots cloud accuracy against bytes per sample per model.
+uploaded images, with as many passes as the edges train (``rounds`` x ``local-epochs``). ``bottleneck.png`` plots cloud accuracy against bytes per sample per model.
 """
 
 from __future__ import annotations
@@ -141,7 +141,11 @@ def rows_for(
             rows.append(row)
             print(_line(row), flush=True)
         for codec, size in (("uint8", uint8), ("png", png)) if cloud_only else ():
-            cloud = dataclasses.replace(config, seed=seed, mode="cloud", raw_codec=codec)
+            # The cloud trains local-epochs passes over the uploads per round, each one chunk
+            # of cloud-epochs passes: one pass per chunk trains as many passes as the edges.
+            cloud = dataclasses.replace(
+                config, seed=seed, mode="cloud", raw_codec=codec, cloud_epochs=1
+            )
             row = {
                 "model": model,
                 "mode": "cloud",

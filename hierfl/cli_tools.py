@@ -35,9 +35,12 @@ def add_profile_parser(sub: argparse._SubParsersAction) -> None:
         help="activation size, parameters and FLOPs of a model at every cut",
         description="Print the cut profile of a model: activation shape and bytes per sample, "
         "raw input bytes, and parameters and forward FLOPs of the edge segment plus exit and of "
-        "the cloud segment (torch.utils.flop_counter).",
+        "the cloud segment (torch.utils.flop_counter); with a bottleneck (--bottleneck, "
+        "--code-bits) the codes' bytes and the encoder's and decoder's parameters and FLOPs.",
     )
     _common(p)
+    p.add_argument("--bottleneck", help="channels of a bottleneck at every cut (default 0: none)")
+    p.add_argument("--code-bits", help="bits per bottleneck code: 8 (default) or 4")
 
 
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:
@@ -136,10 +139,22 @@ def _classes(values: dict[str, Any]) -> int:
 def profile(args: argparse.Namespace) -> None:
     from hierfl.models.profile import format_profiles, profile_model
 
-    values = _settings(args)
+    values = _settings(args, bottleneck=args.bottleneck, code_bits=args.code_bits)
     model, shape = _model_and_shape(args, values)
     head = values.get("exit-head") or None
-    print(format_profiles(profile_model(model, shape, _classes(values), exit_head=head)))
+    width = int(number("--bottleneck", str(values.get("bottleneck", 0)), integer=True, zero=True))
+    bits = _code_bits(values)
+    profiles = profile_model(
+        model, shape, _classes(values), exit_head=head, bottleneck=width, code_bits=bits
+    )
+    print(format_profiles(profiles))
+
+
+def _code_bits(values: dict[str, Any]) -> int:
+    bits = int(number("--code-bits", str(values.get("code-bits", 8)), integer=True))
+    if bits not in (4, 8):
+        raise ConfigError("--code-bits", f"must be 4 or 8, got {bits}")
+    return bits
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -211,9 +226,7 @@ def plan(args: argparse.Namespace) -> None:
         else number("--raw-bytes", args.raw_bytes),
     )
     head = values.get("exit-head") or None
-    bits = int(number("--code-bits", str(values.get("code-bits", 8)), integer=True))
-    if bits not in (4, 8):
-        raise ConfigError("--code-bits", f"must be 4 or 8, got {bits}")
+    bits = _code_bits(values)
     widths = _widths(args.bottlenecks)
     cuts = measure_cuts(
         model, shape, _classes(values), exit_head=head, bottlenecks=widths, code_bits=bits

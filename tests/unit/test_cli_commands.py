@@ -17,6 +17,20 @@ def test_profile_prints_every_cut_with_bytes_from_the_model(capsys):
         assert f"{p.activation_bytes_per_sample / 1024:.1f}" in row
 
 
+def test_profile_with_a_bottleneck_shows_its_codes_bytes_and_encoder_and_decoder(capsys):
+    args = ["profile", "--model", "small-cnn", "--bottleneck", "4", "--code-bits", "4"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "bottleneck of 4 channels at 4 bits" in out
+    # 8x8 digits: block3 keeps 2x2 positions (4 channels x 4 x 4 bits = 8 B); encoder 1x1 conv
+    # 64 -> 4 channels (256 weights) + BatchNorm (8); decoder 4 -> 64 (256) + BatchNorm (128).
+    rows = [line.split() for line in out.splitlines() if line.startswith("block3")]
+    assert rows[0][1:4] == ["4x2x2", "0.1", "8"]
+    assert rows[1][1] == "264" and rows[1][3] == "384"
+    assert cli.main(["profile", "--model", "small-cnn", "bottleneck=4"]) == 0
+    assert "at 8 bits" in capsys.readouterr().out  # the key=value form, 8-bit codes by default
+
+
 def test_profile_and_plan_take_config_files_and_key_value(capsys, tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('model = "resnet18"\ninput-shape = "3x32x32"\nbitrate = 1e6\n')
