@@ -385,13 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "runtime.json").write_text(json.dumps(result, indent=2))
-    plot(rows, cross, cuts, out)
-    print(markdown(rows))
-    print()
-    print(markdown_coded(coded_rows))
-    print()
-    print(markdown_cuts(cuts))
-    print()
+    if rows:  # the sweep's plots and tables (none when only bottleneck workloads ran)
+        plot(rows, cross, cuts, out)
+        print(markdown(rows))
+        print()
+    if coded_rows:
+        print(markdown_coded(coded_rows))
+        print()
+    if cuts:
+        print(markdown_cuts(cuts))
+        print()
     for c in cross:
         found = ", ".join(f"{b / 1e6:.3g}" for b in c["crossover_bps"]) or "none in the sweep"
         faster = ", ".join(f"{b / 1e6:g}" for b in c["hierarchical_faster_at"]) or "none"
