@@ -45,7 +45,8 @@ def run_metrics(config: HierConfig, result: RunResult, *, engine: str = "flower"
             "raw_input_bytes_uplink": result.raw_input_bytes_uplink,
             # Payload bytes: tensors only (activations after the codec, labels, weights,
             # gradients); message framing and config/metric records are not counted.
-            "codec": config.codec,
+            "codec": config.wire_codec,  # code8/code4 with a bottleneck
+            "raw_codec": config.raw_codec if config.mode == "cloud" else None,
             **{k: v for k, v in result.communication.items() if k not in _TOTALS},
         },
         time={

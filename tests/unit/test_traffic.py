@@ -147,6 +147,7 @@ def test_metrics_json_carries_the_communication_blocks(small, tmp_path):
     assert [r["experience"] for r in comm["per_round"]] == [0, 1]
     assert sorted(comm["per_client"]) == ["0", "1"]
     assert comm["codec"] == "fp32"
+    assert comm["raw_codec"] is None  # only cloud mode uploads raw inputs
     assert sum(r["uplink_bytes"] for r in comm["per_round"]) == comm["uplink_bytes"]
     # 2 experiences x 2 edges x (request + reply), 1 ms each
     assert metrics["engine"] == "inprocess"
