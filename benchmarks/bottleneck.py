@@ -12,7 +12,8 @@ bytes_per_sample, raw_uint8_bytes, raw_png_bytes, cloud_accuracy, edge_accuracy`
 carries a chunk of one edge's pass (``hierfl.app.wire``; its ``.npy`` headers spread over the
 chunk); ``raw_uint8_bytes`` and ``raw_png_bytes`` are the same for an image (and its label) as
 cloud mode uploads it. Rows with ``mode`` ``cloud`` are the cloud-only baseline trained on the
-uploaded images, with as many passes as the edges train (``rounds`` x ``local-epochs``). ``bottleneck.png`` plots cloud accuracy against bytes per sample per model.
+uploaded images, with as many passes as the edges train (``rounds`` x ``local-epochs``).
+``bottleneck.png`` plots cloud accuracy against bytes per sample per model.
 """
 
 from __future__ import annotations
