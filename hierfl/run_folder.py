@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hierfl.config import HierConfig
+from hierfl.modes import MODES
 from hierfl.overhead import RoundOverhead, round_overhead
 from hierfl.report import build_metrics, write_run_folder
 
@@ -46,7 +47,7 @@ def run_metrics(config: HierConfig, result: RunResult, *, engine: str = "flower"
             # Payload bytes: tensors only (activations after the codec, labels, weights,
             # gradients); message framing and config/metric records are not counted.
             "codec": config.wire_codec,  # code8/code4 with a bottleneck
-            "raw_codec": config.raw_codec if config.mode == "cloud" else None,
+            "raw_codec": config.raw_codec if MODES[config.mode].payload == "raw" else None,
             **{k: v for k, v in result.communication.items() if k not in _TOTALS},
         },
         time={
