@@ -74,12 +74,13 @@ def resolve(
 ) -> HierConfig:
     """A validated config from a ``HierConfig``, a mapping (dashed or underscored keys) and
     keyword overrides, later ones winning; then the continual methods' own defaults for the
-    keys left at hierfl's (``ContinualMethod.defaults``; the log says which)."""
+    keys left at hierfl's and not named in the mapping or the overrides
+    (``ContinualMethod.defaults``; the log says which)."""
     from hierfl.plugin import describe_defaults, with_method_defaults
 
     base = config if isinstance(config, HierConfig) else HierConfig()
-    values = dict(config) if isinstance(config, Mapping) else {}
-    merged, applied = with_method_defaults(HierConfig.from_mapping({**values, **overrides}, base))
+    values = {**(dict(config) if isinstance(config, Mapping) else {}), **overrides}
+    merged, applied = with_method_defaults(HierConfig.from_mapping(values, base), values)
     if applied:
         log.info(describe_defaults(merged, applied))
     return merged.validate()

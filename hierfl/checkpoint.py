@@ -33,6 +33,7 @@ RESUMABLE_CHANGES = frozenset(
         "out",
         "resume",
         "state_key",
+        "set_keys",
         "reply_timeout",
         "node_wait_timeout",
         "edge_threads",

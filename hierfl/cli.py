@@ -166,16 +166,16 @@ def resolve_config(args: argparse.Namespace) -> HierConfig:
     """
     if args.resume:
         return _resume_config(args)
-    config = HierConfig.from_mapping(PRESETS[args.preset])
-    if args.config:
-        config = HierConfig.from_mapping(read_toml(args.config), base=config)
-    config = HierConfig.from_mapping(_flags(args), config)
-    config = HierConfig.from_mapping(parse_overrides(args.overrides), base=config)
-    if not args.out and not any(o.startswith("out=") for o in args.overrides):
-        if not args.config or "out" not in read_toml(args.config):
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            config = HierConfig.from_mapping({"out": f"runs/{stamp}"}, base=config)
-    config, applied = with_method_defaults(config)
+    layers = [PRESETS[args.preset], read_toml(args.config) if args.config else {}]
+    layers += [_flags(args), parse_overrides(args.overrides)]
+    config = HierConfig()
+    for layer in layers:
+        config = HierConfig.from_mapping(layer, base=config)
+    given = {key for layer in layers for key in layer}
+    if "out" not in given:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        config = HierConfig.from_mapping({"out": f"runs/{stamp}"}, base=config)
+    config, applied = with_method_defaults(config, given)
     if applied:
         print(f"hierfl: {describe_defaults(config, applied)}", flush=True)
     return config.validate()

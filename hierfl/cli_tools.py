@@ -260,9 +260,9 @@ def app(args: argparse.Namespace) -> None:
     from hierfl.app.launch import write_app
     from hierfl.plugin import with_method_defaults
 
-    config = HierConfig.from_mapping(read_toml(args.config)) if args.config else HierConfig()
-    config = HierConfig.from_mapping(parse_overrides(args.overrides), base=config)
-    config, _ = with_method_defaults(config)
+    layers = [read_toml(args.config) if args.config else {}, parse_overrides(args.overrides)]
+    config = HierConfig.from_mapping(layers[1], base=HierConfig.from_mapping(layers[0]))
+    config, _ = with_method_defaults(config, given=[key for layer in layers for key in layer])
     folder = Path(args.dir)
     write_app(folder, config.validate())
     print(f"hierfl: app written to {folder}; start it with: flwr run {folder} CONNECTION --stream")

@@ -186,6 +186,12 @@ class HierConfig:
     state_key: str = option(
         "", "the edges' state folder name (a plain name)", bad=("../escape", "/tmp/x")
     )
+    set_keys: str = option(
+        "",
+        "core keys the user set, comma-separated (hierfl run and hierfl.run fill it in); "
+        "a continual method's defaults never replace them",
+        bad=("nope", "rounds,nope"),
+    )
     plugin_settings: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={"help": "NAME.SETTING keys of plug-ins", "internal": True}
     )
@@ -234,6 +240,11 @@ class HierConfig:
 
     # ---- derived values ------------------------------------------------------------------------
     @property
+    def user_keys(self) -> frozenset[str]:
+        """``set-keys`` as a set."""
+        return frozenset(k.strip() for k in self.set_keys.split(",") if k.strip())
+
+    @property
     def wire_codec(self) -> str:
         """How activations travel: the bottleneck's codes, or ``codec``."""
         return f"code{self.code_bits}" if self.bottleneck else self.codec
@@ -253,6 +264,9 @@ class HierConfig:
             raise ConfigError(
                 "min-replies", f"{self.min_replies} is more than clients={self.clients}"
             )
+        unknown = sorted(set(self.user_keys) - set(self.keys()))
+        if unknown:
+            raise ConfigError("set-keys", f"names no config key: {', '.join(unknown)}")
         from hierfl.modes import MODES as TABLE
 
         cl = self.cl or (TABLE[self.mode].default_cl if self.mode in TABLE else "naive")

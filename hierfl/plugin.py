@@ -13,7 +13,7 @@ same one-line errors as core keys, and the plug-in receives the typed instance.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,16 +157,23 @@ def all_settings() -> dict[str, dict[str, Any]]:
     return out
 
 
-def with_method_defaults(config: Any) -> tuple[Any, dict[str, Any]]:
+def with_method_defaults(config: Any, given: Iterable[str] = ()) -> tuple[Any, dict[str, Any]]:
     """Fill in what the continual methods of ``cl`` need (``ContinualMethod.defaults``).
 
     A method's default applies to a key left at hierfl's own default; a key the user changed
-    wins. Returns the config and the keys that were filled in (for the log). Idempotent.
+    wins, and so does a key the user set even to hierfl's default (``freeze-edge-after=-1``):
+    one named in ``given`` (dashed or underscored) or in the config's ``set-keys``. The
+    returned config records the core keys of ``given`` in ``set-keys``, so the ServerApp and
+    the edges, which apply this again, keep them too. Returns the config and the keys that
+    were filled in (for the log). Idempotent.
     """
     from hierfl.config import HierConfig
     from hierfl.plugins import CONTINUAL
 
     plain = HierConfig()
+    named = config.user_keys | ({dashed(key) for key in given} & set(HierConfig.keys()))
+    if named != config.user_keys:
+        config = dataclasses.replace(config, set_keys=",".join(sorted(named)))
     applied: dict[str, Any] = {}
     if not config.cl:
         applied["cl"] = "+".join(config.methods)
@@ -176,7 +183,9 @@ def with_method_defaults(config: Any) -> tuple[Any, dict[str, Any]]:
         defaults = getattr(CONTINUAL.plugin(name), "defaults", {}).get(config.mode, {})
         for key, value in defaults.items():
             attr = key.replace("-", "_")
-            if key not in applied and getattr(config, attr) == getattr(plain, attr):
+            if key in applied or key in named:
+                continue
+            if getattr(config, attr) == getattr(plain, attr):
                 applied[key] = value
     if applied:
         config = HierConfig.from_mapping(applied, base=config)

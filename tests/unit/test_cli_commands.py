@@ -94,3 +94,19 @@ def test_secure_writes_certificates_and_never_replaces_them_silently(tmp_path, c
     assert (tmp_path / "keys" / "edge-1.pub").exists()  # the missing key was added
     secure.main([str(tmp_path), "--force"])
     assert (tmp_path / "certs" / "ca.crt").read_bytes() != ca
+
+
+def test_app_records_the_keys_set_so_the_server_and_edges_keep_them(tmp_path):
+    import tomllib
+
+    from hierfl.config import HierConfig
+    from hierfl.plugin import with_method_defaults
+
+    folder = tmp_path / "app"
+    assert cli.main(["app", str(folder), "cl=cloud-replay", "freeze-edge-after=-1"]) == 0
+    table = tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
+    written = table["config"]
+    assert written["set-keys"] == "cl,freeze-edge-after"
+    assert (written["freeze-edge-after"], written["cloud-lr"]) == (-1, 0.0005)
+    config, applied = with_method_defaults(HierConfig.from_mapping(written))  # as an edge does
+    assert config.freeze_edge_after == -1 and applied == {}

@@ -169,6 +169,41 @@ def test_a_method_brings_its_defaults_unless_the_user_set_them():
     assert with_method_defaults(HierConfig(cl="edge-replay"))[1] == {}
 
 
+def test_a_key_the_user_named_keeps_its_value_even_at_hierfls_default(tmp_path):
+    """``freeze-edge-after=-1`` is hierfl's default, but said out loud it means "never freeze"."""
+    config = HierConfig(cl="cloud-replay")
+    kept, applied = with_method_defaults(config, given={"freeze_edge_after"})
+    assert applied == {"cloud-lr": 0.0005} and kept.freeze_edge_after == -1
+    parser = cli.build_parser()
+    argv = ["run", "--out", str(tmp_path), "--cl", "cloud-replay", "freeze-edge-after=-1"]
+    said = cli.resolve_config(parser.parse_args(argv))
+    assert (said.freeze_edge_after, said.cloud_lr) == (-1, 0.0005)
+    assert {"cl", "freeze-edge-after", "out"} == said.user_keys
+    # The ServerApp (hierfl.run on the config) and each edge (the run config through Flower)
+    # apply the methods' defaults again: the recorded keys keep the user's value there too.
+    from hierfl.api import resolve
+
+    assert resolve(said, {}).freeze_edge_after == -1
+    through_flower = HierConfig.from_mapping(said.to_flwr())
+    assert with_method_defaults(through_flower)[0].freeze_edge_after == -1
+    unsaid = cli.resolve_config(parser.parse_args(argv[:-1]))
+    assert (unsaid.freeze_edge_after, unsaid.cloud_lr) == (0, 0.0005)
+    toml = tmp_path / "c.toml"
+    toml.write_text('cl = "cloud-replay"\ncloud-lr = 0.001\n')  # the file names it: kept
+    filed = cli.resolve_config(parser.parse_args(["run", "--config", str(toml)]))
+    assert (filed.freeze_edge_after, filed.cloud_lr) == (0, 0.001)
+    assert filed.out.startswith("runs/")  # no out given: a stamped folder
+
+
+def test_the_python_front_door_keeps_named_keys_too():
+    from hierfl.api import resolve
+
+    said = resolve({"cl": "cloud-replay", "freeze-edge-after": -1}, {})
+    assert (said.freeze_edge_after, said.cloud_lr) == (-1, 0.0005)
+    assert resolve(None, {"cl": "cloud-replay", "cloud_lr": 0.0005}).freeze_edge_after == 0
+    assert resolve(None, {"cl": "cloud-replay", "freeze_edge_after": -1}).freeze_edge_after == -1
+
+
 def test_config_precedence_defaults_preset_file_flags_overrides(tmp_path):
     """defaults < --preset < --config < flags < key=value, each layer seen winning."""
     toml = tmp_path / "c.toml"
