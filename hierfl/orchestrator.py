@@ -77,7 +77,7 @@ class Orchestrator:
         self.model: SplitModel = model_for(config, test.num_classes, test.input_shape)
         self.payload_shape = self.mode.payload_shape(self.model)
         self.activation_shape = self.model.activation_shape()  # once: it runs a forward pass
-        self._dispatched_at = self._last_reply_at = 0.0
+        self._dispatched_at = self._last_reply_at = self._collect_from = 0.0
         self._uploads: list[tuple[torch.Tensor, torch.Tensor]] = []  # cloud mode's raw data
         self.act_range = ActivationRange(config.act_max, config.act_range)
         self.device = resolve_device("cloud-device", config.cloud_device)
@@ -153,7 +153,9 @@ class Orchestrator:
             if self.mode.payload == "raw":
                 self._train_on_uploads(request)
             edge_state = self._aggregate(request, edge_state, result)
-            latency = self._last_reply_at - self._dispatched_at
+            # From the request, or from when collecting began if the cloud was still busy with
+            # the last experience's evaluation: the reply wait the run saw, not the evaluation.
+            latency = max(self._last_reply_at - max(self._dispatched_at, self._collect_from), 0.0)
             if i + 1 < len(schedule):  # next requests out before the cloud trains on this round
                 self._dispatch(schedule[i + 1], edge_state)
             last_round = request.round == cfg.rounds - 1
@@ -283,6 +285,7 @@ class Orchestrator:
         expected replies were usable.
         """
         deadline = self._dispatched_at + self.config.reply_timeout
+        self._collect_from = self.clock()
         self._request = request
         last_round = request.round == self.config.rounds - 1
         edge_s, examples, usable, expected = 0.0, 0, 0, self.federation.outstanding()

@@ -95,3 +95,31 @@ def test_min_replies_above_clients_is_refused():
 
     with pytest.raises(ConfigError, match="min-replies"):
         tiny_config(clients=2, **{"min-replies": 3})
+
+
+def test_the_reply_wait_does_not_count_the_clouds_evaluation(digits_benchmark, tmp_path):
+    """Round k+1 is requested before the cloud evaluates experience k; an evaluation that takes
+    1000 clock seconds is the cloud's time, not the edges' reply latency (nor Flower's fixed
+    overhead, which metrics.json derives from it)."""
+    ticks = itertools.count()  # one second per reading, plus 1000 per evaluation
+    evaluations = []
+    config = tiny_config(cl="naive", rounds=1)
+    grid = make_grid(config, digits_benchmark, tmp_path)
+    session = prepare(
+        config,
+        grid=grid,
+        benchmark=digits_benchmark,
+        clock=lambda: float(next(ticks) + 1000 * len(evaluations)),
+    )
+    evaluate = session.orchestrator._evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        evaluations.append(1)
+        return evaluate(*args, **kwargs)
+
+    session.orchestrator._evaluate = slow_evaluate
+    result = session.run()
+    assert len(evaluations) == 2  # every round ends an experience: each next one waits on it
+    rounds = result.metrics["rounds"]
+    assert all(r["wall_s"] > 1000 for r in rounds[:-1])  # the evaluation is in the round's time
+    assert all(r["reply_latency_s"] < 100 for r in rounds)  # but not in the reply wait
