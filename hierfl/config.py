@@ -364,14 +364,7 @@ class HierConfig:
                 f"with bottleneck={self.bottleneck} the codes travel as {self.code_bits}-bit "
                 "integers (code-bits); leave codec at fp32",
             )
-        if TABLE[self.mode].payload == "raw" and self.bottleneck:
-            raise ConfigError(
-                "bottleneck", "cloud mode uploads raw inputs; a bottleneck codes activations"
-            )
-        if TABLE[self.mode].payload == "raw" and (self.act_clip or self.act_noise):
-            raise ConfigError(
-                "act-clip", "cloud mode uploads raw inputs; act-clip/act-noise protect activations"
-            )
+        TABLE[self.mode].check_keys(self)
         self._check_names()
         return dataclasses.replace(self, plugin_settings=self._checked_plugin_settings())
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hierfl.errors import ConfigError
+
 if TYPE_CHECKING:  # the table itself is plain data: the config reads it without torch
     from torch import nn
 
+    from hierfl.config import HierConfig
     from hierfl.models import SplitModel
 
 
@@ -39,6 +42,24 @@ class Mode:
         if self.name == "cloud":
             return model.full_network()
         return model.cloud if "cloud" in self.exits else None
+
+    def check_keys(self, config: HierConfig) -> None:
+        """Refuse, rather than ignore, keys set for what this mode does not ship."""
+        name = f"{self.name} mode"
+        if self.payload == "raw" and config.bottleneck:
+            raise ConfigError(
+                "bottleneck", f"{name} uploads raw inputs; a bottleneck codes activations"
+            )
+        if self.payload == "raw" and (config.act_clip or config.act_noise):
+            raise ConfigError(
+                "act-clip", f"{name} uploads raw inputs; act-clip/act-noise protect activations"
+            )
+        if self.payload != "raw" and config.raw_codec != type(config)().raw_codec:
+            raise ConfigError(
+                "raw-codec",
+                f"only cloud mode uploads raw inputs; {name} keeps them on the edges, so "
+                "leave raw-codec at its default (or set mode=cloud)",
+            )
 
     def payload_shape(self, model: SplitModel) -> tuple[int, ...] | None:
         """Per-sample shape of the shipped tensors, or None when nothing is shipped."""

@@ -140,6 +140,15 @@ def create_model(
         if bottleneck:
             from hierfl.models.bottleneck import add_bottleneck
 
+            width = model.activation_shape()[0]
+            if bottleneck > width:
+                raise ConfigError(
+                    "bottleneck",
+                    f"{bottleneck} channels is wider than the cut: {name} at {cut} has {width} "
+                    f"channels, so allowed 1..{width} (to quantize without a bottleneck, set "
+                    "codec=int8)",
+                )
+
             add_bottleneck(model, bottleneck, code_bits, recon_weight)
         return model
 

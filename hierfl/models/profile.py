@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from hierfl.errors import ConfigError
 from hierfl.models.base import SplitModel, create_model
 
 FP32_BYTES = 4
@@ -156,21 +157,34 @@ def profile_model(
     bottleneck: int = 0,
     code_bits: int = 8,
 ) -> list[CutProfile]:
-    """Profile every cut of model ``name``, in the model's order (shallowest first)."""
+    """Profile every cut of model ``name``, in the model's order (shallowest first).
+
+    With a ``bottleneck``, cuts narrower than it are left out (it would not narrow them); a
+    bottleneck wider than every cut is a ``ConfigError``.
+    """
     from hierfl.plugins import MODELS
 
-    return [
-        profile_cut(
-            name,
-            cut,
-            input_shape,
-            num_classes,
-            exit_head=exit_head,
-            bottleneck=bottleneck,
-            code_bits=code_bits,
-        )
-        for cut in MODELS.get(name).cut_points
-    ]
+    profiles, refused = [], None
+    for cut in MODELS.get(name).cut_points:
+        try:
+            profiles.append(
+                profile_cut(
+                    name,
+                    cut,
+                    input_shape,
+                    num_classes,
+                    exit_head=exit_head,
+                    bottleneck=bottleneck,
+                    code_bits=code_bits,
+                )
+            )
+        except ConfigError as exc:
+            if exc.key != "bottleneck":
+                raise
+            refused = exc
+    if not profiles and refused is not None:
+        raise refused
+    return profiles
 
 
 _COLUMNS = (

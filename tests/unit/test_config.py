@@ -279,3 +279,22 @@ def test_cli_rejects_bad_input_with_one_line_and_exit_2(args, needle):
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "overrides", "key"),
+    [
+        ("hierarchical", {"raw-codec": "png"}, "raw-codec"),
+        ("edge", {"raw-codec": "fp32"}, "raw-codec"),
+        ("split", {"raw-codec": "jpeg"}, "raw-codec"),
+        ("cloud", {"bottleneck": 4}, "bottleneck"),
+        ("cloud", {"act-noise": 0.1}, "act-clip"),
+    ],
+)
+def test_a_key_for_what_the_mode_does_not_ship_is_refused_not_ignored(mode, overrides, key):
+    with pytest.raises(ConfigError, match=f"^{key}: .*{mode} mode"):
+        HierConfig.from_mapping({"mode": mode, **overrides}).validate()
+    plain = {k: getattr(HierConfig(), k.replace("-", "_")) for k in overrides}
+    HierConfig.from_mapping({"mode": mode, **plain}).validate()  # at the default: fine
+    if key == "raw-codec":
+        HierConfig.from_mapping({"mode": "cloud", **overrides}).validate()

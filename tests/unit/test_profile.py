@@ -61,3 +61,23 @@ def test_format_profiles_has_a_row_per_cut():
     assert lines[0].startswith("small-cnn on 1x8x8")
     assert [line.split()[0] for line in lines[3:]] == ["block1", "block2", "block3"]
     assert "64x4x4" in lines[4]
+
+
+def test_a_bottleneck_wider_than_the_cut_is_refused_and_profiles_skip_such_cuts():
+    from hierfl.errors import ConfigError
+    from hierfl.models import create_model
+
+    # small-cnn on 8x8 digits: block1 has 32 channels, block2 and block3 have 64.
+    with pytest.raises(ConfigError, match=r"bottleneck: 33 channels .* block1 has 32 .* 1\.\.32"):
+        create_model(
+            "small-cnn", cut="block1", num_classes=10, input_shape=(1, 8, 8), bottleneck=33
+        )
+    assert create_model(
+        "small-cnn", cut="block1", num_classes=10, input_shape=(1, 8, 8), bottleneck=32
+    )
+    assert [p.cut for p in profile_model("small-cnn", (1, 8, 8), bottleneck=64)] == [
+        "block2",
+        "block3",
+    ]
+    with pytest.raises(ConfigError, match="bottleneck: 65 channels"):
+        profile_model("small-cnn", (1, 8, 8), bottleneck=65)
