@@ -77,13 +77,17 @@ def resolve(
     keys left at hierfl's and not named in the mapping or the overrides
     (``ContinualMethod.defaults``; the log says which)."""
     from hierfl.plugin import describe_defaults, with_method_defaults
+    from hierfl.unused import describe_unused
 
     base = config if isinstance(config, HierConfig) else HierConfig()
     values = {**(dict(config) if isinstance(config, Mapping) else {}), **overrides}
     merged, applied = with_method_defaults(HierConfig.from_mapping(values, base), values)
     if applied:
         log.info(describe_defaults(merged, applied))
-    return merged.validate()
+    merged = merged.validate()
+    if unused := describe_unused(merged):
+        log.warning(unused)
+    return merged
 
 
 def run(

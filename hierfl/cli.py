@@ -13,6 +13,7 @@ from hierfl.config import HierConfig, parse_overrides, read_toml
 from hierfl.errors import ConfigError, HierflError, RunFailed
 from hierfl.plugin import describe_defaults, with_method_defaults
 from hierfl.run_folder import ENGINES
+from hierfl.unused import describe_unused
 
 # Small settings that run anything end to end in about a minute on a laptop CPU.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -178,7 +179,10 @@ def resolve_config(args: argparse.Namespace) -> HierConfig:
     config, applied = with_method_defaults(config, given)
     if applied:
         print(f"hierfl: {describe_defaults(config, applied)}", flush=True)
-    return config.validate()
+    config = config.validate()
+    if unused := describe_unused(config):
+        print(f"hierfl: warning: {unused}", flush=True)
+    return config
 
 
 def _flags(args: argparse.Namespace) -> dict[str, str]:
