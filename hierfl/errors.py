@@ -17,7 +17,8 @@ class UnknownNameError(ConfigError):
     """A name (model, cut, strategy, scenario, ...) is not registered."""
 
     def __init__(self, key: str, name: str, allowed: list[str]) -> None:
-        super().__init__(key, f"unknown value {name!r}; allowed: {', '.join(sorted(allowed))}")
+        shown = ", ".join(n or "'' (empty: the default)" for n in sorted(allowed))
+        super().__init__(key, f"unknown value {name!r}; allowed: {shown}")
         self.allowed = sorted(allowed)
 
 

@@ -298,3 +298,11 @@ def test_a_key_for_what_the_mode_does_not_ship_is_refused_not_ignored(mode, over
     HierConfig.from_mapping({"mode": mode, **plain}).validate()  # at the default: fine
     if key == "raw-codec":
         HierConfig.from_mapping({"mode": "cloud", **overrides}).validate()
+
+
+def test_an_empty_choice_is_shown_as_such_in_the_error():
+    with pytest.raises(ConfigError) as info:
+        HierConfig.from_mapping({"exit-head": "nope"}).validate()
+    assert str(info.value) == (
+        "exit-head: unknown value 'nope'; allowed: '' (empty: the default), conv, mlp"
+    )
