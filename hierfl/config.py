@@ -26,9 +26,12 @@ from hierfl.options import (
     dashed,
     flatten,
     option,
+    parse_delays,
+    parse_outages,
     parse_overrides,
     parse_shape,
     read_toml,
+    unknown_key,
 )
 
 __all__ = [
@@ -224,7 +227,7 @@ class HierConfig:
                     plugins.setdefault(name, {}).update({dashed(k): v for k, v in items.items()})
                 continue
             if key not in defaults:
-                raise ConfigError(raw_key, _unknown_key(raw_key))
+                raise ConfigError(raw_key, unknown_key(raw_key, _known_keys()))
             changes[key] = coerce(raw_key, value, defaults[key])
         return dataclasses.replace(base, **changes, plugin_settings=plugins)
 
@@ -260,13 +263,6 @@ class HierConfig:
     @property
     def methods(self) -> tuple[str, ...]:
         """``cl`` split into the continual methods' names (empty: the mode's default)."""
-        if self.min_replies > self.clients:
-            raise ConfigError(
-                "min-replies", f"{self.min_replies} is more than clients={self.clients}"
-            )
-        unknown = sorted(set(self.user_keys) - set(self.keys()))
-        if unknown:
-            raise ConfigError("set-keys", f"names no config key: {', '.join(unknown)}")
         from hierfl.modes import MODES as TABLE
 
         cl = self.cl or (TABLE[self.mode].default_cl if self.mode in TABLE else "naive")
@@ -288,49 +284,13 @@ class HierConfig:
     @property
     def arrival_delays(self) -> dict[int, int | None]:
         """``late-clients`` parsed: partition -> experiences of delay (None: never)."""
-        delays: dict[int, int | None] = {}
-        for item in filter(None, (p.strip() for p in self.late_clients.split(","))):
-            pid, sep, delay = item.partition(":")
-            try:
-                partition = int(pid)
-                value = None if delay.strip() == "never" else int(delay)
-            except ValueError:
-                partition, value, sep = -1, 0, ""
-            if (
-                not sep
-                or not 0 <= partition < self.clients
-                or (value is not None and not 1 <= value < self.experiences)
-            ):
-                raise ConfigError(
-                    "late-clients",
-                    f"expected PARTITION:DELAY pairs such as '1:1,2:never' with partitions in "
-                    f"0..{self.clients - 1} and DELAY in 1..{self.experiences - 1} (experiences) "
-                    f"or 'never', got {self.late_clients!r}",
-                )
-            delays[partition] = value
-        return delays
+        return parse_delays("late-clients", self.late_clients, self.clients, self.experiences)
 
     @property
     def link_outages(self) -> dict[int, set[int]]:
         """``link-down`` parsed: partition -> run-wide round numbers (1-based) without uplink."""
-        outages: dict[int, set[int]] = {}
         total = self.experiences * self.rounds
-        for item in filter(None, (p.strip() for p in self.link_down.split(","))):
-            pid, sep, span = item.partition(":")
-            first, _, last = span.partition("-")
-            try:
-                partition, a, b = int(pid), int(first), int(last or first)
-            except ValueError:
-                partition, a, b, sep = -1, 0, 0, ""
-            if not sep or not 0 <= partition < self.clients or not 1 <= a <= b <= total:
-                raise ConfigError(
-                    "link-down",
-                    f"expected PARTITION:FIRST-LAST round spans such as '1:3-4,2:6' with "
-                    f"partitions in 0..{self.clients - 1} and rounds in 1..{total} (run-wide, "
-                    f"experiences x rounds), got {self.link_down!r}",
-                )
-            outages.setdefault(partition, set()).update(range(a, b + 1))
-        return outages
+        return parse_outages("link-down", self.link_down, self.clients, total)
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
@@ -350,6 +310,13 @@ class HierConfig:
         Returns the config with its plug-in settings coerced to their declared types.
         """
         check_fields(self, core_fields())
+        if self.min_replies > self.clients:
+            raise ConfigError(
+                "min-replies", f"{self.min_replies} is more than clients={self.clients}"
+            )
+        unknown = sorted(set(self.user_keys) - set(self.keys()))
+        if unknown:
+            raise ConfigError("set-keys", f"names no config key: {', '.join(unknown)}")
         _ = self.image_shape, self.thresholds, self.arrival_delays, self.link_outages
         if self.state_key and not is_plain_name(self.state_key):
             raise ConfigError(
@@ -420,17 +387,9 @@ def _registry(key: str) -> Any:
     }[key]
 
 
-# Keys that moved into a plug-in's own settings (kept here only for a helpful error).
-MOVED = {
-    "ewc-lambda": "ewc.lambda",
-    "edge-replay-size": "edge-replay.size",
-    "cloud-replay-size": "cloud-replay.size",
-    "dirichlet-alpha": "dirichlet.alpha",
-}
+def _known_keys() -> list[str]:
+    """Every key a user may set: the core keys and each plug-in's ``NAME.SETTING``."""
+    from hierfl.plugin import all_settings
 
-
-def _unknown_key(key: str) -> str:
-    dashed = key.replace("_", "-")
-    if dashed in MOVED:
-        return f"moved to the plug-in's own settings: use {MOVED[dashed]}"
-    return f"unknown key; allowed: {', '.join(HierConfig.keys())}, or NAME.SETTING of a plug-in"
+    plugin_keys = [f"{name}.{k}" for name, items in all_settings().items() for k in items]
+    return HierConfig.keys() + plugin_keys

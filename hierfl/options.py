@@ -8,9 +8,10 @@ errors; ``coerce`` turns text from a command line into the field's type.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,69 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+# Keys that moved into a plug-in's own settings (kept only for a helpful error).
+MOVED = {
+    "ewc-lambda": "ewc.lambda",
+    "edge-replay-size": "edge-replay.size",
+    "cloud-replay-size": "cloud-replay.size",
+    "dirichlet-alpha": "dirichlet.alpha",
+}
+
+
+def unknown_key(key: str, known: Sequence[str]) -> str:
+    """What to tell a user who set ``key``: where it moved, or the known keys close to it."""
+    name = key.replace("_", "-")
+    if name in MOVED:
+        return f"moved to the plug-in's own settings: use {MOVED[name]}"
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+    if close:
+        return f"unknown key; did you mean {' or '.join(close)}? (docs/reference.md lists all)"
+    return "unknown key; docs/reference.md lists every key (core, and NAME.SETTING of plug-ins)"
+
+
+def parse_delays(key: str, text: str, clients: int, experiences: int) -> dict[int, int | None]:
+    """``PARTITION:DELAY`` pairs (``1:1,2:never``): partition -> experiences late (None: never)."""
+    delays: dict[int, int | None] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        pid, sep, delay = item.partition(":")
+        try:
+            partition = int(pid)
+            value = None if delay.strip() == "never" else int(delay)
+        except ValueError:
+            partition, value, sep = -1, 0, ""
+        if (
+            not sep
+            or not 0 <= partition < clients
+            or (value is not None and not 1 <= value < experiences)
+        ):
+            raise ConfigError(
+                key,
+                f"expected PARTITION:DELAY pairs such as '1:1,2:never' with partitions in "
+                f"0..{clients - 1} and DELAY in 1..{experiences - 1} (experiences) "
+                f"or 'never', got {text!r}",
+            )
+        delays[partition] = value
+    return delays
+
+
+def parse_outages(key: str, text: str, clients: int, total: int) -> dict[int, set[int]]:
+    """``PARTITION:FIRST-LAST`` spans (``1:3-4,2:6``): partition -> rounds 1..``total``."""
+    outages: dict[int, set[int]] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        pid, sep, span = item.partition(":")
+        first, _, last = span.partition("-")
+        try:
+            partition, a, b = int(pid), int(first), int(last or first)
+        except ValueError:
+            partition, a, b, sep = -1, 0, 0, ""
+        if not sep or not 0 <= partition < clients or not 1 <= a <= b <= total:
+            raise ConfigError(
+                key,
+                f"expected PARTITION:FIRST-LAST round spans such as '1:3-4,2:6' with "
+                f"partitions in 0..{clients - 1} and rounds in 1..{total} (run-wide, "
+                f"experiences x rounds), got {text!r}",
+            )
+        outages.setdefault(partition, set()).update(range(a, b + 1))
+    return outages

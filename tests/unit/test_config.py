@@ -129,8 +129,12 @@ def test_unknown_names_list_allowed_values(key, value, allowed):
 
 
 def test_unknown_key_moved_key_and_bad_type():
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match=r"^clinets: unknown key; did you mean clients\?"):
         HierConfig.from_mapping({"clinets": 3})
+    with pytest.raises(ConfigError, match=r"did you mean lwf\.alpha\?"):  # a plug-in's setting
+        HierConfig.from_mapping({"lwf_alpha": 3})
+    with pytest.raises(ConfigError, match=r"unknown key; docs/reference\.md lists every key"):
+        HierConfig.from_mapping({"zzz": 3})  # nothing close
     with pytest.raises(ConfigError, match="use ewc.lambda"):
         HierConfig.from_mapping({"ewc-lambda": 3})
     with pytest.raises(ConfigError, match="expected int"):
