@@ -32,7 +32,7 @@ from hierfl.config import HierConfig
 from hierfl.continual import build_continual
 from hierfl.data import Benchmark
 from hierfl.devices import resolve_device
-from hierfl.edge_node import RoundRequest, RoundResult, passes_per_chunk
+from hierfl.edge_node import RoundRequest, passes_per_chunk
 from hierfl.errors import ChunkRejected, HierflError
 from hierfl.evaluate import evaluate_experience
 from hierfl.health import RunHealth
@@ -43,6 +43,7 @@ from hierfl.modes import MODES
 from hierfl.progress import log_round
 from hierfl.robust import ActivationRange, aggregate_ok
 from hierfl.rounds import EdgeFailure, EdgeState, Federation, RunResult
+from hierfl.run_events import backlog_shipped, edge_failed, event, update_clipped
 from hierfl.validation import check_batch, expected_replies, validate_result
 
 log = logging.getLogger("hierfl")
@@ -211,13 +212,9 @@ class Orchestrator:
         why = aggregate_ok(aggregated, self.config.weight_bound)
         if why:
             log.warning("aggregate rolled back to the previous edge weights: %s", why)
-            result.failures.append(self._event("aggregate-rolled-back", request, reason=why))
+            result.failures.append(event("aggregate-rolled-back", request, reason=why))
             return edge_state
         return aggregated
-
-    @staticmethod
-    def _event(name: str, request: RoundRequest, **fields: object) -> dict:
-        return {"event": name, "experience": request.experience, "round": request.round, **fields}
 
     def _stop(self, reason: str, result: RunResult) -> None:
         """A systematic failure: stop here; the last checkpoint (if any) is kept as it is."""
@@ -317,12 +314,13 @@ class Orchestrator:
                     continue
                 usable += 1
                 if item.clipped_from:
-                    self._clipped_event(item, request, result)
+                    norm = self.config.max_update_norm
+                    result.failures.append(update_clipped(item, request, norm))
                 if last_round and self.mode.aggregate_edges:  # for the per-client matrices
                     self._client_states[item.partition_id] = item.edge_state
                 chunk = item.chunk
                 if chunk.backlog or chunk.backlog_dropped:
-                    self._backlog_event(item, request, result)
+                    result.failures.append(backlog_shipped(item, request))
                 if chunk.truncated:
                     log.warning(
                         "edge %d: chunk truncated at %d batches by max-chunk-mb",
@@ -365,7 +363,7 @@ class Orchestrator:
         for late in self.federation.expire():
             log.warning("%s: round closed at min-replies before it replied", late.node)
             result.failures.append(
-                self._event("edge-late", request, partition=late.partition_id, node=late.node)
+                event("edge-late", request, partition=late.partition_id, node=late.node)
             )
 
     def _bound_queue(self) -> None:
@@ -390,57 +388,11 @@ class Orchestrator:
     def _drain(self) -> None:
         self.cloud.drain()
 
-    def _clipped_event(self, item: RoundResult, request: RoundRequest, result: RunResult) -> None:
-        log.warning(
-            "edge %d: update norm %.3g clipped to max-update-norm=%g",
-            item.partition_id,
-            item.clipped_from,
-            self.config.max_update_norm,
-        )
-        result.failures.append(
-            self._event(
-                "update-clipped",
-                request,
-                partition=item.partition_id,
-                node=f"partition {item.partition_id}",
-                norm=item.clipped_from,
-            )
-        )
-
-    def _backlog_event(self, item: RoundResult, request: RoundRequest, result: RunResult) -> None:
-        chunk = item.chunk
-        log.warning(
-            "edge %d: link back; %d backlog samples shipped, %d dropped to respect the bounds",
-            item.partition_id,
-            chunk.backlog,
-            chunk.backlog_dropped,
-        )
-        result.failures.append(
-            {
-                "event": "backlog-shipped",
-                "partition": item.partition_id,
-                "node": f"partition {item.partition_id}",
-                "experience": request.experience,
-                "round": request.round,
-                "shipped": chunk.backlog,
-                "dropped": chunk.backlog_dropped,
-            }
-        )
-
     def _fail(self, failure: EdgeFailure, request: RoundRequest, result: RunResult) -> None:
         """An edge failed or its reply was refused: the round goes on without it."""
         result.rejected += failure.rejected
         self.health.edge_error(failure.node, failure.reason, rejected=failure.rejected)
-        result.failures.append(
-            {
-                "event": "reply-rejected" if failure.rejected else "edge-failed",
-                "partition": failure.partition_id,
-                "node": failure.node,
-                "experience": request.experience,
-                "round": request.round,
-                "reason": failure.reason,
-            }
-        )
+        result.failures.append(edge_failed(failure, request))
 
     def _evaluate(self, experience: int, edge_state: EdgeState, result: RunResult) -> None:
         """Fill row ``experience`` of the accuracy matrices: each edge's own, then overall."""
