@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -179,7 +180,9 @@ class Orchestrator:
             steps = self.cloud.stats.batches - cloud_before.batches
             skipped = self.cloud.stats.skipped - cloud_before.skipped
             stop = self.health.end_round(
-                usable_replies=usable, expected_replies=expected, cloud_ok=steps or not skipped
+                usable_replies=usable,
+                expected_replies=expected,
+                cloud_ok=bool(steps) or not skipped,
             )
             if stop:
                 self._stop(stop, result)
@@ -192,8 +195,9 @@ class Orchestrator:
         self._totals(result, start)
         communication = getattr(self.federation, "communication", None)  # optional for fakes
         if communication is not None:
-            result.communication = communication()
-            result.emulated_link_s = float(result.communication.get("emulated_link_s", 0.0))
+            summary: dict[str, Any] = communication()
+            result.communication = summary
+            result.emulated_link_s = float(summary.get("emulated_link_s", 0.0))
         return result
 
     def _aggregate(

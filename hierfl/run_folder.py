@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from hierfl.config import HierConfig
 from hierfl.modes import MODES
@@ -23,10 +23,8 @@ def _overhead(config: HierConfig, result: RunResult, engine: str) -> RoundOverhe
     """Flower's fixed cost per round; none in process, where edges run one after another."""
     if engine != "flower":
         return None
-    link_of = {
-        (t["experience"], t["round"]): t.get("emulated_link_s", 0.0)
-        for t in result.communication.get("per_round", [])
-    }
+    per_round = cast(list[dict[str, Any]], result.communication.get("per_round", []))
+    link_of = {(t["experience"], t["round"]): t.get("emulated_link_s", 0.0) for t in per_round}
     links = [link_of.get((r["experience"], r["round"]), 0.0) for r in result.rounds]
     return round_overhead(result.rounds, links, config.clients)
 

@@ -83,12 +83,17 @@ fedavgm = Aggregator(
 )
 
 
-def _fedopt(cls: type[fs.Strategy]) -> Any:
+def _fedopt(cls: type[fs.FedAdam | fs.FedYogi]) -> Any:
     """Build an adaptive server optimizer (FedAdam, FedYogi) from ``FedOptSettings``."""
 
     def build(config: HierConfig, settings: FedOptSettings) -> fs.Strategy:
-        moments = {"beta_1": settings.beta_1, "beta_2": settings.beta_2}
-        return cls(eta=settings.eta, tau=settings.tau, **moments, **_common(config))
+        return cls(
+            eta=settings.eta,
+            tau=settings.tau,
+            beta_1=settings.beta_1,
+            beta_2=settings.beta_2,
+            **_common(config),
+        )
 
     return build
 

@@ -119,4 +119,6 @@ def install(pin: AppPin, say: Callable[[str], None] | None = None) -> None:
     pull_and_store.hierfl_pin = pin  # type: ignore[attr-defined]
     pull_and_store.hierfl_original = original  # type: ignore[attr-defined]
     internal._pull_and_store_message = pull_and_store
-    internal._verify_fab = lambda fab, _entities: fab.verifications.get(_VERDICT) == _ACCEPTED
+    internal._verify_fab = lambda fab, trusted_entities: (
+        fab.verifications.get(_VERDICT) == _ACCEPTED
+    )

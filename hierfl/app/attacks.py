@@ -9,7 +9,8 @@ answers with the next attack of its list.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+from typing import cast
 
 import numpy as np
 import torch
@@ -22,11 +23,11 @@ Attack = Callable[[RecordDict], None]
 
 
 def _act(c: RecordDict) -> np.ndarray:
-    return c[ACTIVATIONS]["act"].numpy()
+    return c.array_records[ACTIVATIONS]["act"].numpy()
 
 
 def _set_act(c: RecordDict, a: np.ndarray) -> None:
-    c[ACTIVATIONS]["act"] = Array(np.ascontiguousarray(a))
+    c.array_records[ACTIVATIONS]["act"] = Array(np.ascontiguousarray(a))
 
 
 def _first_weight(c: RecordDict) -> str:
@@ -34,7 +35,7 @@ def _first_weight(c: RecordDict) -> str:
 
 
 def _fill_weights(c: RecordDict, value: float) -> None:
-    state = c[ARRAYS].to_torch_state_dict()
+    state = c.array_records[ARRAYS].to_torch_state_dict()
     c[ARRAYS] = ArrayRecord(
         {k: torch.full_like(t, value) if t.is_floating_point() else t for k, t in state.items()}
     )
@@ -43,25 +44,30 @@ def _fill_weights(c: RecordDict, value: float) -> None:
 def _takeover(c: RecordDict) -> None:
     """1e15 claimed examples and weights near float32's maximum."""
     _fill_weights(c, 3e38)
-    c[METRICS]["num-examples"] = 10**15
-    c[CHUNK]["trained"] = 10**15
+    c.metric_records[METRICS]["num-examples"] = 10**15
+    c.config_records[CHUNK]["trained"] = 10**15
 
 
 def _rows(c: RecordDict, times: int) -> None:
     """Ship every row ``times`` over, claiming to have trained on them all."""
     _set_act(c, np.concatenate([_act(c)] * times))
-    c[ACTIVATIONS]["y"] = Array(np.concatenate([c[ACTIVATIONS]["y"].numpy()] * times))
-    c[CHUNK]["trained"] = int(c[CHUNK]["trained"]) * times
-    c[METRICS]["num-examples"] = int(c[METRICS]["num-examples"]) * times
+    arrays = c.array_records[ACTIVATIONS]
+    chunk, metrics = c.config_records[CHUNK], c.metric_records[METRICS]
+    arrays["y"] = Array(np.concatenate([arrays["y"].numpy()] * times))
+    chunk["trained"] = cast(int, chunk["trained"]) * times  # ints in an honest reply
+    metrics["num-examples"] = cast(int, metrics["num-examples"]) * times
 
 
 def _header_only(c: RecordDict, shape: tuple[int, ...], data: bytes = b"\x93NUMPY") -> None:
-    c[ACTIVATIONS]["act"] = Array(dtype="float32", shape=shape, stype="numpy.ndarray", data=data)
+    c.array_records[ACTIVATIONS]["act"] = Array(
+        dtype="float32", shape=shape, stype="numpy.ndarray", data=data
+    )
 
 
 def _set(record: str, key: str, value: object) -> Attack:
     def attack(c: RecordDict) -> None:
-        c[record][key] = value
+        # CHUNK or METRICS: the record itself refuses a value of a type it does not hold
+        cast(MutableMapping[str, object], c[record])[key] = value
 
     return attack
 
@@ -71,8 +77,9 @@ def label_flip(num_classes: int, times: int = 2) -> Attack:
     of twice an even share, ``times=2`` is the most the cloud accepts)."""
 
     def attack(c: RecordDict) -> None:
-        y = c[ACTIVATIONS]["y"].numpy()
-        c[ACTIVATIONS]["y"] = Array(((y.astype(np.int64) + 1) % num_classes).astype(y.dtype))
+        arrays = c.array_records[ACTIVATIONS]
+        y = arrays["y"].numpy()
+        arrays["y"] = Array(((y.astype(np.int64) + 1) % num_classes).astype(y.dtype))
         if times > 1:
             _rows(c, times)
 
@@ -91,16 +98,17 @@ CRASH: dict[str, Attack] = {
     "extra-record": lambda c: c.__setitem__("evil", ArrayRecord({"x": Array(np.zeros(3))})),
     "missing-record": lambda c: c.__delitem__(METRICS),
     "float64-activations": lambda c: _set_act(c, _act(c).astype(np.float64)),
-    "labels-out-of-range": lambda c: c[ACTIVATIONS].__setitem__(
-        "y", Array(c[ACTIVATIONS]["y"].numpy() + 100)
+    "labels-out-of-range": lambda c: c.array_records[ACTIVATIONS].__setitem__(
+        "y", Array(c.array_records[ACTIVATIONS]["y"].numpy() + 100)
     ),
     "partition-out-of-range": _set(CHUNK, "partition-id", 99),
     "stale-round": _set(CHUNK, "round", 7),
-    "wrong-weight-shape": lambda c: c[ARRAYS].__setitem__(
+    "wrong-weight-shape": lambda c: c.array_records[ARRAYS].__setitem__(
         _first_weight(c), Array(np.zeros((2, 2), dtype=np.float32))
     ),
-    "weight-dtype": lambda c: c[ARRAYS].__setitem__(
-        _first_weight(c), Array(c[ARRAYS][_first_weight(c)].numpy().astype(np.float64))
+    "weight-dtype": lambda c: c.array_records[ARRAYS].__setitem__(
+        _first_weight(c),
+        Array(c.array_records[ARRAYS][_first_weight(c)].numpy().astype(np.float64)),
     ),
     "missing-weight": lambda c: c[ARRAYS].__delitem__(_first_weight(c)),
     "num-examples-mismatch": _set(METRICS, "num-examples", 10**9),

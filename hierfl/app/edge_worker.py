@@ -125,6 +125,7 @@ def serve(
                 except (_Silent, OSError, EOFError, AuthenticationError) as exc:
                     print(f"edge worker: refused a connection: {exc}", flush=True)
                     continue
+                reply: tuple[str, object]
                 try:
                     reply = ("ok", handle(kind, content, EdgeJob(*job)))
                 except Exception as exc:  # reported to the ClientApp, which names the partition

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
+import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
@@ -24,6 +26,7 @@ class HandAveraging:
         replies = [r for r in replies if not r.has_error()]
         if not replies:
             return None, None
-        states = [r.content["arrays"].to_torch_state_dict() for r in replies]
-        mean = {k: sum(s[k].double() for s in states) / len(states) for k in states[0]}
+        states = [r.content.array_records["arrays"].to_torch_state_dict() for r in replies]
+        total = {k: cast(torch.Tensor, sum(s[k].double() for s in states)) for k in states[0]}
+        mean = {k: t / len(states) for k, t in total.items()}
         return ArrayRecord({k: v.to(states[0][k].dtype) for k, v in mean.items()}), MetricRecord()

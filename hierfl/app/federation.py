@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -192,16 +192,16 @@ class GridFederation:
             check_reply(reply.content, self._expected)
         result = decode_result(reply.content)
         if self._expected is not None and result.edge_state:
-            self._bound_weights(reply, result)  # before they are relayed to the next edge
+            # before they are relayed to the next edge
+            self._bound_weights(reply, result, self._expected)
         self.partition_of[node] = result.partition_id
         self._replies.append((result, reply))
         self._next_turn(result.edge_state)
         return result
 
-    def _bound_weights(self, reply: Message, result: RoundResult) -> None:
+    def _bound_weights(self, reply: Message, result: RoundResult, e: Expected) -> None:
         """Refuse non-finite or out-of-bounds weights; clip the update to ``max-update-norm``
         (the reply's weights are replaced, so the strategy aggregates the clipped ones)."""
-        e = self._expected
         check_weights(result.edge_state, e.weight_bound)
         if not e.max_update_norm:
             return
@@ -294,7 +294,7 @@ class GridFederation:
 
     def communication(self) -> dict:
         """Per-round and per-client traffic for metrics.json, clients named by partition id."""
-        return self.traffic_log.summary(names=self.partition_of)
+        return self.traffic_log.summary(names=cast(Mapping[Hashable, object], self.partition_of))
 
 
 def _pack(value: object) -> tuple[str, object] | None:

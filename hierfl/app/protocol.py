@@ -15,6 +15,8 @@ reply (``hierfl.link``).
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, cast
+
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
@@ -38,6 +40,25 @@ ENCODING = "encoding"  # in CHUNK: how the activations travel (hierfl.app.wire)
 COMPRESS = "compress"  # in CHUNK: the lossless stage on their bytes
 
 
+_R = TypeVar("_R", ArrayRecord, MetricRecord, ConfigRecord)
+
+
+def _record(content: RecordDict, key: str, kind: type[_R]) -> _R:
+    """``content[key]``, typed as a ``kind`` record but not checked: a record of another kind
+    fails where it is used, as a malformed message (``reply_checks`` refuses it first)."""
+    return cast(_R, content[key])
+
+
+def _int(value: object) -> int:
+    """``int(value)``: a value ``int`` refuses raises its TypeError or ValueError."""
+    return int(cast(Any, value))
+
+
+def _float(value: object) -> float:
+    """``float(value)``: a value ``float`` refuses raises its TypeError or ValueError."""
+    return float(cast(Any, value))
+
+
 def _wire(wire: Wire | str) -> Wire:
     return Wire(codec=wire) if isinstance(wire, str) else wire
 
@@ -45,7 +66,9 @@ def _wire(wire: Wire | str) -> Wire:
 def _tensors(content: RecordDict) -> tuple[torch.Tensor, torch.Tensor]:
     meta = content[CHUNK]
     encoding = str(meta.get(ENCODING, "fp32"))
-    return decode_tensors(content[ACTIVATIONS], encoding, str(meta.get(COMPRESS, "none")))
+    return decode_tensors(
+        _record(content, ACTIVATIONS, ArrayRecord), encoding, str(meta.get(COMPRESS, "none"))
+    )
 
 
 def request_config(request: RoundRequest) -> ConfigRecord:
@@ -56,11 +79,11 @@ def decode_request(content: RecordDict) -> tuple[RoundRequest, dict[str, torch.T
     """The round asked for, the aggregated edge weights, and FedProx's mu (0 if absent)."""
     try:
         cfg = content[CONFIG]
-        request = RoundRequest(int(cfg["experience"]), int(cfg["round"]))
-        state = content[ARRAYS].to_torch_state_dict()
+        request = RoundRequest(_int(cfg["experience"]), _int(cfg["round"]))
+        state = _record(content, ARRAYS, ArrayRecord).to_torch_state_dict()
     except KeyError as exc:
         raise ChunkRejected(f"malformed request: missing {exc}") from None
-    return request, state, float(cfg.get("proximal-mu", 0.0))
+    return request, state, _float(cfg.get("proximal-mu", 0.0))
 
 
 def encode_result(result: RoundResult, wire: Wire | str = "fp32") -> RecordDict:
@@ -105,31 +128,33 @@ def decode_result(content: RecordDict) -> RoundResult:
     """Turn a reply into a ``RoundResult``; a malformed reply raises ``ChunkRejected``."""
     try:
         meta = content[CHUNK]
-        metrics = content[METRICS]
+        metrics = _record(content, METRICS, MetricRecord)
         a, y = _tensors(content)
         chunk = EdgeChunk(
             activations=a,
             labels=y,
-            batches=int(meta["batches"]),
-            exit_loss=float(metrics["exit-loss"]),
-            exit_correct=int(meta["exit-correct"]),
-            compute_s=float(meta["compute-s"]),
+            batches=_int(meta["batches"]),
+            exit_loss=_float(metrics["exit-loss"]),
+            exit_correct=_int(meta["exit-correct"]),
+            compute_s=_float(meta["compute-s"]),
             truncated=bool(meta["truncated"]),
-            trained=int(meta["trained"]),
+            trained=_int(meta["trained"]),
             raw=bool(meta["raw"]),
-            backlog=int(meta.get("backlog", 0)),
-            backlog_dropped=int(meta.get("backlog-dropped", 0)),
-            wire_bytes=sum(len(a.data) for a in content[ACTIVATIONS].values()),
+            backlog=_int(meta.get("backlog", 0)),
+            backlog_dropped=_int(meta.get("backlog-dropped", 0)),
+            wire_bytes=sum(
+                len(a.data) for a in _record(content, ACTIVATIONS, ArrayRecord).values()
+            ),
         )
-        if int(metrics["num-examples"]) != chunk.trained:
+        if _int(metrics["num-examples"]) != chunk.trained:
             raise ChunkRejected(
                 f"num-examples {metrics['num-examples']} != {chunk.trained} samples trained"
             )
         return RoundResult(
-            partition_id=int(meta["partition-id"]),
-            experience=int(meta["experience"]),
-            round=int(meta["round"]),
-            edge_state=content[ARRAYS].to_torch_state_dict(),
+            partition_id=_int(meta["partition-id"]),
+            experience=_int(meta["experience"]),
+            round=_int(meta["round"]),
+            edge_state=_record(content, ARRAYS, ArrayRecord).to_torch_state_dict(),
             chunk=chunk,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -166,10 +191,10 @@ def decode_split_step(content: RecordDict) -> SplitStep:
         meta = content[CHUNK]
         activations, labels = _tensors(content)
         return SplitStep(
-            partition_id=int(meta["partition-id"]),
-            experience=int(meta["experience"]),
-            round=int(meta["round"]),
-            step=int(meta[SPLIT_STEP]),
+            partition_id=_int(meta["partition-id"]),
+            experience=_int(meta["experience"]),
+            round=_int(meta["round"]),
+            step=_int(meta[SPLIT_STEP]),
             activations=activations,
             labels=labels,
         )
@@ -191,9 +216,9 @@ def encode_gradient(request: RoundRequest, step: int, grad: torch.Tensor) -> Rec
 def decode_gradient(content: RecordDict) -> tuple[RoundRequest, int, torch.Tensor]:
     try:
         cfg = content[CONFIG]
-        request = RoundRequest(int(cfg["experience"]), int(cfg["round"]))
-        grad = torch.from_numpy(content[GRAD]["g"].numpy().copy())
-        return request, int(cfg[SPLIT_STEP]), grad
+        request = RoundRequest(_int(cfg["experience"]), _int(cfg["round"]))
+        grad = torch.from_numpy(_record(content, GRAD, ArrayRecord)["g"].numpy().copy())
+        return request, _int(cfg[SPLIT_STEP]), grad
     except KeyError as exc:
         raise ChunkRejected(f"malformed gradient message: missing {exc}") from None
 
@@ -213,13 +238,14 @@ def link_seconds(content: RecordDict) -> float:
     """The emulated link time an edge reported in its reply (0 if it did not emulate one)."""
     if CHUNK not in content.config_records:
         return 0.0
-    value = content[CHUNK].get(LINK_S, 0.0)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9
-    return float(value) if ok else 0.0  # a malformed value is refused by the reply's check
+    value = content.config_records[CHUNK].get(LINK_S, 0.0)
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9:
+        return float(value)
+    return 0.0  # a malformed value is refused by the reply's check
 
 
 def stamp_link_seconds(content: RecordDict, seconds: float) -> None:
     """Write the emulated link time into a reply's ``chunk`` record (created if missing)."""
     if CHUNK not in content.config_records:
         content[CHUNK] = ConfigRecord({})
-    content[CHUNK][LINK_S] = float(seconds)
+    content.config_records[CHUNK][LINK_S] = float(seconds)

@@ -12,8 +12,9 @@ tensors. A failed check raises ``ChunkRejected`` naming what is wrong.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 from flwr.app import Array, RecordDict
@@ -57,7 +58,7 @@ def _type_ok(value: object, kinds: tuple[type, ...]) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
-def _keys(where: str, got: set[str], required: set[str], optional: set[str] = frozenset()) -> None:
+def _keys(where: str, got: set[str], required: set[str], optional: Set[str] = frozenset()) -> None:
     missing, extra = required - optional - got, got - required
     if missing or extra:
         raise ChunkRejected(f"{where}: missing {sorted(missing)}, unexpected {sorted(extra)}")
@@ -171,25 +172,28 @@ def check_reply(content: RecordDict, e: Expected) -> None:
     _keys("records", set(content.array_records), {"arrays", "activations"})
     _keys("records", set(content.metric_records), {"metrics"})
     _keys("records", set(content.config_records), {"chunk"})
-    metrics = content["metrics"]
+    metrics = content.metric_records["metrics"]  # the record kinds were checked just above
     _keys("metrics", set(metrics), set(_METRICS))
     for key, kinds in _METRICS.items():
-        if not _type_ok(metrics[key], kinds) or metrics[key] < 0:  # type: ignore[operator]
+        if not _type_ok(metrics[key], kinds) or cast(float, metrics[key]) < 0:
             raise ChunkRejected(f"metrics[{key!r}] = {metrics[key]!r} is not a finite number >= 0")
-    chunk = content["chunk"]
+    chunk = content.config_records["chunk"]
     _keys("chunk", set(chunk), _RESULT_CHUNK, _OPTIONAL_CHUNK)
     _chunk_values(chunk, e)
-    n = _activations(content["activations"], str(chunk["encoding"]), str(chunk["compress"]), e)
-    if int(metrics["num-examples"]) != int(chunk["trained"]):  # type: ignore[call-overload]
-        raise ChunkRejected(
-            f"num-examples {metrics['num-examples']} != {chunk['trained']} samples trained"
-        )
+    n = _activations(
+        content.array_records["activations"], str(chunk["encoding"]), str(chunk["compress"]), e
+    )
+    # their types were checked above: ints (not bools)
+    examples, trained = cast(int, metrics["num-examples"]), cast(int, chunk["trained"])
+    if examples != trained:
+        raise ChunkRejected(f"num-examples {examples} != {trained} samples trained")
     most = e.max_trained if e.max_trained is not None else e.max_rows
-    if int(chunk["trained"]) > most:  # type: ignore[call-overload]
-        raise ChunkRejected(f"claims {chunk['trained']} samples trained, above its share {most}")
-    if e.sample_shape is not None and int(chunk["backlog"] if "backlog" in chunk else 0) > n:  # type: ignore[call-overload]
+    if trained > most:
+        raise ChunkRejected(f"claims {trained} samples trained, above its share {most}")
+    backlog = cast(int, chunk["backlog"] if "backlog" in chunk else 0)
+    if e.sample_shape is not None and backlog > n:
         raise ChunkRejected("more backlog samples than samples shipped")
-    _weights(content["arrays"], e)
+    _weights(content.array_records["arrays"], e)
 
 
 def check_split_step(content: RecordDict, e: Expected) -> int:
@@ -198,10 +202,10 @@ def check_split_step(content: RecordDict, e: Expected) -> int:
     _keys("records", set(content.config_records), {"chunk"})
     if content.metric_records:
         raise ChunkRejected("a split step carries no metrics")
-    chunk = content["chunk"]
+    chunk = content.config_records["chunk"]  # the record kinds were checked just above
     _keys("chunk", set(chunk), _STEP_CHUNK | {"link-s"}, {"link-s"})
     _chunk_values(chunk, e)
     step = replace(e, sample_shape=e.step_shape)
     return _activations(
-        content["activations"], str(chunk["encoding"]), str(chunk["compress"]), step
+        content.array_records["activations"], str(chunk["encoding"]), str(chunk["compress"]), step
     )

@@ -197,7 +197,8 @@ def poll_every(seconds: float) -> None:
     if getattr(internal, "time", None) is not time:
         print("hierfl-client: cannot set the SuperNode's poll interval here", file=sys.stderr)
         return
-    internal.time = _CappedSleep(seconds)  # type: ignore[attr-defined]
+    # a stand-in for the module: the SuperNode only calls time.sleep and time.time through it
+    internal.time = _CappedSleep(seconds)  # type: ignore[assignment]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ import io
 import lzma
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from flwr.app import Array, ArrayRecord
 
 from hierfl.codecs import Encoded, decode, encode
 
-COMPRESSORS = {
+COMPRESSORS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
     "zlib": (lambda b: zlib.compress(b, 9), zlib.decompress),
     "lzma": (lzma.compress, lzma.decompress),
     "bz2": (lambda b: bz2.compress(b, 9), bz2.decompress),

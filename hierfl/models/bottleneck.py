@@ -78,6 +78,9 @@ class CodedEdge(EdgeModule):
     edge's decoder. ``recon_weight`` > 0 adds ``recon_weight * MSE(decoded, features)`` to the
     edge's loss while training (``EdgeOutput.extra_loss``)."""
 
+    segment: nn.Sequential
+    exit: nn.Sequential
+
     def __init__(
         self, edge: EdgeModule, encoder: Encoder, edge_decoder: nn.Module, recon_weight: float
     ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -118,13 +119,15 @@ def profile_cut(
         activations = model.edge.segment(x)
         edge_flops = _flops(model.edge, x)
         cloud_flops = _flops(model.cloud, activations)
-        if bottleneck:
-            features = model.edge.segment[0](x)
+        if bottleneck:  # add_bottleneck made both Sequentials: (segment, encoder), (decoder, cloud)
+            segment = cast(nn.Sequential, model.edge.segment)
+            cloud = cast(nn.Sequential, model.cloud)
+            features = segment[0](x)
             coded = {
-                "encoder_params": _params(model.edge.segment[1]),
-                "decoder_params": _params(model.cloud[0]),
-                "encoder_flops": _flops(model.edge.segment[1], features),
-                "decoder_flops": _flops(model.cloud[0], activations),
+                "encoder_params": _params(segment[1]),
+                "decoder_params": _params(cloud[0]),
+                "encoder_flops": _flops(segment[1], features),
+                "decoder_flops": _flops(cloud[0], activations),
             }
     activation_shape = tuple(activations.shape[1:])
     values = math.prod(activation_shape)
