@@ -32,10 +32,11 @@ import torch
 
 import hierfl
 from hierfl.app.wire import Wire, encode_tensors, image_file
-from hierfl.config import HierConfig, parse_overrides
-from hierfl.data import Benchmark
+from hierfl.config import HierConfig
+from hierfl.data.containers import Benchmark
+from hierfl.data.streams import build_benchmark
 from hierfl.models import model_for
-from hierfl.streams import build_benchmark
+from hierfl.options import parse_overrides
 
 # (cut, bottleneck channels, code bits) per model; bottleneck 0 is the same cut without one.
 GRID: dict[str, list[tuple[str, int, int]]] = {

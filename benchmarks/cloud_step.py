@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from hierfl.cloud import CloudTrainer
+from hierfl.cloud.trainer import CloudTrainer
 from hierfl.models import create_model
 
 

@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 import hierfl
-from hierfl.codecs import CODECS
-from hierfl.config import HierConfig, parse_overrides
-from hierfl.streams import build_benchmark
+from hierfl.codecs.tensor import CODECS
+from hierfl.config import HierConfig
+from hierfl.data.streams import build_benchmark
+from hierfl.options import parse_overrides
 
 
 def run_codecs(base: HierConfig) -> list[dict]:

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import hierfl
-from hierfl.config import HierConfig, parse_overrides
+from hierfl.config import HierConfig
+from hierfl.data.streams import build_benchmark
 from hierfl.errors import ConfigError
-from hierfl.metrics import summarize
-from hierfl.streams import build_benchmark
+from hierfl.options import parse_overrides
+from hierfl.results.accuracy import summarize
 
 # Cloud latent replay needs stable edge features: its runs freeze the edge segment after the
 # first experience, and a lower cloud learning rate keeps the cloud from collapsing on the

@@ -1,7 +1,7 @@
 """Flower's fixed cost per message and per round, beyond payload, emulated link and compute.
 
 Runs a few tiny digits configurations through the real deployment on loopback
-(``hierfl.app.launch.run_local``: a flower-superlink, one SuperNode per edge, ``flwr run``) and
+(``hierfl.deploy.launch.run_local``: a flower-superlink, one SuperNode per edge, ``flwr run``) and
 reads each round back from ``metrics.json``:
 
 - per message: ``reply_latency_s`` (push of the round's requests to the last reply) minus one
@@ -9,7 +9,7 @@ reads each round back from ``metrics.json``:
 - per round: the round's wall time minus one edge's compute and link and the cloud's compute.
 
 The first round (the node caches its partition) and the last (evaluation) are left out. The
-rule of ``hierfl.runtime.min_work_per_message`` then gives the work a message must carry for the
+rule of ``hierfl.analysis.performance.min_work_per_message`` then gives the work a message must carry for the
 overhead to stay under 10 % of round time, and one run with at least 30 s of work per round
 (edge slowdown 10 at 1 Mbit/s) checks the share directly. Edges are ``hierfl-client`` with
 their default long-lived edge worker and poll interval. Simulation (Ray) is reported as
@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from hierfl.analysis.overhead import min_work_per_message, overhead_share
 from hierfl.config import HierConfig
-from hierfl.overhead import min_work_per_message, overhead_share
 
 THIRTY_SECONDS = "1 edge, >= 30 s of work per round (edge slowdown 10, 1 Mbit/s, int8)"
 CONFIGS = {
@@ -88,7 +88,7 @@ def round_overheads(metrics: dict, clients: int) -> list[dict]:
 
 
 def run_deployment(name: str, values: dict, out: Path) -> dict:
-    from hierfl.app.launch import run_local
+    from hierfl.deploy.launch import run_local
 
     folder = out / "runs" / "".join(c if c.isalnum() else "-" for c in name)
     config = HierConfig.from_mapping({**values, "out": str(folder)}).validate()

@@ -47,11 +47,12 @@ from inversion_attack import (
 
 from hierfl.api import prepare
 from hierfl.app.wire import Wire
-from hierfl.config import HierConfig, parse_overrides
-from hierfl.data import Benchmark
+from hierfl.config import HierConfig
+from hierfl.data.containers import Benchmark
+from hierfl.data.streams import build_benchmark
 from hierfl.models import SplitModel, model_for
-from hierfl.privacy import ActivationPrivacy
-from hierfl.streams import build_benchmark
+from hierfl.options import parse_overrides
+from hierfl.train.privacy import ActivationPrivacy
 
 BASE = {"experiences": 1, "clients": 3, "cl": "naive", "max-chunk-mb": 1024}
 # Training budget of the ``end`` snapshot; ResNet-18 at 32x32 costs ~45 s per epoch on one core.

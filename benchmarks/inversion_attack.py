@@ -4,7 +4,7 @@ reconstruct an edge's inputs from the activations it receives.
 The cloud holds auxiliary images of the same distribution that no edge ever sent (on digits: the
 held-out test split) and the edge's weights (it averages them every round). It computes its own
 images' activations exactly as an edge ships them (``shipped``: the segment in training mode,
-then ``act-clip`` / ``act-noise`` through ``hierfl.privacy.ActivationPrivacy``, then the wire's
+then ``act-clip`` / ``act-noise`` through ``hierfl.train.privacy.ActivationPrivacy``, then the wire's
 codec), trains a decoder from those activations back to the images (a learning-based inversion,
 as in He et al., *Model inversion attacks against collaborative inference*, ACSAC 2019), and
 applies it to what the edges shipped. It does not optimise inputs through the known segment (the
@@ -31,7 +31,7 @@ from torchmetrics.functional.image import (
 
 from hierfl.app.wire import Wire, decode_tensors, encode_tensors
 from hierfl.models import SplitModel
-from hierfl.privacy import ActivationPrivacy
+from hierfl.train.privacy import ActivationPrivacy
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Load: 2, 10 and 20 edges through real Flower on loopback; server peak memory and throughput.
 
-For each client count, one short hierarchical run (``hierfl.app.launch.run_local``: a
+For each client count, one short hierarchical run (``hierfl.deploy.launch.run_local``: a
 ``flower-superlink``, one ``hierfl-client`` SuperNode per edge and ``flwr run``). A background
 thread reads ``/proc/<pid>/status`` every ``--interval`` seconds for every process below this
 one and sorts them by role through the process tree:
@@ -33,8 +33,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from hierfl.app.launch import run_local
-from hierfl.config import HierConfig, parse_overrides
+from hierfl.config import HierConfig
+from hierfl.deploy.launch import run_local
+from hierfl.options import parse_overrides
 
 OVERRIDES_HELP = "any config key, e.g. scenario=synthetic samples-per-class=400 input-shape=3x32x32"
 ROLES = ("serverapp", "superlink", "superexec", "edges", "other")
@@ -100,7 +101,7 @@ def classify(pid: int, procs: dict[int, Proc], root: int) -> str | None:
 
     >>> procs = {10: (1, ["flower-superlink"]), 11: (10, ["flower-superexec"]),
     ...          12: (11, ["python", "/v/bin/flwr-serverapp"]),
-    ...          20: (1, ["python", "-m", "hierfl.app.supernode"]), 21: (20, ["flwr-clientapp"])}
+    ...          20: (1, ["python", "-m", "hierfl.deploy.supernode"]), 21: (20, ["flwr-clientapp"])}
     >>> [classify(p, procs, 1) for p in (10, 11, 12, 21, 1)]
     ['superlink', 'superexec', 'serverapp', 'edges', None]
     """
@@ -117,7 +118,7 @@ def classify(pid: int, procs: dict[int, Proc], root: int) -> str | None:
     head = _program(procs[top][1])
     if head == "flower-superlink":
         return "superlink" if top == pid else "superexec"
-    if head in ("hierfl.app.supernode", "hierfl-client", "flower-supernode"):
+    if head in ("hierfl.deploy.supernode", "hierfl-client", "flower-supernode"):
         return "edges"
     return "other"
 

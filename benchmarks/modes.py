@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import hierfl
-from hierfl.config import HierConfig, parse_overrides
-from hierfl.streams import build_benchmark
+from hierfl.config import HierConfig
+from hierfl.data.streams import build_benchmark
+from hierfl.options import parse_overrides
 
 MODES = ("hierarchical", "split", "cloud", "edge")
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import hierfl
-from hierfl.config import HierConfig, parse_overrides
-from hierfl.streams import build_benchmark
+from hierfl.config import HierConfig
+from hierfl.data.streams import build_benchmark
+from hierfl.options import parse_overrides
 
 METHODS = (
     "naive",

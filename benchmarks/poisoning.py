@@ -2,7 +2,7 @@
 
 For each attack of the security review (issue 14) and each aggregator (FedAvg and a robust one),
 one run with partition 0 malicious and one clean run of the same config, through the real
-federation in process (``hierfl.app.attacks.MaliciousGrid``: the attacker rewrites its honest reply
+federation in process (``hierfl.testing.attacks.MaliciousGrid``: the attacker rewrites its honest reply
 as a hostile edge could). Writes ``poisoning.json`` with one row per (attack, aggregator):
 
 ``attack, aggregator, completed, clean_cloud_accuracy, attacked_cloud_accuracy,
@@ -34,11 +34,12 @@ import torch
 from flwr.app import ArrayRecord, RecordDict
 
 from hierfl.api import prepare
-from hierfl.app.attacks import CRASH, TAKEOVER, Attack, MaliciousGrid, label_flip
 from hierfl.app.protocol import ARRAYS
-from hierfl.config import HierConfig, parse_overrides
-from hierfl.streams import build_benchmark
+from hierfl.config import HierConfig
+from hierfl.data.streams import build_benchmark
+from hierfl.options import parse_overrides
 from hierfl.testing import make_grid
+from hierfl.testing.attacks import CRASH, TAKEOVER, Attack, MaliciousGrid, label_flip
 
 BASE = {"clients": 4, "experiences": 2, "rounds": 3, "local-epochs": 2, "seed": 0}
 AGGREGATORS = ("fedavg", "fedmedian")

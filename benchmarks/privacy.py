@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 import hierfl
-from hierfl.config import HierConfig, parse_overrides
+from hierfl.config import HierConfig
+from hierfl.data.streams import build_benchmark
 from hierfl.models import model_for
-from hierfl.streams import build_benchmark
+from hierfl.options import parse_overrides
 
 SETTINGS = [
     (0.0, 0.0),

@@ -3,7 +3,7 @@
 Workloads: the small CNN on digits, ResNet-18 and VGG-16 on synthetic CIFAR-shaped data, a few
 batches each, one edge. Sweep: uplink bit rate {0.5, 1, 5, 20, 100} Mbit/s x edge slowdown
 {1, 10}. Every point runs all three modes in this process with the project's trainers
-(``EdgeTrainer``, ``CloudTrainer``), the emulated link of ``hierfl.link`` (a sleep per message)
+(``EdgeTrainer``, ``CloudTrainer``), the emulated link of ``hierfl.edge.link`` (a sleep per message)
 and the emulated slower edge (a sleep of (k-1) x each measured edge step):
 
 - hierarchical: a real pipeline of three threads, edge -> link -> cloud, so edge compute, the
@@ -13,7 +13,7 @@ and the emulated slower edge (a sleep of (k-1) x each measured edge step):
   backward, strictly in turn;
 - cloud: upload every raw batch, then train the whole network on the cloud.
 
-``hierfl.runtime.predict`` is fed with the per-batch stage times measured in the same run (and
+``hierfl.analysis.performance.predict`` is fed with the per-batch stage times measured in the same run (and
 the link's bit rate and latency, not measured) and with the hand-off between stages (queue put
 and get, thread wake-up, the GIL) measured once per run on a calibration pipeline
 (``measure_handoff``), and ``ideal_bound`` gives the hierarchical pipeline's lower bound. The
@@ -56,9 +56,16 @@ from runtime_pipeline import (
 )
 from runtime_report import checks, checks_coded, markdown, markdown_coded, markdown_cuts, plot
 
-from hierfl.link import LinkSpec
+from hierfl.analysis.performance import (
+    LABEL_BYTES,
+    Link,
+    StageCosts,
+    costs_from_flops,
+    ideal_bound,
+    predict,
+)
+from hierfl.edge.link import LinkSpec
 from hierfl.models import create_model
-from hierfl.runtime import LABEL_BYTES, Link, StageCosts, costs_from_flops, ideal_bound, predict
 
 # The bottleneck rows: digits upscaled to 3x32x32 (real images, so PNG sizes are real), the
 # model cut where edge and cloud share the work, a bottleneck of at most 512 B per sample;
@@ -263,7 +270,7 @@ def cut_comparison(w: Workload, cpu_flops: float, latency: float) -> list[dict]:
     Compute from FLOPs at ``cpu_flops`` (this CPU's rate measured on the workload; the edge
     ``k`` times slower, the cloud this CPU), the same samples as the measured workload.
     """
-    from hierfl.planner import measure_cuts
+    from hierfl.analysis.planner import measure_cuts
 
     out = []
     for cut in measure_cuts(w.model, w.input_shape, 10):
@@ -323,7 +330,7 @@ def measured_crossovers(rows: list[dict]) -> list[dict]:
 
 def cpu_rate(w: Workload, rows: list[dict]) -> float:
     """This CPU's training FLOP/s on ``w``: cloud-mode full-network steps at k = 1."""
-    from hierfl.planner import measure_cuts
+    from hierfl.analysis.planner import measure_cuts
 
     cut = next(c for c in measure_cuts(w.model, w.input_shape, 10) if c.cut == w.cut)
     per_batch = statistics.median(
@@ -368,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             "clients": 1,
             "cloud": "this CPU (a faster cloud is not emulated; see hierfl plan --cloud-flops)",
             "edge_slowdown": "sleep (k-1) x each measured edge step",
-            "link": "sleep latency + 8 * bytes / bitrate per message (hierfl.link)",
+            "link": "sleep latency + 8 * bytes / bitrate per message (hierfl.edge.link)",
             "prediction_inputs": "per-batch stage means measured in the same run; hand-off per "
             "batch measured once per run (handoff_calibration)",
             "repeats": f"runs under {SHORT_RUN_S} s: median wall of {SHORT_RUNS} (measured_runs_s)",

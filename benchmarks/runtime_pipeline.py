@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 
-from hierfl.cloud import CloudTrainer
-from hierfl.edge import EdgeTrainer
-from hierfl.link import LinkEmulator, LinkSpec, slow_down
+from hierfl.analysis.performance import LABEL_BYTES, Link, StageCosts, predict
+from hierfl.cloud.trainer import CloudTrainer
+from hierfl.edge.link import LinkEmulator, LinkSpec, slow_down
+from hierfl.edge.trainer import EdgeTrainer
 from hierfl.models import SplitModel, create_model
-from hierfl.runtime import LABEL_BYTES, Link, StageCosts, predict
 
 BITRATES = (0.5e6, 1e6, 5e6, 20e6, 100e6)
 SLOWDOWNS = (1.0, 10.0)
@@ -69,7 +69,7 @@ def make_batches(w: Workload, seed: int = 0) -> Batches:
     n = w.batch_size * w.batches
     if w.data == "digits":
         from hierfl.config import HierConfig
-        from hierfl.streams import build_benchmark
+        from hierfl.data.streams import build_benchmark
 
         shape = "x".join(map(str, w.input_shape)) if w.input_shape != (1, 8, 8) else ""
         bench = build_benchmark(HierConfig(experiences=1, seed=seed, input_shape=shape))

@@ -11,8 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from hierfl.app.launch import run_local
-from hierfl.config import HierConfig, parse_overrides
+from hierfl.config import HierConfig
+from hierfl.deploy.launch import run_local
+from hierfl.options import parse_overrides
 
 TARGETS = {"cloud": 0.95, "edge": 0.90}
 

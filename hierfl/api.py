@@ -18,15 +18,22 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hierfl.app.grid_federation import GridFederation, build_strategy
+from hierfl.app.inprocess import InProcessGrid
+from hierfl.cloud.orchestrator import Orchestrator
 from hierfl.config import HierConfig
-from hierfl.data import Benchmark, ClientStream
-from hierfl.errors import ConfigError
-from hierfl.metrics import AccuracyMatrix
-
-if TYPE_CHECKING:
-    from hierfl.orchestrator import Orchestrator
+from hierfl.data.avalanche import from_avalanche
+from hierfl.data.containers import Benchmark, ClientStream
+from hierfl.data.streams import build_benchmark, load_test_benchmark, partition_stream
+from hierfl.errors import ConfigError, RunFailed
+from hierfl.modes import MODES
+from hierfl.preflight import preflight
+from hierfl.resolve import resolve
+from hierfl.results.accuracy import AccuracyMatrix
+from hierfl.results.run_folder import write_run_folder
+from hierfl.results.summary import finish_run, run_metrics
 
 Grid = Any  # a ``flwr.serverapp.Grid``; Flower is imported only by ``hierfl.app``
 
@@ -63,31 +70,19 @@ class Result:
 
     def write(self, folder: str | Path) -> Path:
         """Write ``metrics.json``, ``metrics.csv`` and the plots to ``folder``."""
-        from hierfl.report import write_run_folder
-
         write_run_folder(folder, self.metrics)
         return Path(folder)
 
 
-def resolve(
+def resolve_config(
     config: HierConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any]
 ) -> HierConfig:
     """A validated config from a ``HierConfig``, a mapping (dashed or underscored keys) and
-    keyword overrides, later ones winning; then the continual methods' own defaults for the
-    keys left at hierfl's and not named in the mapping or the overrides
-    (``ContinualMethod.defaults``; the log says which)."""
-    from hierfl.plugin import describe_defaults, with_method_defaults
-    from hierfl.unused import describe_unused
-
-    base = config if isinstance(config, HierConfig) else HierConfig()
-    values = {**(dict(config) if isinstance(config, Mapping) else {}), **overrides}
-    merged, applied = with_method_defaults(HierConfig.from_mapping(values, base), values)
-    if applied:
-        log.info(describe_defaults(merged, applied))
-    merged = merged.validate()
-    if unused := describe_unused(merged):
-        log.warning(unused)
-    return merged
+    keyword overrides, later ones winning (``hierfl.resolve.resolve``; the log says which
+    continual-method defaults were filled in and which keys have no effect)."""
+    base = config if isinstance(config, HierConfig) else None
+    layers = [dict(config) if isinstance(config, Mapping) else {}, dict(overrides)]
+    return resolve(layers, base=base, say=log.info, warn=log.warning)
 
 
 def run(
@@ -136,9 +131,6 @@ class Session:
     _tmp: tempfile.TemporaryDirectory | None = None
 
     def run(self) -> Result:
-        from hierfl.errors import RunFailed
-        from hierfl.run_folder import finish_run, run_metrics
-
         try:
             result = self.orchestrator.run()
         finally:
@@ -169,12 +161,7 @@ def prepare(
 
     ``clock`` replaces the orchestrator's clock (tests of timeouts).
     """
-    from hierfl.app.federation import GridFederation, build_strategy
-    from hierfl.app.inprocess import InProcessGrid
-    from hierfl.modes import MODES
-    from hierfl.orchestrator import Orchestrator
-
-    cfg = resolve(config, overrides)
+    cfg = resolve_config(config, overrides)
     folder = Path(out).resolve() if out is not None else None
     if folder is not None:
         cfg = dataclasses.replace(cfg, out=str(folder))
@@ -184,8 +171,6 @@ def prepare(
     tmp = None
     if grid is None:
         if bench is None:
-            from hierfl.preflight import preflight
-
             preflight(cfg)
             bench = _build(cfg)
         state_key = state_key or cfg.state_key or "run-0"
@@ -227,14 +212,10 @@ def _fit_to(config: HierConfig, bench: Benchmark) -> HierConfig:
 
 def edge_streams(config: HierConfig, benchmark: Benchmark) -> list[ClientStream]:
     """Every edge's private stream: the registered partitioner's share, then its delays."""
-    from hierfl.streams import partition_stream
-
     return [partition_stream(config, benchmark, i, config.clients) for i in range(config.clients)]
 
 
 def _build(config: HierConfig) -> Benchmark:
-    from hierfl.streams import build_benchmark
-
     return build_benchmark(config)
 
 
@@ -242,13 +223,10 @@ def _benchmark(benchmark: Any) -> Benchmark | None:
     """hierfl's own ``Benchmark`` as is; an Avalanche benchmark converted to tensors."""
     if benchmark is None or isinstance(benchmark, Benchmark):
         return benchmark
-    from hierfl.from_avalanche import from_avalanche
 
     return from_avalanche(benchmark)
 
 
 def _test_set(config: HierConfig, folder: Path | None) -> Benchmark:
-    from hierfl.streams import load_test_benchmark
-
     cache = folder / ".cache" if folder is not None else Path(tempfile.gettempdir()) / "hierfl"
     return load_test_benchmark(config, cache_dir=cache)

@@ -9,20 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hierfl.config import HierConfig, parse_overrides, read_toml
+from hierfl.cli_tools import add_app_parser, add_plan_parser, add_profile_parser
+from hierfl.config import PRESETS, HierConfig, core_fields
 from hierfl.errors import ConfigError, HierflError, RunFailed
-from hierfl.plugin import describe_defaults, with_method_defaults
-from hierfl.run_folder import ENGINES
-from hierfl.unused import describe_unused
+from hierfl.options import parse_overrides, read_toml
+from hierfl.registry import AGGREGATORS, CONTINUAL, MODELS, PARTITIONERS, SCENARIOS
+from hierfl.registry.settings import declared_settings
+from hierfl.resolve import resolve
+from hierfl.results.summary import ENGINES
 
-# Small settings that run anything end to end in about a minute on a laptop CPU.
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "tiny": {"clients": 2, "experiences": 2, "rounds": 2, "local-epochs": 1},
-}
-
-# CLI flag -> config key, for the flags that are shorthands.
-_FLAGS = {
+# Shorthand flags of ``hierfl run``: flag -> config key. Their help, default and allowed values
+# come from the key's own metadata (``hierfl.config``), like docs/reference.md's table.
+SHORTHANDS = {
     "mode": "mode",
     "clients": "clients",
     "scenario": "scenario",
@@ -34,14 +32,14 @@ _FLAGS = {
     "model": "model",
     "cut": "cut",
     "strategy": "strategy",
-    "exit_head": "exit-head",
+    "exit-head": "exit-head",
     "cl": "cl",
-    "out": "out",
     "bitrate": "bitrate",
-    "downlink_bitrate": "downlink-bitrate",
+    "downlink-bitrate": "downlink-bitrate",
     "latency": "latency",
-    "edge_slowdown": "edge-slowdown",
+    "edge-slowdown": "edge-slowdown",
     "codec": "codec",
+    "out": "out",
 }
 EXIT_RUN_FAILED = 3  # the run started and stopped on a systematic failure
 
@@ -49,9 +47,6 @@ EXIT_RUN_FAILED = 3  # the run started and stopped on a systematic failure
 def _registries_epilog() -> str:
     """What is registered (models with their cuts, scenarios, aggregators, continual methods,
     partitioners), each with its settings: the registries themselves, not a copied list."""
-    from hierfl.plugin import declared_settings
-    from hierfl.plugins import AGGREGATORS, CONTINUAL, MODELS, PARTITIONERS, SCENARIOS
-
     lines = ["registered plug-ins (set a plug-in's settings with NAME.SETTING=value):"]
     lines.append("  model:")
     lines += [f"    {n}: cuts {', '.join(MODELS.get(n).cut_points)}" for n in MODELS.names()]
@@ -104,32 +99,13 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
         "inprocess: the same orchestrator, strategy and edge code in this process (fast for "
         "accuracy sweeps; its wall times are not a deployment's)",
     )
-    p.add_argument(
-        "--mode", help="hierarchical (default), split, cloud (uploads raw inputs) or edge"
-    )
-    p.add_argument("--clients", help="number of edge devices (default 3)")
-    p.add_argument("--scenario", help="scenario name (default digits)")
-    p.add_argument("--experiences", help="experiences in the stream; 1 = all classes at once")
-    p.add_argument("--rounds", help="rounds per experience")
-    p.add_argument("--epochs", help="local epochs per round on each edge")
-    p.add_argument("--partition", help="how training data is split across edges: iid, dirichlet")
-    p.add_argument("--seed", help="seed for class order, partitions and initial weights")
-    p.add_argument("--model", help="model name (default small-cnn)")
-    p.add_argument("--cut", help="separation point (see the models' cuts below)")
-    p.add_argument("--strategy", help="edge aggregation strategy (default fedavg)")
-    p.add_argument("--exit-head", help="exit head: the model's own, conv or mlp")
-    p.add_argument("--cl", help="continual-learning methods joined by '+' (default edge-replay)")
+    for flag, key in SHORTHANDS.items():
+        p.add_argument(f"--{flag}", dest=_dest(flag), help=_help(key))
     p.add_argument(
         "--device",
         help="cpu, cuda or auto for both edge and cloud "
         "(edge-device=... / cloud-device=... set them apart)",
     )
-    p.add_argument("--bitrate", help="emulated uplink bits/s per edge (default 0: no emulation)")
-    p.add_argument("--downlink-bitrate", help="emulated downlink bits/s (default: --bitrate)")
-    p.add_argument("--latency", help="emulated one-way latency per message, seconds (default 0)")
-    p.add_argument("--edge-slowdown", help="emulate edges k times slower (default 1)")
-    p.add_argument("--codec", help="uplink activation codec: fp32 (default), fp16, int8")
-    p.add_argument("--out", help="run folder (default runs/<timestamp>)")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -145,8 +121,6 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hierfl.cli_tools import add_app_parser, add_plan_parser, add_profile_parser
-
     parser = argparse.ArgumentParser(
         prog="hierfl", description="Hierarchical edge-cloud training with early exits."
     )
@@ -160,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace) -> HierConfig:
     """Defaults < preset < --config file < flags < key=value overrides; then the continual
-    methods' own defaults for keys left at hierfl's; then validate.
+    methods' own defaults for keys left at hierfl's; then validate (``hierfl.resolve``).
 
     With ``--resume DIR`` the interrupted run's own config (from its checkpoint) replaces the
     defaults, the preset and the config file, and the run folder stays DIR.
@@ -169,31 +143,41 @@ def resolve_config(args: argparse.Namespace) -> HierConfig:
         return _resume_config(args)
     layers = [PRESETS[args.preset], read_toml(args.config) if args.config else {}]
     layers += [_flags(args), parse_overrides(args.overrides)]
-    config = HierConfig()
-    for layer in layers:
-        config = HierConfig.from_mapping(layer, base=config)
-    given = {key for layer in layers for key in layer}
-    if "out" not in given:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        config = HierConfig.from_mapping({"out": f"runs/{stamp}"}, base=config)
-    config, applied = with_method_defaults(config, given)
-    if applied:
-        print(f"hierfl: {describe_defaults(config, applied)}", flush=True)
-    config = config.validate()
-    if unused := describe_unused(config):
-        print(f"hierfl: warning: {unused}", flush=True)
-    return config
+    base = None
+    if not any("out" in layer for layer in layers):  # a fresh, stamped run folder
+        base = HierConfig.from_mapping({"out": f"runs/{time.strftime('%Y%m%d-%H%M%S')}"})
+    return resolve(layers, base=base, say=_say, warn=lambda line: _say(f"warning: {line}"))
+
+
+def _say(line: str) -> None:
+    print(f"hierfl: {line}", flush=True)
+
+
+def _dest(flag: str) -> str:
+    return flag.replace("-", "_")
+
+
+def _help(key: str) -> str:
+    """A flag's help from its config key's metadata: what it is, its default, what it allows."""
+    field = next(f for f in core_fields() if f.name == key.replace("-", "_"))
+    meta = field.metadata
+    default = f"default {field.default}" if field.default not in ("", None) else "default: empty"
+    if meta.get("choices"):
+        default += "; " + ", ".join(str(c) for c in meta["choices"] if c != "")
+    elif meta.get("registry"):
+        default += f"; a registered {meta['registry']}, listed below"
+    return f"{meta['help']} ({default}; key {key})"
 
 
 def _flags(args: argparse.Namespace) -> dict[str, str]:
-    flags = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
+    flags = {key: getattr(args, _dest(flag)) for flag, key in SHORTHANDS.items()}
     if args.device is not None:
         flags.update({"edge-device": args.device, "cloud-device": args.device})
     return {k: v for k, v in flags.items() if v is not None}
 
 
 def _resume_config(args: argparse.Namespace) -> HierConfig:
-    from hierfl.checkpoint import check_compatible, load_checkpoint
+    from hierfl.cloud.checkpoint import check_compatible, load_checkpoint
 
     if args.config:
         raise ConfigError(
@@ -218,7 +202,7 @@ def _devices(config: HierConfig) -> str:
     """``--device auto`` says what it chose."""
     if "auto" not in (config.edge_device, config.cloud_device):
         return ""
-    from hierfl.devices import resolve_device
+    from hierfl.train.devices import resolve_device
 
     edge = resolve_device("edge-device", config.edge_device)
     cloud = resolve_device("cloud-device", config.cloud_device)
@@ -228,11 +212,11 @@ def _devices(config: HierConfig) -> str:
 def _run_engine(engine: str, config: HierConfig) -> Path:
     """Run ``config`` through Flower processes or in this process; return the run folder."""
     if engine == "flower":
-        from hierfl.app.launch import run_local
+        from hierfl.deploy.launch import run_local
 
         return run_local(config)
     from hierfl.api import run
-    from hierfl.logs import setup_logging
+    from hierfl.util.logs import setup_logging
 
     out = Path(config.out).resolve()
     setup_logging(out).info(

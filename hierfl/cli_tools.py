@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 from typing import Any
 
-from hierfl.config import HierConfig, parse_overrides, parse_shape, read_toml
+from hierfl.config import HierConfig
 from hierfl.errors import ConfigError, UnknownNameError
+from hierfl.options import parse_overrides, parse_shape, read_toml
+from hierfl.registry import MODELS
+from hierfl.resolve import resolve
 
 DEFAULT_INPUTS = {"small-cnn": "1x8x8", "vgg16": "3x32x32", "resnet18": "3x32x32"}
 _CONFIG_HELP = "TOML file with keys (flat or [tool.flwr.app.config]); flags win over it"
@@ -44,7 +48,7 @@ def add_profile_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:
-    from hierfl.planner import (
+    from hierfl.analysis.planner import (
         DEFAULT_BATCH_SIZE,
         DEFAULT_BOTTLENECKS,
         DEFAULT_CLOUD_FLOPS,
@@ -57,8 +61,9 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
         help="predict epoch time of every mode at every cut and recommend a cut",
         description="Predict seconds per epoch of hierarchical, split, cloud and edge-only "
         "training at every cut of a model, with and without a learned bottleneck at the cut "
-        "(hierfl.runtime: FLOPs over FLOP/s, backward = 2x forward; activations fp32 or the "
-        "bottleneck's codes, raw inputs as uint8), estimate the edge's training memory, and "
+        "(hierfl.analysis.performance: FLOPs over FLOP/s, backward = 2x forward; activations "
+        "fp32 or the bottleneck's codes, raw inputs as uint8), estimate the edge's training "
+        "memory, and "
         "recommend the (cut, bottleneck) that trains hierarchically fastest within "
         "--edge-memory. The plan knows bytes and FLOPs, not accuracy: benchmarks/bottleneck.py "
         "measures what a bottleneck costs in accuracy.",
@@ -121,8 +126,6 @@ def _settings(args: argparse.Namespace, **more: str | None) -> dict[str, Any]:
 
 
 def _model_and_shape(args: argparse.Namespace, values: dict[str, Any]) -> tuple[str, tuple]:
-    from hierfl.plugins import MODELS
-
     model = str(values.get("model", "small-cnn"))
     try:
         MODELS.check(model)
@@ -137,7 +140,7 @@ def _classes(values: dict[str, Any]) -> int:
 
 
 def profile(args: argparse.Namespace) -> None:
-    from hierfl.models.profile import format_profiles, profile_model
+    from hierfl.analysis.profile import format_profiles, profile_model
 
     values = _settings(args, bottleneck=args.bottleneck, code_bits=args.code_bits)
     model, shape = _model_and_shape(args, values)
@@ -184,7 +187,7 @@ def number(flag: str, text: str, *, integer: bool = False, zero: bool = False) -
 
 
 def plan(args: argparse.Namespace) -> None:
-    from hierfl.planner import (
+    from hierfl.analysis.planner import (
         DEFAULT_BATCH_SIZE,
         PlanSettings,
         format_plan,
@@ -255,14 +258,9 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def app(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from hierfl.app.launch import write_app
-    from hierfl.plugin import with_method_defaults
+    from hierfl.deploy.launch import write_app  # here: it imports Flower, which --help need not
 
     layers = [read_toml(args.config) if args.config else {}, parse_overrides(args.overrides)]
-    config = HierConfig.from_mapping(layers[1], base=HierConfig.from_mapping(layers[0]))
-    config, _ = with_method_defaults(config, given=[key for layer in layers for key in layer])
     folder = Path(args.dir)
-    write_app(folder, config.validate())
+    write_app(folder, resolve(layers))
     print(f"hierfl: app written to {folder}; start it with: flwr run {folder} CONNECTION --stream")

@@ -6,8 +6,8 @@ underscores inside. Each field carries its help text and its allowed range or ch
 metadata: validation, the bad-value tests and the options table in ``docs/reference.md`` are
 all generated from it.
 
-Plug-ins own their settings (``hierfl.plugin``): a dotted key ``NAME.SETTING`` (``lwf.alpha=1``,
-``dirichlet.alpha=0.3``) sets one of plug-in NAME's settings; they are kept in
+Plug-ins own their settings (``hierfl.registry.settings``): a dotted key ``NAME.SETTING``
+(``lwf.alpha=1``, ``dirichlet.alpha=0.3``) sets one of plug-in NAME's settings; they are kept in
 ``plugin_settings`` and checked against the plug-in's own settings dataclass.
 """
 
@@ -19,38 +19,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from hierfl.codecs import ACTIVATION_CODECS, CODE_BITS, COMPRESSIONS, RAW_CODECS, code_codec
 from hierfl.errors import ConfigError
+from hierfl.modes import MODE_NAMES, MODES
 from hierfl.options import (
     check_fields,
     coerce,
     dashed,
-    flatten,
     option,
     parse_delays,
     parse_outages,
-    parse_overrides,
     parse_shape,
-    read_toml,
     unknown_key,
 )
+from hierfl.registry import BY_KEY, CONTINUAL, MODELS
+from hierfl.registry.settings import all_settings, checked_settings, settings_of
 
-__all__ = [
-    "HierConfig",
-    "check_fields",
-    "coerce",
-    "core_fields",
-    "flatten",
-    "option",
-    "parse_overrides",
-    "parse_shape",
-    "read_toml",
-]
-
-MODES = ("hierarchical", "split", "cloud", "edge")  # hierfl.modes describes each
+# Named starting points of ``hierfl run --preset``: ``tiny`` runs anything end to end in about a
+# minute on a laptop CPU (``hierfl.testing``'s tiny run too).
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "tiny": {"clients": 2, "experiences": 2, "rounds": 2, "local-epochs": 1},
+}
 DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adam", "sgd")
 CLASS_MASKS = ("seen", "none")
-CODECS = ("fp32", "fp16", "int8")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -66,7 +59,7 @@ class HierConfig:
     mode: str = option(
         "hierarchical",
         "the method, or a baseline on the same model: split, cloud (uploads raw inputs), edge",
-        choices=MODES,
+        choices=MODE_NAMES,
     )
     clients: int = option(3, "edge devices", ge=1)
     scenario: str = option("digits", "the stream of experiences", registry="scenario")
@@ -98,12 +91,16 @@ class HierConfig:
     downlink_bitrate: float = option(0.0, "emulated downlink bits/s (0: as bitrate)", ge=0)
     latency: float = option(0.0, "emulated one-way latency per message, s", ge=0)
     edge_slowdown: float = option(1.0, "emulate edges this many times slower", ge=1)
-    codec: str = option("fp32", "uplink activation codec (without a bottleneck)", choices=CODECS)
+    codec: str = option(
+        ACTIVATION_CODECS[0],
+        "uplink activation codec (without a bottleneck)",
+        choices=ACTIVATION_CODECS,
+    )
     bottleneck: int = option(
         0, "channels of a learned, quantized bottleneck at the cut (0: none)", ge=0
     )
     code_bits: int = option(
-        8, "bits per bottleneck code; 4-bit codes go two to a byte", choices=(4, 8)
+        8, "bits per bottleneck code; 4-bit codes go two to a byte", choices=CODE_BITS
     )
     bottleneck_recon: float = option(
         0.0, "weight of the edge's reconstruction of the cut's features from the codes", ge=0
@@ -111,7 +108,7 @@ class HierConfig:
     compress: str = option(
         "none",
         "lossless compression of the uplink payload",
-        choices=("none", "zlib", "lzma", "bz2"),
+        choices=COMPRESSIONS,
     )
     ship: str = option(
         "every-epoch",
@@ -122,7 +119,7 @@ class HierConfig:
     raw_codec: str = option(
         "uint8",
         "how cloud mode uploads raw inputs: as stored (uint8), as PNG or JPEG files, or fp32",
-        choices=("uint8", "png", "jpeg", "fp32"),
+        choices=RAW_CODECS,
     )
     jpeg_quality: int = option(90, "JPEG quality for raw-codec=jpeg", ge=1, le=100)
     edge_threads: int = option(1, "torch threads per edge process (0: torch's default)", ge=0)
@@ -136,8 +133,9 @@ class HierConfig:
     act_noise: float = option(0.0, "Gaussian noise added to shipped activations (0: off)", ge=0)
     cl: str = option(
         "",
-        "continual-learning methods joined by '+' (empty: the mode's own, edge-replay; "
-        "cloud-replay in split and cloud modes)",
+        "continual-learning methods joined by '+' (empty: the mode's own: "
+        + ", ".join(f"{mode.default_cl} in {name}" for name, mode in MODES.items())
+        + ")",
         bad=("nope", "naive+"),
     )
     class_mask: str = option(
@@ -250,7 +248,7 @@ class HierConfig:
     @property
     def wire_codec(self) -> str:
         """How activations travel: the bottleneck's codes, or ``codec``."""
-        return f"code{self.code_bits}" if self.bottleneck else self.codec
+        return code_codec(self.code_bits) if self.bottleneck else self.codec
 
     @property
     def max_chunk_bytes(self) -> int:
@@ -263,9 +261,7 @@ class HierConfig:
     @property
     def methods(self) -> tuple[str, ...]:
         """``cl`` split into the continual methods' names (empty: the mode's default)."""
-        from hierfl.modes import MODES as TABLE
-
-        cl = self.cl or (TABLE[self.mode].default_cl if self.mode in TABLE else "naive")
+        cl = self.cl or (MODES[self.mode].default_cl if self.mode in MODES else "naive")
         return tuple(n.strip() for n in cl.split("+"))
 
     @property
@@ -299,8 +295,6 @@ class HierConfig:
 
     def settings(self, name: str) -> Any:
         """Plug-in ``name``'s settings: its dataclass with this run's ``NAME.*`` values."""
-        from hierfl.plugin import settings_of
-
         return settings_of(name, self.plugin_settings.get(name, {}))
 
     # ---- validation --------------------------------------------------------------------------
@@ -323,26 +317,22 @@ class HierConfig:
                 "state-key",
                 f"must be a plain folder name (letters, digits, . _ -), got {self.state_key!r}",
             )
-        from hierfl.modes import MODES as TABLE
-
         if self.bottleneck and self.codec != "fp32":
             raise ConfigError(
                 "codec",
                 f"with bottleneck={self.bottleneck} the codes travel as {self.code_bits}-bit "
                 "integers (code-bits); leave codec at fp32",
             )
-        TABLE[self.mode].check_keys(self)
+        MODES[self.mode].check_keys(self)
         self._check_names()
         return dataclasses.replace(self, plugin_settings=self._checked_plugin_settings())
 
     def _check_names(self) -> None:
         """Registered plug-ins, the model's cuts, and continual methods that fit the mode."""
-        from hierfl.plugins import CONTINUAL, MODELS
-
         for f in core_fields():
             registry = f.metadata.get("registry")
             if registry:
-                _registry(registry).check(getattr(self, f.name))
+                BY_KEY[registry].check(getattr(self, f.name))
         cuts = MODELS.get(self.model).cut_points
         if self.cut and self.cut not in cuts:
             raise ConfigError(
@@ -352,19 +342,14 @@ class HierConfig:
             raise ConfigError("cl", f"expected names joined by '+', got {self.cl!r}")
         for name in self.methods:
             method = CONTINUAL.plugin(name)
-            modes = getattr(method, "modes", MODES)
-            if self.mode not in modes:
+            if not method.supports(self.mode):
                 raise ConfigError(
                     "cl",
-                    f"{name!r} works in {', '.join(modes)} mode, not {self.mode} "
-                    f"({getattr(method, 'summary', '')}); pick another method or mode".replace(
-                        " ()", ""
-                    ),
+                    f"{name!r} works in {', '.join(method.modes)} mode, not {self.mode} "
+                    f"({method.summary}); pick another method or mode".replace(" ()", ""),
                 )
 
     def _checked_plugin_settings(self) -> dict[str, dict[str, Any]]:
-        from hierfl.plugin import checked_settings
-
         return {
             name: checked_settings(name, values) for name, values in self.plugin_settings.items()
         }
@@ -375,21 +360,7 @@ def core_fields() -> list[dataclasses.Field]:
     return [f for f in fields(HierConfig) if not f.metadata.get("internal")]
 
 
-def _registry(key: str) -> Any:
-    from hierfl import plugins
-
-    return {
-        "model": plugins.MODELS,
-        "strategy": plugins.AGGREGATORS,
-        "scenario": plugins.SCENARIOS,
-        "partition": plugins.PARTITIONERS,
-        "cl": plugins.CONTINUAL,
-    }[key]
-
-
 def _known_keys() -> list[str]:
     """Every key a user may set: the core keys and each plug-in's ``NAME.SETTING``."""
-    from hierfl.plugin import all_settings
-
     plugin_keys = [f"{name}.{k}" for name, items in all_settings().items() for k in items]
     return HierConfig.keys() + plugin_keys

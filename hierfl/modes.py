@@ -13,16 +13,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
+from hierfl.codecs import RAW_CODECS
 from hierfl.errors import ConfigError
 
 if TYPE_CHECKING:  # the table itself is plain data: the config reads it without torch
     from torch import nn
 
-    from hierfl.config import HierConfig
     from hierfl.models import SplitModel
+
+
+class ShippedKeys(Protocol):
+    """The config keys about what an edge ships (``HierConfig`` has them)."""
+
+    @property
+    def bottleneck(self) -> int: ...
+    @property
+    def act_clip(self) -> float: ...
+    @property
+    def act_noise(self) -> float: ...
+    @property
+    def raw_codec(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class Mode:
     sequential: bool = False  # edges take turns, each starting from the last one's weights
     edge_learns_from: str = "exit"  # "exit" (own loss), "cloud" (its gradient), "nothing"
     default_cl: str = "edge-replay"  # the continual method when ``cl`` is left empty
+    unread: Mapping[str, str] = field(default_factory=dict)  # core keys it never reads: why
 
     def cloud_module(self, model: SplitModel) -> nn.Module | None:
         """The part of the network the cloud trains, or None."""
@@ -43,7 +58,7 @@ class Mode:
             return model.full_network()
         return model.cloud if "cloud" in self.exits else None
 
-    def check_keys(self, config: HierConfig) -> None:
+    def check_keys(self, config: ShippedKeys) -> None:
         """Refuse, rather than ignore, keys set for what this mode does not ship."""
         name = f"{self.name} mode"
         if self.payload == "raw" and config.bottleneck:
@@ -54,7 +69,7 @@ class Mode:
             raise ConfigError(
                 "act-clip", f"{name} uploads raw inputs; act-clip/act-noise protect activations"
             )
-        if self.payload != "raw" and config.raw_codec != type(config)().raw_codec:
+        if self.payload != "raw" and config.raw_codec != RAW_CODECS[0]:
             raise ConfigError(
                 "raw-codec",
                 f"only cloud mode uploads raw inputs; {name} keeps them on the edges, so "
@@ -80,9 +95,39 @@ MODES: dict[str, Mode] = {
         sequential=True,
         edge_learns_from="cloud",
         default_cl="cloud-replay",
+        unread={
+            "exit-head": "split mode trains no exit",
+            "ship": "split mode ships every batch's activations for its gradient",
+        },
     ),
     "cloud": Mode(
-        "cloud", ("cloud",), "raw", False, edge_learns_from="nothing", default_cl="cloud-replay"
+        "cloud",
+        ("cloud",),
+        "raw",
+        False,
+        edge_learns_from="nothing",
+        default_cl="cloud-replay",
+        unread={
+            "edge-lr": "edges do not train in cloud mode",
+            "exit-head": "cloud mode trains no exit",
+            "freeze-edge-after": "edges do not train in cloud mode",
+            "ship": "cloud mode uploads each input once",
+            "codec": "cloud mode uploads raw inputs (raw-codec)",
+        },
     ),
-    "edge": Mode("edge", ("edge",), "none", True),
+    "edge": Mode(
+        "edge",
+        ("edge",),
+        "none",
+        True,
+        unread={
+            "cloud-lr": "edge mode has no cloud",
+            "cloud-epochs": "edge mode has no cloud",
+            "codec": "edge mode ships nothing",
+            "compress": "edge mode ships nothing",
+            "ship": "edge mode ships nothing",
+        },
+    ),
 }
+MODE_NAMES: tuple[str, ...] = tuple(MODES)
+"""The modes by name, in the order the docs list them (``mode``'s choices)."""

@@ -42,7 +42,7 @@ def option(
     Args:
         ge, gt, le, lt: bounds of a number (NaN and infinity are always refused).
         choices: the allowed strings.
-        registry: the plug-in registry (``hierfl.plugins``) whose names are allowed.
+        registry: the plug-in registry (``hierfl.registry``) whose names are allowed.
         bad: values a free-form string key refuses (used by the generated bad-value tests;
             numbers and choices get theirs from the bounds).
     """
@@ -153,6 +153,16 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
     table = data.get("tool", {}).get("flwr", {}).get("app", {}).get("config")
     return flatten(dict(table if table is not None else data))
+
+
+def toml_value(value: object) -> str:
+    """``value`` as a TOML literal (bool, number or string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,26 +1,66 @@
-"""The registries the core looks plug-ins up in: models, edge aggregators, scenarios, partitioners.
+"""The plug-in author's door: everything a model, aggregator, continual method, scenario or
+partitioner needs, from one module (docs/plugins.md).
 
-The core never imports ``strategies`` or ``scenarios``: those packages are reached through the
-entry-point groups declared in ``pyproject.toml``, exactly as a third party's would be.
+>>> from hierfl.plugins import ContinualMethod, EdgeHooks, StrategyParts, option
+>>> sorted(CONTINUAL.names())[:3]
+['cloud-replay', 'edge-replay', 'ewc']
+
+Declare a plug-in (``Aggregator``, ``ContinualMethod``, ``Scenario``, ``Partitioner``, or a
+``SplitModel`` subclass), give it settings with ``option`` fields, and point an entry point of
+the matching group at it (``hierfl.aggregators``, ``hierfl.continual``, ``hierfl.scenarios``,
+``hierfl.partitioners``, ``hierfl.models``); or ``register`` it in its registry for one process.
+Nothing in hierfl imports this module: it only hands on names defined in their own rooms.
 """
 
 from __future__ import annotations
 
-from hierfl.registry import Registry
-
-MODELS: Registry = Registry(
-    "model",
-    "hierfl.models",
-    {
-        "small-cnn": "hierfl.models.small_cnn:SmallCNN",
-        "vgg16": "hierfl.models.vgg:VGG16",
-        "resnet18": "hierfl.models.resnet:ResNet18",
-    },
+from hierfl.config import HierConfig
+from hierfl.data.containers import (
+    Benchmark,
+    ClientStream,
+    ExperienceData,
+    ScenarioInfo,
+    ScenarioSpec,
 )
-AGGREGATORS: Registry = Registry("strategy", "hierfl.aggregators")
-SCENARIOS: Registry = Registry("scenario", "hierfl.scenarios")
-PARTITIONERS: Registry = Registry("partition", "hierfl.partitioners")
-CONTINUAL: Registry = Registry("cl", "hierfl.continual")
+from hierfl.errors import ConfigError
+from hierfl.models import EdgeModule, EdgeOutput, SplitModel
+from hierfl.options import option
+from hierfl.registry import AGGREGATORS, CONTINUAL, MODELS, PARTITIONERS, SCENARIOS
+from hierfl.registry.declarations import (
+    Aggregator,
+    ContinualMethod,
+    NoSettings,
+    Partitioner,
+    Plugin,
+    Scenario,
+)
+from hierfl.train.continual import Batch, CloudHooks, EdgeHooks, StrategyParts
 
-# Plug-in settings are namespaced by name (``NAME.SETTING``): the registries, in lookup order.
-REGISTRIES: tuple[Registry, ...] = (CONTINUAL, AGGREGATORS, PARTITIONERS, SCENARIOS, MODELS)
+__all__ = [
+    "AGGREGATORS",
+    "CONTINUAL",
+    "MODELS",
+    "PARTITIONERS",
+    "SCENARIOS",
+    "Aggregator",
+    "Batch",
+    "Benchmark",
+    "ClientStream",
+    "CloudHooks",
+    "ConfigError",
+    "ContinualMethod",
+    "EdgeHooks",
+    "EdgeModule",
+    "EdgeOutput",
+    "ExperienceData",
+    "HierConfig",
+    "NoSettings",
+    "Partitioner",
+    "Plugin",
+    "Scenario",
+    "ScenarioInfo",
+    "ScenarioSpec",
+    "SplitModel",
+    "StrategyParts",
+    "option",
+]

@@ -13,10 +13,15 @@ import os
 import shutil
 from pathlib import Path
 
+from hierfl.cloud.checkpoint import check_compatible, load_checkpoint
 from hierfl.config import HierConfig
-from hierfl.data import ScenarioInfo
+from hierfl.data.containers import ScenarioInfo
+from hierfl.data.streams import build_benchmark, scenario_spec
 from hierfl.errors import ConfigError, HierflError
-from hierfl.plugin import Scenario
+from hierfl.models import model_for
+from hierfl.registry import SCENARIOS
+from hierfl.registry.declarations import Scenario
+from hierfl.train.devices import resolve_device
 
 log = logging.getLogger("hierfl")
 MIN_FREE_BYTES = 64 * 2**20  # a run folder needs room for checkpoints and logs
@@ -28,9 +33,6 @@ def describe(config: HierConfig) -> ScenarioInfo:
 
     A plug-in that declares no ``describe`` is built instead (correct, but slower).
     """
-    from hierfl.plugins import SCENARIOS
-    from hierfl.streams import build_benchmark, scenario_spec
-
     plugin = SCENARIOS.plugin(config.scenario)
     if not isinstance(plugin, Scenario) or plugin.describe is None:
         bench = build_benchmark(config)
@@ -46,8 +48,6 @@ def preflight(config: HierConfig) -> ScenarioInfo:
             model cannot take, ``data-dir`` missing or of the wrong layout, ...
     """
     if config.resume:  # the checkpoint is there, readable, and of this run's schedule
-        from hierfl.checkpoint import check_compatible, load_checkpoint
-
         check_compatible(load_checkpoint(config.resume), config)
     info = describe(config)  # a folder scenario explains its own layout
     if config.data_dir and not Path(config.data_dir).expanduser().is_dir():
@@ -59,7 +59,6 @@ def preflight(config: HierConfig) -> ScenarioInfo:
             f"allowed 1..{info.num_classes} (each experience needs at least one class)",
         )
     _check_model(config, info)
-    from hierfl.devices import resolve_device  # cuda on a machine without one: say so now
 
     resolve_device("edge-device", config.edge_device)
     resolve_device("cloud-device", config.cloud_device)
@@ -70,8 +69,6 @@ def _check_model(config: HierConfig, info: ScenarioInfo) -> None:
     """The model takes the scenario's input shape at the chosen cut: one forward pass of one
     sample through the edge, its exit and the cloud."""
     import torch
-
-    from hierfl.models import model_for
 
     try:
         model = model_for(config, info.num_classes, info.input_shape).eval()

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hierfl.data import Benchmark, ExperienceData
-from hierfl.errors import ConfigError
+from hierfl.plugins import Benchmark, ConfigError, ExperienceData
 
 if TYPE_CHECKING:
     from avalanche.benchmarks.scenarios.generic_scenario import CLStream

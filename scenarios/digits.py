@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
-from hierfl.errors import ConfigError
-from hierfl.plugin import Scenario
+from hierfl.plugins import Benchmark, ConfigError, Scenario, ScenarioInfo, ScenarioSpec
 from scenarios.class_incremental import as_stored, class_incremental, resize
 
 NUM_CLASSES = 10

@@ -7,10 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hierfl.config import option
-from hierfl.data import Benchmark, ClientStream, ExperienceData
-from hierfl.errors import ConfigError
-from hierfl.plugin import Partitioner
+from hierfl.plugins import Benchmark, ClientStream, ConfigError, ExperienceData, Partitioner, option
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
-from hierfl.errors import ConfigError
-from hierfl.plugin import Scenario
+from hierfl.plugins import Benchmark, ConfigError, Scenario, ScenarioInfo, ScenarioSpec
 from scenarios import readers
 from scenarios.class_incremental import as_stored, class_incremental, resize
 

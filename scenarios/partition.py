@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hierfl.data import Benchmark, ClientStream, ExperienceData
-from hierfl.errors import ConfigError
-from hierfl.plugin import Partitioner
+from hierfl.plugins import Benchmark, ClientStream, ConfigError, ExperienceData, Partitioner
 
 
 def partition_iid(

@@ -10,9 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hierfl.data import Benchmark, ScenarioInfo, ScenarioSpec
-from hierfl.errors import ConfigError
-from hierfl.plugin import Scenario
+from hierfl.plugins import Benchmark, ConfigError, Scenario, ScenarioInfo, ScenarioSpec
 from scenarios.class_incremental import as_stored, class_incremental
 
 DEFAULT_SHAPE = (3, 32, 32)

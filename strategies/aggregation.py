@@ -3,7 +3,7 @@
 Each declaration builds, from the run's ``HierConfig`` and its own settings, a Flower strategy
 that trains every edge in every round (``fraction_train=1``). Flower's own evaluate phase never
 runs: the cloud evaluates both exits itself. Register your own under the ``hierfl.aggregators``
-entry point (``hierfl.plugin.Aggregator``).
+entry point (``hierfl.registry.declarations.Aggregator``).
 
 The FedOpt family (FedAdam, FedYogi, FedAdagrad; Reddi et al., "Adaptive Federated
 Optimization", ICLR 2021) and FedAvgM (Hsu et al. 2019) keep server-side state (moments, a
@@ -19,8 +19,7 @@ from typing import Any
 
 from flwr.serverapp import strategy as fs
 
-from hierfl.config import HierConfig, option
-from hierfl.plugin import Aggregator
+from hierfl.plugins import Aggregator, HierConfig, option
 
 
 def _common(config: HierConfig) -> dict[str, Any]:

@@ -17,9 +17,7 @@ from typing import Any
 
 import torch
 
-from hierfl.config import option
-from hierfl.continual import Batch, CloudHooks, EdgeHooks, StrategyParts
-from hierfl.plugin import ContinualMethod
+from hierfl.plugins import Batch, CloudHooks, ContinualMethod, EdgeHooks, StrategyParts, option
 from strategies.buffer import Reservoir
 
 EDGE_MODES = ("hierarchical", "edge")  # an edge that trains on its own loss

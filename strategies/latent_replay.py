@@ -24,10 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hierfl.config import option
-from hierfl.continual import EdgeHooks, StrategyParts
-from hierfl.models.base import EdgeOutput
-from hierfl.plugin import ContinualMethod
+from hierfl.plugins import ContinualMethod, EdgeHooks, EdgeOutput, StrategyParts, option
 from strategies.continual import CloudReplay
 from strategies.teacher import ExperienceTeacher
 

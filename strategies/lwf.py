@@ -16,10 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hierfl.config import option
-from hierfl.continual import EdgeHooks, StrategyParts
-from hierfl.models.base import EdgeOutput
-from hierfl.plugin import ContinualMethod
+from hierfl.plugins import ContinualMethod, EdgeHooks, EdgeOutput, StrategyParts, option
 from strategies.continual import EDGE_MODES
 from strategies.teacher import ExperienceTeacher
 

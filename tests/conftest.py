@@ -13,7 +13,7 @@ os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 @pytest.fixture(scope="session")
 def digits_benchmark():
     from hierfl.config import HierConfig
-    from hierfl.streams import build_benchmark
+    from hierfl.data.streams import build_benchmark
 
     return build_benchmark(HierConfig(experiences=2))
 

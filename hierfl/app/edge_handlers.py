@@ -1,7 +1,7 @@
 """The edge's work for one message: a ``train`` request in, weights plus activations out.
 
-``hierfl.app.client_app`` hands each message here, either in its own process or through the
-node's long-lived edge worker (``hierfl.app.edge_worker``). Either way everything that must
+``hierfl.client_app`` hands each message here, either in its own process or through the
+node's long-lived edge worker (``hierfl.deploy.edge_worker``). Either way everything that must
 persist (optimizer, stream cursor, the cached stream) lives in the node-local state folder.
 
 Link emulation (``bitrate``, ``downlink-bitrate``, ``latency``): before returning a reply the
@@ -30,16 +30,16 @@ from hierfl.app.protocol import (
 )
 from hierfl.app.wire import Wire
 from hierfl.config import HierConfig
-from hierfl.data import ClientStream
-from hierfl.edge_node import run_edge_round
-from hierfl.edge_policy import EdgePolicy
-from hierfl.link import LinkSpec, slow_down
+from hierfl.data.containers import ClientStream
+from hierfl.data.streams import load_client_stream
+from hierfl.edge.link import LinkSpec, slow_down
+from hierfl.edge.node import run_edge_round
+from hierfl.edge.policy import EdgePolicy
+from hierfl.edge.split import SplitEdge
 from hierfl.modes import MODES
-from hierfl.paths import default_state_dir
-from hierfl.plugin import with_method_defaults
-from hierfl.split import SplitEdge
-from hierfl.storage import private_dir
-from hierfl.streams import load_client_stream
+from hierfl.resolve import with_method_defaults
+from hierfl.util.paths import default_state_dir
+from hierfl.util.storage import private_dir
 
 SPLIT_STATE = "split_state.pt"
 

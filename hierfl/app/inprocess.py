@@ -21,24 +21,14 @@ from pathlib import Path
 
 from flwr.app import Error, Message, RecordDict
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
 
 from hierfl.app.edge_handlers import KIND_OF_MESSAGE_TYPE, EdgeNode, handle_node
+from hierfl.app.flower_internals import Run, ensure_task_identity, set_message_id
 from hierfl.config import HierConfig
-from hierfl.data import ClientStream
+from hierfl.data.containers import ClientStream
 
-SERVER_NODE_ID = 1  # Flower's SuperLink node id: the sender of every instruction
 FIRST_NODE_ID = 1001  # node ids differ from partition ids, as they do in a deployment
 EDGE_FAILED = 2  # Flower's code for "the ClientApp raised an exception"
-
-
-def ensure_task_identity(run_id: int) -> None:
-    """Flower's ``Message`` needs a task identity, which only a Flower runtime sets."""
-    if TaskIdentity._run_id is None:  # a ServerApp process has one already: keep it
-        TaskIdentity.run_id = run_id
-        TaskIdentity.node_id = SERVER_NODE_ID
-        TaskIdentity.task_id = 0
 
 
 @dataclass
@@ -86,7 +76,7 @@ class InProcessGrid(Grid):
             if msg.metadata.dst_node_id not in self.nodes:
                 raise ValueError(f"no node {msg.metadata.dst_node_id} in this grid")
             message_id = uuid.uuid4().hex
-            msg.metadata.__dict__["_message_id"] = message_id  # as Flower's own grids do
+            set_message_id(msg, message_id)
             self._queue.append(_Pending(message_id, msg))
             ids.append(message_id)
         return ids

@@ -10,7 +10,7 @@ The activations travel through the uplink codec, raw inputs in their stored form
 (``hierfl.app.wire``: ``act`` and its companions); ``chunk["encoding"]`` and
 ``chunk["compress"]`` say how, and the cloud decodes them back to float32.
 ``chunk["link-s"]`` is the emulated link time the ClientApp slept for the request and this
-reply (``hierfl.link``).
+reply (``hierfl.edge.link``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from hierfl.app.wire import Wire, decode_tensors, encode_tensors
-from hierfl.edge import EdgeChunk
-from hierfl.edge_node import RoundRequest, RoundResult
+from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult, SplitStep
 from hierfl.errors import ChunkRejected
-from hierfl.split import SplitStep
 
 ARRAYS = "arrays"
 CONFIG = "config"

@@ -20,8 +20,8 @@ import numpy as np
 from flwr.app import Array, RecordDict
 
 from hierfl.app.wire import WIRE_DTYPE
+from hierfl.cloud.validation import Expected
 from hierfl.errors import ChunkRejected
-from hierfl.validation import Expected
 
 NPY_HEADER_MAX = 4096  # numpy's .npy header is 128 bytes for any array hierfl sends
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord
 
-from hierfl.codecs import Encoded, decode, encode
+from hierfl.codecs.tensor import Encoded, decode, encode
 
 COMPRESSORS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
     "zlib": (lambda b: zlib.compress(b, 9), zlib.decompress),

@@ -22,24 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hierfl.codecs import CODE_BITS
+from hierfl.codecs.tensor import dequantize, to_codes
 from hierfl.models.base import EdgeModule, EdgeOutput, SplitModel
-
-CODE_BITS = (4, 8)
-
-
-def levels(bits: int) -> int:
-    return 2**bits
-
-
-def dequantize(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    """Integer codes ``0 .. 2**bits - 1`` as the float32 values the cloud decodes."""
-    return codes.to(torch.float32) / (levels(bits) - 1)
-
-
-def to_codes(values: torch.Tensor, bits: int) -> torch.Tensor:
-    """Values in [0, 1] as the nearest integer codes (uint8)."""
-    top = levels(bits) - 1
-    return torch.round(values.detach().to(torch.float32) * top).clamp_(0, top).to(torch.uint8)
 
 
 def quantize(z: torch.Tensor, bits: int) -> torch.Tensor:

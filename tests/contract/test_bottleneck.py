@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from hierfl.app.wire import Wire, decode_tensors, encode_tensors
-from hierfl.cloud import CloudTrainer
-from hierfl.codecs import decode, encode, pack4, unpack4
+from hierfl.cloud.trainer import CloudTrainer
+from hierfl.codecs.tensor import decode, encode, pack4, unpack4
 from hierfl.models import create_model
 from hierfl.models.bottleneck import dequantize, quantize, to_codes
-from hierfl.plugins import MODELS
+from hierfl.registry import MODELS
 
 SHAPES = {"small-cnn": (1, 8, 8)}
 CASES = [

@@ -17,7 +17,7 @@ from fake_datasets import (
     fake_tiny_imagenet,
 )
 
-from hierfl.data import Benchmark, ScenarioSpec
+from hierfl.data.containers import Benchmark, ScenarioSpec
 from hierfl.errors import ConfigError
 from scenarios import folders
 
@@ -186,7 +186,7 @@ def test_spec_values_are_checked(tmp_path: Path) -> None:
 def test_cifar10_through_the_registry(tmp_path: Path) -> None:
     """Needs the ``cifar10`` entry point in ``pyproject.toml`` (and a reinstall)."""
     from hierfl.config import HierConfig
-    from hierfl.streams import build_benchmark
+    from hierfl.data.streams import build_benchmark
 
     fake_cifar10(tmp_path)
     config = HierConfig(scenario="cifar10", data_dir=str(tmp_path), experiences=5).validate()

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from hierfl.edge import EdgeTrainer
+from hierfl.edge.trainer import EdgeTrainer
 from hierfl.errors import UnknownNameError
 from hierfl.models import create_model, list_models
 from hierfl.models.heads import EXIT_HEADS
-from hierfl.plugins import MODELS
+from hierfl.registry import MODELS
 
 # An input each model is meant for; a third-party model gets CIFAR-sized images.
 INPUT_SHAPES = {"small-cnn": (1, 8, 8), "vgg16": (3, 32, 32), "resnet18": (3, 32, 32)}

@@ -9,9 +9,9 @@ import torch
 
 from hierfl.api import prepare
 from hierfl.config import HierConfig
+from hierfl.data.streams import build_benchmark
 from hierfl.modes import MODES
-from hierfl.plugins import MODELS
-from hierfl.streams import build_benchmark
+from hierfl.registry import MODELS
 
 SHAPES = {"small-cnn": "1x8x8"}  # the CIFAR-shaped models get 3x32x32
 

@@ -13,14 +13,14 @@ from fake_datasets import fake_cifar10, fake_cifar100, fake_mnist, fake_tiny_ima
 
 import hierfl
 from hierfl.api import prepare
-from hierfl.config import option
-from hierfl.continual import CloudHooks, StrategyParts
+from hierfl.data.streams import build_benchmark
 from hierfl.errors import ConfigError
 from hierfl.modes import MODES
-from hierfl.plugin import ContinualMethod
-from hierfl.plugins import AGGREGATORS, CONTINUAL, PARTITIONERS, SCENARIOS
+from hierfl.options import option
 from hierfl.preflight import describe
-from hierfl.streams import build_benchmark
+from hierfl.registry import AGGREGATORS, CONTINUAL, PARTITIONERS, SCENARIOS
+from hierfl.registry.declarations import ContinualMethod
+from hierfl.train.continual import CloudHooks, StrategyParts
 
 TINY = {"clients": 2, "experiences": 2, "rounds": 1, "local-epochs": 1, "batch-size": 8}
 
@@ -59,8 +59,7 @@ def test_the_configured_aggregator_is_the_one_that_aggregates(small):
     ("name", "mode"), [(n, m) for n in CONTINUAL.names() for m in MODES], ids=lambda v: v
 )
 def test_every_continual_method_in_every_mode_it_declares(name, mode, small):
-    modes = CONTINUAL.plugin(name).modes
-    if mode not in modes:
+    if not CONTINUAL.plugin(name).supports(mode):
         with pytest.raises(ConfigError, match=f"cl: '{name}' works in"):
             hierfl.run(TINY, cl=name, mode=mode, benchmark=small)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hierfl.data import ScenarioSpec
+from hierfl.data.containers import ScenarioSpec
 from hierfl.errors import ConfigError
 from scenarios.digits import build_digits
 from scenarios.synthetic import build_synthetic

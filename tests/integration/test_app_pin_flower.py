@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.app.launch import CONNECTION, loopback, write_app
 from hierfl.config import HierConfig
+from hierfl.deploy.launch import CONNECTION, loopback, write_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -24,7 +24,7 @@ def test_an_app_with_its_own_client_code_never_runs_on_the_edge(tmp_path):
     write_app(app, config)
     pyproject = (app / "pyproject.toml").read_text()
     (app / "pyproject.toml").write_text(
-        pyproject.replace('clientapp = "hierfl.app.client_app:app"', 'clientapp = "foreign:app"')
+        pyproject.replace('clientapp = "hierfl.client_app:app"', 'clientapp = "foreign:app"')
     )
     (app / "foreign.py").write_text(
         f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"

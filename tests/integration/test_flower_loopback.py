@@ -11,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.app.launch import (
-    Processes,
-    flower_env,
-    free_port,
-    start_superlink,
-    write_connection,
-)
+from hierfl.deploy.launch import Processes, flower_env, free_port, start_superlink, write_connection
 
 BIN = Path(sys.executable).parent
 

@@ -15,7 +15,7 @@ import hierfl
 from hierfl.api import edge_streams
 from hierfl.app.inprocess import InProcessGrid
 from hierfl.config import HierConfig
-from hierfl.streams import build_benchmark
+from hierfl.data.streams import build_benchmark
 from hierfl.testing import make_grid
 
 pytestmark = pytest.mark.integration

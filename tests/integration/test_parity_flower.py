@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import hierfl
-from hierfl.app.launch import CONNECTION, loopback, write_app
-from hierfl.checkpoint import load_checkpoint
+from hierfl.cloud.checkpoint import load_checkpoint
 from hierfl.config import HierConfig
-from hierfl.plugins import AGGREGATORS
+from hierfl.deploy.launch import CONNECTION, loopback, write_app
+from hierfl.registry import AGGREGATORS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import hierfl
-from hierfl.checkpoint import CHECKPOINT, load_checkpoint
+from hierfl.cloud.checkpoint import CHECKPOINT, load_checkpoint
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.app.launch import processes_mentioning
-from hierfl.checkpoint import CHECKPOINT, load_checkpoint
+from hierfl.cloud.checkpoint import CHECKPOINT, load_checkpoint
+from hierfl.deploy.launch import processes_mentioning
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.app.launch import (
+from hierfl.config import HierConfig
+from hierfl.deploy.launch import (
     CONNECTION,
     Processes,
     flower_env,
@@ -29,13 +30,12 @@ from hierfl.app.launch import (
     write_app,
     write_connection,
 )
-from hierfl.app.secure import (
+from hierfl.deploy.secure import (
     list_supernodes,
     make_supernode_key,
     make_tls_files,
     register_supernode,
 )
-from hierfl.config import HierConfig
 
 BIN = Path(sys.executable).parent
 REFUSAL_TIMEOUT = 60.0  # seconds a refused client may take to give up

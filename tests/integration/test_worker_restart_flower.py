@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.app.launch import processes_mentioning
+from hierfl.deploy.launch import processes_mentioning
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -25,7 +25,7 @@ def _workers(out: Path) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except FileNotFoundError:
             continue
-        if b"hierfl.app.edge_worker" in cmdline:
+        if b"hierfl.deploy.edge_worker" in cmdline:
             pids.append(pid)
     return pids
 

@@ -9,9 +9,9 @@ import zipfile
 import pytest
 from flwr.cli.build import build_fab_from_files
 
-from hierfl.app.app_pin import AppPin
-from hierfl.app.launch import write_app
 from hierfl.config import HierConfig
+from hierfl.deploy.app_pin import AppPin
+from hierfl.deploy.launch import write_app
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_a_hand_made_bundle_with_other_files_is_refused(pyproject, name):
 
 
 def test_another_client_app_or_publisher_is_refused(pyproject):
-    other = pyproject.replace(b'clientapp = "hierfl.app.client_app:app"', b'clientapp = "x:app"')
+    other = pyproject.replace(b'clientapp = "hierfl.client_app:app"', b'clientapp = "x:app"')
     assert "ClientApp is 'x:app'" in AppPin().refusal(_fab({"pyproject.toml": other}))
     stranger = pyproject.replace(b'publisher = "hierfl"', b'publisher = "someone"')
     assert "publisher" in AppPin().refusal(_fab({"pyproject.toml": stranger}))

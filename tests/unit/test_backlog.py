@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from hierfl.api import edge_streams, prepare
-from hierfl.backlog import Backlog
 from hierfl.config import HierConfig
+from hierfl.edge.backlog import Backlog
 from hierfl.errors import ConfigError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from hierfl import cli
-from hierfl.app import secure
-from hierfl.models.profile import profile_model
+from hierfl.analysis.profile import profile_model
+from hierfl.deploy import secure
 
 
 def test_profile_prints_every_cut_with_bytes_from_the_model(capsys):
@@ -100,7 +100,7 @@ def test_app_records_the_keys_set_so_the_server_and_edges_keep_them(tmp_path):
     import tomllib
 
     from hierfl.config import HierConfig
-    from hierfl.plugin import with_method_defaults
+    from hierfl.resolve import with_method_defaults
 
     folder = tmp_path / "app"
     assert cli.main(["app", str(folder), "cl=cloud-replay", "freeze-edge-after=-1"]) == 0

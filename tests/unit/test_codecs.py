@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hierfl.codecs import CODECS, CodecError, decode, encode
+from hierfl.codecs.tensor import CODECS, CodecError, decode, encode
 from hierfl.errors import ConfigError, UnknownNameError
 
 

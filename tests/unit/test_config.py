@@ -16,15 +16,11 @@ from pathlib import Path
 import pytest
 
 from hierfl import cli
-from hierfl.config import (
-    HierConfig,
-    core_fields,
-    flatten,
-    parse_overrides,
-    read_toml,
-)
+from hierfl.config import HierConfig, core_fields
 from hierfl.errors import ConfigError, UnknownNameError
-from hierfl.plugin import all_settings, declared_settings, with_method_defaults
+from hierfl.options import flatten, parse_overrides, read_toml
+from hierfl.registry.settings import all_settings, declared_settings
+from hierfl.resolve import with_method_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,7 +151,7 @@ def test_plugin_settings_are_typed_checked_and_reach_the_plugin():
 
 
 def test_a_strategy_is_built_with_its_settings():
-    from hierfl.app.federation import build_strategy
+    from hierfl.app.grid_federation import build_strategy
 
     strategy = build_strategy(HierConfig.from_mapping({"strategy": "fedprox"}))
     assert strategy.proximal_mu == 0.01
@@ -185,7 +181,7 @@ def test_a_key_the_user_named_keeps_its_value_even_at_hierfls_default(tmp_path):
     assert {"cl", "freeze-edge-after", "out"} == said.user_keys
     # The ServerApp (hierfl.run on the config) and each edge (the run config through Flower)
     # apply the methods' defaults again: the recorded keys keep the user's value there too.
-    from hierfl.api import resolve
+    from hierfl.api import resolve_config as resolve
 
     assert resolve(said, {}).freeze_edge_after == -1
     through_flower = HierConfig.from_mapping(said.to_flwr())
@@ -200,7 +196,7 @@ def test_a_key_the_user_named_keeps_its_value_even_at_hierfls_default(tmp_path):
 
 
 def test_the_python_front_door_keeps_named_keys_too():
-    from hierfl.api import resolve
+    from hierfl.api import resolve_config as resolve
 
     said = resolve({"cl": "cloud-replay", "freeze-edge-after": -1}, {})
     assert (said.freeze_edge_after, said.cloud_lr) == (-1, 0.0005)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hierfl.boundary import RoundRequest
 from hierfl.config import HierConfig
-from hierfl.continual import build_continual
-from hierfl.edge_node import RoundRequest, latest_edge_state, round_data, run_edge_round
+from hierfl.edge.node import run_edge_round
+from hierfl.edge.state import latest_edge_state
 from hierfl.errors import ConfigError
 from hierfl.models import create_model
-from hierfl.plugins import PARTITIONERS
+from hierfl.registry import PARTITIONERS
+from hierfl.train.continual import build_continual
+from hierfl.train.schedule import round_data
 from strategies.buffer import Reservoir
 from strategies.continual import CloudReplay, EdgeReplay
 
@@ -148,8 +151,8 @@ def test_strategies_that_fit_the_mode_validate(mode, cl):
 
 def test_split_replay_returns_the_gradient_of_the_edges_own_samples():
     """Replayed activations join the cloud's step but leave the edge's gradient unchanged."""
-    from hierfl.cloud import CloudTrainer
-    from hierfl.continual import Continual
+    from hierfl.cloud.trainer import CloudTrainer
+    from hierfl.train.continual import Continual
 
     model = create_model("small-cnn", cut="", num_classes=4, input_shape=(1, 8, 8), seed=0)
     a_old = model.edge(torch.randn(16, 1, 8, 8)).activations.detach()

@@ -7,7 +7,7 @@ import itertools
 
 from hierfl.api import edge_streams, prepare
 from hierfl.app.inprocess import InProcessGrid
-from hierfl.edge_node import latest_edge_state
+from hierfl.edge.state import latest_edge_state
 from hierfl.testing import make_grid, tiny_config
 
 CONFIG = tiny_config(cl="naive", **{"reply-timeout": 10.0})

@@ -9,16 +9,16 @@ import stat
 import pytest
 from flwr.app import ArrayRecord, Context, Message, RecordDict
 
-from hierfl.app import client_app
+from hierfl import client_app
 from hierfl.app.edge_handlers import EdgeJob, handle, node_state_dir
 from hierfl.app.protocol import ARRAYS, CONFIG, decode_result, request_config
-from hierfl.app.supernode import build_parser, node_config_text, supernode_argv
+from hierfl.boundary import RoundRequest
 from hierfl.config import HierConfig
-from hierfl.edge_node import RoundRequest
-from hierfl.edge_policy import EdgePolicy, PolicyRefused
+from hierfl.deploy.supernode import build_parser, node_config_text, supernode_argv
+from hierfl.edge.policy import EdgePolicy, PolicyRefused
 from hierfl.errors import HierflError
 from hierfl.models import create_model
-from hierfl.storage import private_dir, save_atomic
+from hierfl.util.storage import private_dir, save_atomic
 
 BASE = HierConfig(clients=2, experiences=1, rounds=1, local_epochs=1)
 

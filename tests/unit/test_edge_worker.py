@@ -14,11 +14,12 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, Context, RecordDict
 
-from hierfl.app import client_app, edge_worker
+from hierfl import client_app
 from hierfl.app.edge_handlers import EdgeJob, handle
 from hierfl.app.protocol import ARRAYS, CONFIG, decode_result, request_config
+from hierfl.boundary import RoundRequest
 from hierfl.config import HierConfig
-from hierfl.edge_node import RoundRequest
+from hierfl.deploy import edge_worker
 from hierfl.models import create_model
 
 KEY = bytes(range(32))
@@ -113,7 +114,7 @@ def test_the_worker_exits_when_hierfl_client_is_killed(tmp_path):
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from hierfl.app import edge_worker\n"
+        "from hierfl.deploy import edge_worker\n"
         f"proc, address = edge_worker.start(Path({str(tmp_path)!r}), bytes(32), "
         f"Path({str(tmp_path / 'w.log')!r}))\n"
         "print(proc.pid, address, flush=True)\n"
@@ -151,7 +152,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_killed_worker_is_restarted_in_place_and_answers_again(tmp_path):
-    from hierfl.app.worker_supervisor import WorkerSupervisor, read_status, wait_until_ready
+    from hierfl.deploy.worker_supervisor import WorkerSupervisor, read_status, wait_until_ready
 
     said: list[str] = []
     supervisor = WorkerSupervisor(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hierfl.cloud import CloudTrainer
-from hierfl.edge import LABEL_BYTES, EdgeTrainer, epoch_batches
+from hierfl.boundary import LABEL_BYTES
+from hierfl.cloud.trainer import CloudTrainer
+from hierfl.edge.trainer import EdgeTrainer
 from hierfl.errors import ConfigError
 from hierfl.models import create_model
+from hierfl.train.schedule import epoch_batches
 
 
 def _model(cut: str = "block2"):

@@ -7,7 +7,7 @@ import io
 import torch
 import torch.nn.functional as F
 
-from hierfl.edge import EdgeTrainer
+from hierfl.edge.trainer import EdgeTrainer
 from hierfl.models import create_model
 from strategies.ewc import EWC, empirical_fisher
 

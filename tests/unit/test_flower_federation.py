@@ -7,11 +7,10 @@ from types import SimpleNamespace
 
 import torch
 
-from hierfl.app.federation import GridFederation
+from hierfl.app.grid_federation import GridFederation
 from hierfl.app.protocol import encode_result
-from hierfl.edge import EdgeChunk
-from hierfl.edge_node import RoundRequest, RoundResult
-from hierfl.orchestrator import EdgeFailure
+from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
+from hierfl.cloud.orchestrator import EdgeFailure
 
 STATE = {"w": torch.ones(2, 2)}
 

@@ -123,7 +123,7 @@ def _small_cnn(cut: str = "block1", **kw):
 
 def test_shipped_activations_are_clipped_as_the_edge_clips_them(ia):
     from hierfl.app.wire import Wire
-    from hierfl.privacy import ActivationPrivacy
+    from hierfl.train.privacy import ActivationPrivacy
 
     x = torch.rand(20, 1, 8, 8)
     out = ia.shipped(
@@ -135,7 +135,7 @@ def test_shipped_activations_are_clipped_as_the_edge_clips_them(ia):
 
 def test_shipped_noise_is_reproducible_and_leaves_the_model_alone(ia):
     from hierfl.app.wire import Wire
-    from hierfl.privacy import ActivationPrivacy
+    from hierfl.train.privacy import ActivationPrivacy
 
     model = _small_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -149,7 +149,7 @@ def test_shipped_noise_is_reproducible_and_leaves_the_model_alone(ia):
 
 def test_a_bottleneck_ships_codes_on_its_grid_even_when_noised(ia):
     from hierfl.app.wire import Wire
-    from hierfl.privacy import ActivationPrivacy
+    from hierfl.train.privacy import ActivationPrivacy
 
     model = _small_cnn(bottleneck=4, code_bits=4)
     out = ia.shipped(
@@ -168,7 +168,7 @@ def test_a_bottleneck_ships_codes_on_its_grid_even_when_noised(ia):
 
 def test_the_auxiliary_set_draws_fresh_noise_each_time(ia):
     from hierfl.app.wire import Wire
-    from hierfl.privacy import ActivationPrivacy
+    from hierfl.train.privacy import ActivationPrivacy
 
     model, x = _small_cnn("block3"), torch.rand(6, 1, 8, 8)
     noisy = ia.auxiliary_set(

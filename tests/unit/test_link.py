@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hierfl.config import HierConfig
+from hierfl.edge.link import LinkEmulator, LinkSpec, slow_down
 from hierfl.errors import ConfigError, UnknownNameError
-from hierfl.link import LinkEmulator, LinkSpec, TrafficLog, slow_down
+from hierfl.results.traffic import TrafficLog
 
 
 class FakeSleep:

@@ -40,7 +40,7 @@ TREE = {
     10: (1, ["/v/bin/python3", "/v/bin/flower-superlink", "--insecure"]),
     11: (10, ["/v/bin/python3", "/v/bin/flower-superexec", "--runtime-api-address", "x"]),
     12: (11, ["/v/bin/python3", "/v/bin/flwr-serverapp", "--token", "t"]),
-    20: (1, ["/v/bin/python", "-m", "hierfl.app.supernode", "--partition-id", "0"]),
+    20: (1, ["/v/bin/python", "-m", "hierfl.deploy.supernode", "--partition-id", "0"]),
     21: (20, ["/v/bin/python3", "/v/bin/flower-superexec"]),
     22: (21, ["/v/bin/python3", "/v/bin/flwr-clientapp"]),
     30: (1, ["/v/bin/python3", "/v/bin/flwr", "run", "/runs/flwr-serverapp"]),

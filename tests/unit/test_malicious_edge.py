@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from hierfl.api import prepare
-from hierfl.app.attacks import ATTACKS, MaliciousGrid
 from hierfl.testing import make_grid, tiny_config
+from hierfl.testing.attacks import ATTACKS, MaliciousGrid
 
 ATTACKER = 0  # partition id of the malicious edge
 

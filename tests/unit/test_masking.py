@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hierfl.cloud import CloudTrainer
-from hierfl.edge import EdgeTrainer
-from hierfl.evaluate import early_exit_sweep, exit_accuracies
-from hierfl.masking import SeenClasses, mask_logits
+from hierfl.cloud.trainer import CloudTrainer
+from hierfl.edge.trainer import EdgeTrainer
 from hierfl.models import create_model
+from hierfl.train.evaluate import early_exit_sweep, exit_accuracies
+from hierfl.train.masking import SeenClasses, mask_logits
 
 SHAPE = (1, 8, 8)
 CLASSES = 10

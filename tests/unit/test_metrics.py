@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hierfl.metrics import (
+from hierfl.results.accuracy import (
     AccuracyMatrix,
     bwt,
     forgetting,

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import hierfl
-from hierfl.cloud import CloudTrainer
+from hierfl.cloud.trainer import CloudTrainer
 from hierfl.config import HierConfig
-from hierfl.evaluate import early_exit_sweep
 from hierfl.models import create_model
-from hierfl.plugins import PARTITIONERS
+from hierfl.registry import PARTITIONERS
+from hierfl.train.evaluate import early_exit_sweep
 
 TINY = HierConfig(clients=2, experiences=2, rounds=2, local_epochs=2)
 
@@ -127,8 +127,8 @@ def test_early_exit_routes_by_the_edge_exits_confidence():
 
 
 def test_split_edge_stays_frozen_after_freeze_edge_after(digits_benchmark):
-    from hierfl.edge_node import RoundRequest
-    from hierfl.split import run_split_round
+    from hierfl.boundary import RoundRequest
+    from hierfl.edge.split import run_split_round
 
     config = dataclasses.replace(TINY, mode="split", freeze_edge_after=0, local_epochs=1)
     stream = PARTITIONERS.plugin("iid").make(
@@ -157,9 +157,9 @@ def test_a_split_batch_updates_batch_norm_statistics_once():
     Expected: the running statistics after one train-mode forward of the same batch from the
     same weights (as one forward-backward pass of a monolithic model leaves them).
     """
-    from hierfl.edge_node import RoundRequest
-    from hierfl.split import SplitEdge
-    from hierfl.streams import build_benchmark
+    from hierfl.boundary import RoundRequest
+    from hierfl.data.streams import build_benchmark
+    from hierfl.edge.split import SplitEdge
 
     config = HierConfig(
         mode="split",

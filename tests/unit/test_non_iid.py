@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from hierfl.config import HierConfig
-from hierfl.data import Benchmark, ExperienceData
+from hierfl.data.containers import Benchmark, ExperienceData
+from hierfl.data.streams import partition_stream
 from hierfl.errors import ConfigError
-from hierfl.streams import partition_stream
 from scenarios.dirichlet import partition_dirichlet
 
 

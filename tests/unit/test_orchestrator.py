@@ -154,7 +154,7 @@ class _Recording(InProcessGrid):
 
 
 def test_each_edge_gets_its_own_accuracy_matrix(digits_benchmark, tmp_path):
-    from hierfl.evaluate import exit_accuracies
+    from hierfl.train.evaluate import exit_accuracies
 
     grid = make_grid(TINY, digits_benchmark, tmp_path, _Recording)
     session = prepare(TINY, grid=grid, benchmark=digits_benchmark)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hierfl.analysis.overhead import min_work_per_message, overhead_share, round_overhead
 from hierfl.errors import ConfigError
-from hierfl.overhead import min_work_per_message, overhead_share, round_overhead
 
 
 def test_share_by_hand():

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from hierfl.data import Benchmark, ClientStream, ExperienceData
+from hierfl.data.containers import Benchmark, ClientStream, ExperienceData
 from hierfl.errors import ConfigError
 from scenarios.partition import partition_iid
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hierfl.cli import main
-from hierfl.errors import ConfigError
-from hierfl.planner import (
+from hierfl.analysis.planner import (
     CutNumbers,
     PlanSettings,
     edge_memory,
@@ -14,6 +12,8 @@ from hierfl.planner import (
     plan_cuts,
     recommendation,
 )
+from hierfl.cli import main
+from hierfl.errors import ConfigError
 
 # Edge 1e3 FLOP/s, cloud 1e6 FLOP/s, uplink = downlink = 8000 bit/s (1000 B/s), no latency;
 # one sample per batch, ten batches, one edge, Adam (two optimizer values per weight).

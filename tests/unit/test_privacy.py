@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from hierfl.config import HierConfig
-from hierfl.edge import EdgeTrainer
+from hierfl.edge.trainer import EdgeTrainer
 from hierfl.errors import ConfigError
 from hierfl.models import create_model
-from hierfl.privacy import ActivationPrivacy
+from hierfl.train.privacy import ActivationPrivacy
 
 
 def _train(privacy: ActivationPrivacy):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hierfl.models.profile import format_profiles, profile_cut, profile_model
+from hierfl.analysis.profile import format_profiles, profile_cut, profile_model
 
 # Activation shapes worked out by hand from each architecture.
 KNOWN_CUTS = [

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hierfl.metrics import AccuracyMatrix
-from hierfl.report import build_metrics, write_run_folder
+from hierfl.results.accuracy import AccuracyMatrix
+from hierfl.results.run_folder import build_metrics, write_run_folder
 
 EDGE = [[0.5], [0.25, 0.75], [0.25, 0.5, 1.0]]
 CLOUD = [[0.9], [0.7, 0.8], [0.6, 0.7, 0.95]]

@@ -6,8 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hierfl.errors import ConfigError, UnknownNameError
-from hierfl.runtime import (
+from hierfl.analysis.performance import (
     Link,
     StageCosts,
     costs_from_flops,
@@ -15,6 +14,7 @@ from hierfl.runtime import (
     ideal_bound,
     predict,
 )
+from hierfl.errors import ConfigError, UnknownNameError
 
 # Per batch: edge segment 1 + 2 s, exit 0.5 s, cloud segment 0.25 + 0.5 s, edge segment on
 # the cloud 0.1 s. Link: 8000 bit/s up (1000 B/s), 4000 bit/s down (500 B/s), 0.1 s latency,

@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from hierfl.app import supernode
-from hierfl.app.supernode import build_parser, supernode_argv
+from hierfl.deploy.supernode import build_parser, supernode_argv
 
 
 def _argv(*args: str) -> list[str]:
@@ -39,7 +38,7 @@ def test_node_config_carries_partition_and_state_dir():
         "num-partitions": "5",
         "state-dir": "/tmp/s",
         "data-dir": "",
-        # the owner's policy (hierfl.edge_policy), at its defaults
+        # the owner's policy (hierfl.edge.policy), at its defaults
         "allow-raw-upload": "false",
         "min-act-noise": "0.0",
         "max-act-clip": "0.0",
@@ -62,19 +61,6 @@ def test_node_config_names_the_edge_worker_but_never_its_key():
     # the key stays in its 0600 file beside the socket: a node config is visible in `ps`
     assert "edge-worker-key" not in pairs
     assert "01ab" not in " ".join(argv)
-
-
-def test_poll_every_caps_the_supernode_sleeps(monkeypatch):
-    from flwr.supernode import start_client_internal as internal
-
-    slept: list[float] = []
-    monkeypatch.setattr(internal, "time", internal.time)  # restored after the test
-    monkeypatch.setattr(supernode.time, "sleep", slept.append)
-    supernode.poll_every(0.25)
-    internal.time.sleep(3)  # Flower's idle poll
-    internal.time.sleep(0.1)
-    assert slept == [0.25, 0.1]
-    assert internal.time.monotonic is supernode.time.monotonic  # the rest is the time module
 
 
 def test_tls_and_auth_flags():
@@ -114,7 +100,7 @@ def test_tls_and_auth_flags():
 )
 def test_bad_arguments_exit_2_with_one_line(args, needle):
     proc = subprocess.run(
-        [sys.executable, "-m", "hierfl.app.supernode", *args],
+        [sys.executable, "-m", "hierfl.deploy.supernode", *args],
         capture_output=True,
         text=True,
         timeout=60,

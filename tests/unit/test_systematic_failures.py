@@ -11,7 +11,7 @@ from flwr.app import Error, Message
 
 from hierfl.api import prepare
 from hierfl.app.inprocess import InProcessGrid
-from hierfl.checkpoint import load_checkpoint
+from hierfl.cloud.checkpoint import load_checkpoint
 from hierfl.errors import RunFailed
 from hierfl.testing import make_grid, tiny_config
 

@@ -16,9 +16,9 @@ import math
 import pytest
 
 import hierfl
-from hierfl import edge_node
 from hierfl.api import edge_streams
 from hierfl.config import HierConfig
+from hierfl.edge import node as edge_node
 from hierfl.models import create_model
 from hierfl.testing import make_grid
 

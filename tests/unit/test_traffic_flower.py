@@ -9,7 +9,7 @@ import pytest
 import torch
 from flwr.app import ConfigRecord, RecordDict
 
-from hierfl.app.federation import GridFederation
+from hierfl.app.grid_federation import GridFederation
 from hierfl.app.protocol import (
     decode_result,
     encode_result,
@@ -17,8 +17,7 @@ from hierfl.app.protocol import (
     payload_bytes,
     stamp_link_seconds,
 )
-from hierfl.edge import EdgeChunk
-from hierfl.edge_node import RoundRequest, RoundResult
+from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
 
 NPY_HEADER = 128  # numpy's .npy header in front of every serialised array
 STATE = {"w": torch.ones(4, 4)}  # 64 bytes of weights

@@ -1,4 +1,4 @@
-"""Keys that a run never reads are named at start (``hierfl.unused``)."""
+"""Keys that a run never reads are named at start (``hierfl.resolve``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hierfl import cli
 from hierfl.config import HierConfig
 from hierfl.modes import MODES
 from hierfl.options import flatten
-from hierfl.unused import unused_keys
+from hierfl.resolve import unused_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def test_hierfl_run_and_the_python_front_door_warn(tmp_path, capsys, caplog):
         "hierfl: warning: these keys have no effect in this run: cloud-lr=0.1"
         in capsys.readouterr().out
     )
-    from hierfl.api import resolve
+    from hierfl.api import resolve_config as resolve
 
     with caplog.at_level(logging.WARNING, logger="hierfl"):
         resolve(None, {"online": True, "local_epochs": 3})

@@ -1,0 +1,413 @@
+"""Choose a cut: predicted epoch time of every mode at every cut, and the edge memory each needs.
+
+The planner turns per-cut figures (FLOPs, bytes, parameters) into stage costs of the
+performance model (``hierfl.analysis.performance``) and recommends the cut that trains
+hierarchically fastest among those whose edge memory estimate fits the device. ``plan_cuts``
+is the arithmetic on given figures; ``plan`` measures the figures on a registered model first
+(``measure_cuts``, which builds it once per cut).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
+
+from hierfl.analysis.performance import (
+    FP32_BYTES,
+    LABEL_BYTES,
+    MODES,
+    Link,
+    costs_from_flops,
+    predict,
+)
+from hierfl.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_EDGE_FLOPS = 1e10
+"""10 GFLOP/s sustained: a Raspberry-Pi-5-class board training in fp32 on its CPU."""
+DEFAULT_CLOUD_FLOPS = 1e13
+"""10 TFLOP/s sustained: one data-centre GPU training in fp32."""
+DEFAULT_BATCH_SIZE = 16  # `hierfl run`'s default batch size
+DEFAULT_SAMPLES = 10_000  # training samples per edge per epoch: CIFAR-10 over five edges
+ADAM_SLOTS = 2  # optimizer state per parameter: Adam's two moments (hierfl's default optimizer)
+
+
+@dataclass(frozen=True)
+class CutNumbers:
+    """Per-sample figures of one cut (with or without a bottleneck).
+
+    ``edge_flops`` is the edge segment's forward alone (a bottleneck's encoder included):
+    ``hierfl.analysis.profile`` counts the exit into its ``edge_flops``, and split learning runs
+    no exit. ``activation_bytes`` is what one sample's activations cost on the link: fp32, or
+    the bottleneck's codes; ``input_bytes`` one raw input as cloud mode uploads it (uint8
+    pixels unless the settings say otherwise). ``*_saved_bytes`` are the tensors the segment
+    and the exit keep for their backward pass, per sample.
+    """
+
+    cut: str
+    edge_flops: float
+    exit_flops: float
+    cloud_flops: float
+    activation_bytes: float
+    input_bytes: float
+    edge_params: int
+    exit_params: int
+    edge_saved_bytes: float
+    exit_saved_bytes: float = 0.0
+    bottleneck: int = 0  # channels of the bottleneck at the cut (0: none)
+    code_bits: int = 8
+    input_values: int = 0  # values of one input (held as fp32 in memory); 0: input_bytes / 4
+
+    @property
+    def input_memory_bytes(self) -> float:
+        return FP32_BYTES * self.input_values if self.input_values else self.input_bytes
+
+    @property
+    def label(self) -> str:
+        """``layer3``, or ``layer3+8x4b`` for an 8-channel, 4-bit bottleneck there."""
+        return f"{self.cut}+{self.bottleneck}x{self.code_bits}b" if self.bottleneck else self.cut
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """The devices, the link and the workload of one epoch.
+
+    ``samples`` is per edge; every batch is costed as full (the last one may be smaller).
+    ``edge_memory_bytes`` ``None`` means every cut fits. ``optimizer_slots`` is the optimizer's
+    state per parameter, in parameters: 2 for Adam, 1 for SGD with momentum.
+    """
+
+    bitrate_bps: float
+    downlink_bps: float | None = None  # None: the uplink's bitrate
+    latency_s: float = 0.0
+    edge_flops: float = DEFAULT_EDGE_FLOPS
+    cloud_flops: float = DEFAULT_CLOUD_FLOPS
+    edge_memory_bytes: float | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    samples: int = DEFAULT_SAMPLES
+    clients: int = 1
+    optimizer_slots: int = ADAM_SLOTS
+    raw_bytes_per_sample: float | None = None  # cloud mode's upload; None: uint8 pixels
+
+    def __post_init__(self) -> None:
+        for key in ("edge_flops", "cloud_flops"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(key, f"must be a finite FLOP/s > 0, got {value!r}")
+        for key in ("batch_size", "samples", "clients"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.edge_memory_bytes is not None and not self.edge_memory_bytes > 0:
+            raise ConfigError("edge_memory_bytes", f"must be > 0, got {self.edge_memory_bytes}")
+        if self.optimizer_slots < 0:
+            raise ConfigError("optimizer_slots", f"must be >= 0, got {self.optimizer_slots}")
+        self.link()  # validates the bitrates and the latency
+
+    @property
+    def batches(self) -> int:
+        return math.ceil(self.samples / self.batch_size)
+
+    def link(self) -> Link:
+        down = self.bitrate_bps if self.downlink_bps is None else self.downlink_bps
+        return Link(self.bitrate_bps, down, self.latency_s)
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One mode at one cut (``CutNumbers.label``): predicted seconds per epoch, the edge's
+    memory estimate, and the bytes one sample costs on the uplink (labels included)."""
+
+    cut: str
+    mode: str
+    epoch_s: float
+    edge_memory_bytes: float
+    fits: bool
+    bottleneck: str = ""  # the pipeline stage that limits hierarchical training
+    uplink_bytes_per_sample: float = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Rows for every cut and mode (cuts in the given order), and the recommended cut."""
+
+    rows: tuple[PlanRow, ...]
+    recommended: str | None
+    settings: PlanSettings
+
+
+def edge_memory(cut: CutNumbers, mode: str, batch_size: int, optimizer_slots: int) -> float:
+    """Bytes an edge needs to train in ``mode`` at ``cut``: an estimate, not a measurement.
+
+    Weights, their gradients and ``optimizer_slots`` optimizer values per weight, all fp32, plus
+    one batch of inputs and of every tensor kept for the backward pass. Split learning trains
+    no exit; ``cloud`` mode only holds the batch it uploads; allocator slack, framework runtime
+    and the data set itself are not counted.
+    """
+    if mode == "cloud":
+        return float(batch_size * cut.input_memory_bytes)
+    params = cut.edge_params
+    saved = cut.edge_saved_bytes
+    if mode != "split":
+        params += cut.exit_params
+        saved += cut.exit_saved_bytes
+    weights = FP32_BYTES * params * (2 + optimizer_slots)
+    return float(weights + batch_size * (cut.input_memory_bytes + saved))
+
+
+def plan_cuts(cuts: Sequence[CutNumbers], settings: PlanSettings) -> Plan:
+    """Predict every mode at every cut and recommend a cut.
+
+    The recommended cut minimises the hierarchical epoch time among the cuts whose
+    hierarchical edge memory estimate fits; ties go to the shallower (earlier) cut; ``None``
+    when no cut fits.
+    """
+    if not cuts:
+        raise ConfigError("cuts", "need at least one cut to plan")
+    link = settings.link()
+    rows: list[PlanRow] = []
+    for cut in cuts:
+        if settings.raw_bytes_per_sample is not None:
+            cut = replace(cut, input_bytes=settings.raw_bytes_per_sample)
+        costs = costs_from_flops(
+            cut, settings.batch_size, settings.edge_flops, settings.cloud_flops
+        )
+        for mode in MODES:
+            prediction = predict(mode, costs, link, settings.batches, settings.clients)
+            memory = edge_memory(cut, mode, settings.batch_size, settings.optimizer_slots)
+            limit = settings.edge_memory_bytes
+            fits = limit is None or memory <= limit
+            sent = {"cloud": cut.input_bytes, "edge": 0.0}.get(mode, cut.activation_bytes)
+            rows.append(
+                PlanRow(
+                    cut.label,
+                    mode,
+                    prediction.total_s,
+                    memory,
+                    fits,
+                    prediction.bottleneck,
+                    sent + (LABEL_BYTES if mode != "edge" else 0.0),
+                )
+            )
+    candidates = [r for r in rows if r.mode == "hierarchical" and r.fits]
+    best = min(candidates, key=lambda r: r.epoch_s, default=None)  # min keeps the first tie
+    return Plan(tuple(rows), best.cut if best else None, settings)
+
+
+DEFAULT_BOTTLENECKS = (0, 4, 16, 64)
+"""Bottleneck widths ``hierfl plan`` compares by default (0: none)."""
+
+
+def measure_cuts(
+    model_name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int = 10,
+    *,
+    exit_head: str | None = None,
+    bottlenecks: Sequence[int] = (0,),
+    code_bits: int = 8,
+) -> list[CutNumbers]:
+    """Figures for every cut of a registered model, each with every bottleneck width in
+    ``bottlenecks`` (0: none); builds the model twice per pair (a few seconds in all)."""
+    from hierfl.analysis.profile import profile_model
+
+    numbers = []
+    for width in bottlenecks:
+        profiles = profile_model(
+            model_name,
+            input_shape,
+            num_classes,
+            exit_head=exit_head,
+            bottleneck=width,
+            code_bits=code_bits,
+        )
+        for profile in profiles:
+            exit_flops, edge_saved, exit_saved = _edge_extras(
+                model_name, profile.cut, input_shape, num_classes, exit_head, width, code_bits
+            )
+            numbers.append(
+                CutNumbers(
+                    cut=profile.cut,
+                    edge_flops=profile.edge_flops - exit_flops,
+                    exit_flops=exit_flops,
+                    cloud_flops=profile.cloud_flops,
+                    activation_bytes=profile.wire_bytes_per_sample,
+                    input_bytes=profile.raw_uint8_bytes_per_sample,
+                    edge_params=profile.edge_params,
+                    exit_params=profile.exit_params,
+                    edge_saved_bytes=edge_saved,
+                    exit_saved_bytes=exit_saved,
+                    bottleneck=width,
+                    code_bits=code_bits,
+                    input_values=math.prod(input_shape),
+                )
+            )
+    return numbers
+
+
+def _edge_extras(
+    model_name: str,
+    cut: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    exit_head: str | None,
+    bottleneck: int = 0,
+    code_bits: int = 8,
+) -> tuple[float, float, float]:
+    """Exit forward FLOPs and saved bytes of segment and exit, per sample.
+
+    Saved bytes count every distinct tensor a leaf module outputs (an in-place ReLU's output is
+    its input, counted once): roughly what autograd keeps for the backward pass.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hierfl.analysis.profile import probe_model
+
+    model = probe_model(
+        model_name,
+        cut,
+        input_shape,
+        num_classes,
+        exit_head=exit_head,
+        bottleneck=bottleneck,
+        code_bits=code_bits,
+    )
+    with torch.no_grad():
+        x = torch.zeros(1, *input_shape)
+        activations, edge_saved = _saved_bytes(model.edge.segment, x)
+        _, exit_saved = _saved_bytes(model.edge.exit, activations)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model.edge.exit(activations)
+    return float(counter.get_total_flops()), edge_saved, exit_saved
+
+
+def _saved_bytes(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    import torch
+
+    outputs: list[torch.Tensor] = []  # kept alive so that no storage is reused mid-forward
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+        for m in module.modules()
+        if not list(m.children())
+    ]
+    try:
+        result = module(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    seen: dict[int, int] = {}
+    for out in outputs:
+        if isinstance(out, torch.Tensor):
+            seen[out.untyped_storage().data_ptr()] = out.numel() * out.element_size()
+    return result, float(sum(seen.values()))
+
+
+def plan(
+    model_name: str,
+    input_shape: tuple[int, int, int],
+    bitrate_bps: float,
+    *,
+    downlink_bps: float | None = None,
+    edge_flops: float = DEFAULT_EDGE_FLOPS,
+    cloud_flops: float = DEFAULT_CLOUD_FLOPS,
+    edge_memory_bytes: float | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    samples: int = DEFAULT_SAMPLES,
+    latency_s: float = 0.0,
+    clients: int = 1,
+    num_classes: int = 10,
+    exit_head: str | None = None,
+) -> Plan:
+    """Measure model ``model_name`` at every cut and plan an epoch on the given devices."""
+    settings = PlanSettings(
+        bitrate_bps=bitrate_bps,
+        downlink_bps=downlink_bps,
+        latency_s=latency_s,
+        edge_flops=edge_flops,
+        cloud_flops=cloud_flops,
+        edge_memory_bytes=edge_memory_bytes,
+        batch_size=batch_size,
+        samples=samples,
+        clients=clients,
+    )
+    cuts = measure_cuts(model_name, input_shape, num_classes, exit_head=exit_head)
+    return plan_cuts(cuts, settings)
+
+
+def plan_to_dict(result: Plan) -> dict[str, object]:
+    """The plan as JSON-ready data: settings, rows and the recommended cut."""
+    return {
+        "settings": asdict(result.settings),
+        "rows": [asdict(row) for row in result.rows],
+        "recommended": result.recommended,
+    }
+
+
+def format_settings(settings: PlanSettings) -> str:
+    """One line: the workload, the link and the devices a plan assumes."""
+    s = settings
+    memory = "unlimited" if s.edge_memory_bytes is None else f"{s.edge_memory_bytes:,.0f} bytes"
+    return (
+        f"{s.samples} samples/edge in {s.batches} batches of {s.batch_size}, {s.clients} edge(s); "
+        f"uplink {s.bitrate_bps:g} bit/s, downlink {s.link().downlink_bps:g} bit/s, latency "
+        f"{s.latency_s:g} s; edge {s.edge_flops:g} FLOP/s, cloud {s.cloud_flops:g} FLOP/s, "
+        f"edge memory {memory}"
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def format_plan(rows: Sequence[PlanRow], recommended: str | None) -> str:
+    """A fixed-width table, one line per cut: epoch seconds of each mode and edge memory.
+
+    ``edge MiB`` and ``fits`` are hierarchical training's (split's needs no exit, so it is
+    never larger); the recommended cut is marked with ``*``.
+    """
+    by_cut: dict[str, dict[str, PlanRow]] = {}
+    for row in rows:
+        by_cut.setdefault(row.cut, {})[row.mode] = row
+    width = max(9, *(len(cut) + 1 for cut in by_cut))
+    header = (
+        f"{'cut':<{width}} {'B/sample':>9} {'hierarchical s':>14} {'limit':>6} {'split s':>10} "
+        f"{'cloud s':>10} {'edge-only s':>11} {'edge MiB':>9} {'split MiB':>9} {'fits':>4}"
+    )
+    lines = [header, "-" * len(header)]
+    for cut, modes in by_cut.items():
+        hier = modes["hierarchical"]
+        mark = "*" if cut == recommended else " "
+        lines.append(
+            f"{cut + mark:<{width}} {hier.uplink_bytes_per_sample:>9,.0f} "
+            f"{_seconds(hier.epoch_s):>14} {hier.bottleneck:>6} "
+            f"{_seconds(modes['split'].epoch_s):>10} {_seconds(modes['cloud'].epoch_s):>10} "
+            f"{_seconds(modes['edge'].epoch_s):>11} {hier.edge_memory_bytes / 2**20:>9.1f} "
+            f"{modes['split'].edge_memory_bytes / 2**20:>9.1f} {'yes' if hier.fits else 'no':>4}"
+        )
+    return "\n".join(lines)
+
+
+def recommendation(result: Plan) -> str:
+    """One line: the recommended cut and its hierarchical, split and cloud epoch times."""
+    if result.recommended is None:
+        limit = result.settings.edge_memory_bytes or 0
+        return f"recommended cut: none (no cut fits in {limit:,.0f} bytes of edge memory)"
+    rows = {r.mode: r for r in result.rows if r.cut == result.recommended}
+    times = {mode: row.epoch_s for mode, row in rows.items()}
+    sent = rows["hierarchical"].uplink_bytes_per_sample
+    raw = rows["cloud"].uplink_bytes_per_sample
+    line = (
+        f"recommended cut: {result.recommended} (hierarchical {_seconds(times['hierarchical'])} "
+        f"s/epoch, {sent:,.0f} B/sample up, vs split {_seconds(times['split'])}, cloud "
+        f"{_seconds(times['cloud'])} uploading {raw:,.0f} B/sample)"
+    )
+    if times["cloud"] < times["hierarchical"]:
+        line += "; cloud-only is predicted faster here (hierarchical keeps the inputs on the edge)"
+    if "+" in result.recommended:  # a bottleneck's label: CUT+WIDTHxBITSb
+        line += "; a bottleneck's accuracy is not predicted: measure it (benchmarks/bottleneck.py)"
+    return line

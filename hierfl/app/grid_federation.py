@@ -1,0 +1,296 @@
+"""The one ``Federation``: a Flower Grid for transport, a Flower strategy for aggregation.
+
+The Grid is Flower's own (a ServerApp's, messages through a SuperLink) or hierfl's
+``InProcessGrid`` (edges in this process); either way the same messages are built, carried,
+counted (``protocol.payload_bytes``) and aggregated by the configured strategy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, cast
+
+import torch
+from flwr.app import ArrayRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from hierfl.app.flower_internals import load_strategy_state, strategy_state
+from hierfl.app.protocol import (
+    ACTIVATIONS,
+    ARRAYS,
+    CONFIG,
+    SPLIT_MESSAGE_TYPE,
+    decode_result,
+    decode_split_step,
+    encode_gradient,
+    is_split_step,
+    link_seconds,
+    payload_bytes,
+    request_config,
+)
+from hierfl.app.reply_checks import check_reply, check_split_step
+from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
+from hierfl.cloud.robust import check_weights, clip_update
+from hierfl.cloud.validation import Expected
+from hierfl.config import HierConfig
+from hierfl.errors import ChunkRejected
+from hierfl.registry import AGGREGATORS
+from hierfl.results.traffic import TrafficLog
+
+
+@contextmanager
+def quiet_flower() -> Iterator[None]:
+    """Hold back Flower's INFO lines and its warning that federated evaluation is skipped
+    (the cloud evaluates both exits itself): they mean nothing to a hierfl user."""
+    logger = logging.getLogger("flwr")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def build_strategy(config: HierConfig) -> Strategy:
+    """The run's edge-aggregation strategy, from the ``hierfl.aggregators`` registry."""
+    plugin = AGGREGATORS.plugin(config.strategy)
+    with quiet_flower():
+        return plugin.make(config, settings=config.settings(config.strategy))  # type: ignore[no-any-return]
+
+
+class GridFederation:
+    """Pushes one ``train`` message per edge and pulls replies as they arrive.
+
+    The strategy builds the messages (it picks the nodes and may add config, e.g. FedProx's
+    mu) and aggregates the edge weights; the activations never reach it.
+    """
+
+    def __init__(
+        self, grid: Grid, strategy: Strategy, *, message_ttl: float, sequential: bool = False
+    ) -> None:
+        self.grid = grid
+        self.strategy = strategy
+        self.sequential = sequential
+        self._turns: list[int] = []
+        self._dispatched_state: EdgeState = {}
+        self.message_ttl = message_ttl
+        self.server_round = 0  # rounds dispatched (Flower's server round of the last one)
+        self.completed_rounds = 0  # rounds collected before the one dispatched last
+        self._pending: dict[str, int] = {}
+        self._replies: list[tuple[RoundResult, Message]] = []
+        # node id -> partition id: what each node's replies say (an in-process grid knows it)
+        self.partition_of: dict[int, int] = dict(getattr(grid, "partition_of", {}))
+        self.uplink_bytes = 0
+        self.downlink_bytes = 0
+        # Array payload bytes of every message, per node and round (``protocol.payload_bytes``);
+        # uplink records carry the link time the edge reports having emulated.
+        self.traffic_log = TrafficLog()
+        self._cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self._request: RoundRequest | None = None
+        self._expected: Expected | None = None  # None: replies are only decoded (unit tests)
+        self._step_rows: dict[int, int] = {}  # split mode: samples each node stepped this round
+
+    def expect(self, expected: Expected) -> None:
+        """What the next round's replies may hold; each is checked against it before it is
+        decoded (``hierfl.app.reply_checks``)."""
+        self._expected = expected
+
+    def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self._cloud_step = cloud_step
+
+    def _name(self, node_id: int) -> str:
+        pid = self.partition_of.get(node_id)
+        return f"partition {pid} (node {node_id})" if pid is not None else f"node {node_id}"
+
+    def wait_for_edges(self, count: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while len(nodes := list(self.grid.get_node_ids())) < count:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        return len(nodes)
+
+    def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int:
+        self.completed_rounds = self.server_round  # the orchestrator collected them all
+        self.server_round += 1
+        self._request = request
+        self.traffic_log.begin_round(request.experience, request.round)
+        self._dispatched_state = edge_state
+        with quiet_flower():
+            configured = self.strategy.configure_train(
+                self.server_round, ArrayRecord(edge_state), request_config(request), self.grid
+            )
+        # A fixed order: strategies sample nodes in a random order.
+        messages = sorted(configured, key=lambda msg: msg.metadata.dst_node_id)
+        self._pending, self._replies, self._step_rows = {}, [], {}
+        self._turns = [msg.metadata.dst_node_id for msg in messages]
+        if self.sequential:  # one edge at a time, each starting from the last one's weights
+            messages = messages[:1]
+            self._turns.pop(0)
+        self._push(messages)
+        return len(messages) + (len(self._turns) if self.sequential else 0)
+
+    def _push(self, messages: list[Message]) -> None:
+        for msg in messages:
+            msg.metadata.ttl = self.message_ttl
+            self._count_down(msg)
+        ids = self.grid.push_messages(messages)
+        for mid, msg in zip(ids, messages, strict=True):
+            self._pending[mid] = msg.metadata.dst_node_id
+
+    def _next_turn(self, edge_state: EdgeState) -> None:
+        """Sequential (split) mode: hand the latest edge weights to the next edge in line."""
+        if not self.sequential or not self._turns or self._request is None:
+            return
+        node = self._turns.pop(0)
+        content = RecordDict(
+            {ARRAYS: ArrayRecord(edge_state), CONFIG: request_config(self._request)}
+        )
+        self._push([Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN)])
+
+    def poll(self) -> list[RoundResult | EdgeFailure]:
+        if not self._pending:
+            return []
+        out: list[RoundResult | EdgeFailure] = []
+        for reply in self.grid.pull_messages(list(self._pending)):
+            node = self._pending.pop(reply.metadata.reply_to_message_id, None)
+            if node is None:
+                continue
+            if reply.has_error():
+                err = reply.error
+                out.append(
+                    EdgeFailure(
+                        self._name(node),
+                        f"error {err.code}: {err.reason}",
+                        self.partition_of.get(node),
+                    )
+                )
+                self._next_turn(self._last_state())
+                continue
+            nbytes = payload_bytes(reply.content)
+            self.uplink_bytes += nbytes
+            self.traffic_log.record(node, "up", nbytes, link_s=link_seconds(reply.content))
+            try:  # any failure while handling one reply is that edge's, never the cloud's
+                item = self._handle(node, reply)
+            except Exception as exc:  # noqa: BLE001 - a malformed reply may raise anything
+                item = self._rejected(node, exc)
+                self._next_turn(self._last_state())  # split mode: the next edge goes on
+            if item is not None:
+                out.append(item)
+        return out
+
+    def _handle(self, node: int, reply: Message) -> RoundResult | EdgeFailure | None:
+        """Check a reply against the round's schema, then decode it (or answer a split step)."""
+        if is_split_step(reply.content):
+            return self._answer_split_step(node, reply)
+        if self._expected is not None:
+            check_reply(reply.content, self._expected)
+        result = decode_result(reply.content)
+        if self._expected is not None and result.edge_state:
+            # before they are relayed to the next edge
+            self._bound_weights(reply, result, self._expected)
+        self.partition_of[node] = result.partition_id
+        self._replies.append((result, reply))
+        self._next_turn(result.edge_state)
+        return result
+
+    def _bound_weights(self, reply: Message, result: RoundResult, e: Expected) -> None:
+        """Refuse non-finite or out-of-bounds weights; clip the update to ``max-update-norm``
+        (the reply's weights are replaced, so the strategy aggregates the clipped ones)."""
+        check_weights(result.edge_state, e.weight_bound)
+        if not e.max_update_norm:
+            return
+        clipped, norm = clip_update(result.edge_state, self._last_state(), e.max_update_norm)
+        if norm > e.max_update_norm:
+            reply.content[ARRAYS] = ArrayRecord(clipped)
+            result.edge_state, result.clipped_from = clipped, norm
+
+    def _answer_split_step(self, node: int, reply: Message) -> EdgeFailure | None:
+        """Split mode: train the cloud on the batch and send its gradient back to the edge."""
+        if self._cloud_step is None or self._request is None:
+            return EdgeFailure(
+                self._name(node),
+                "split step received outside split mode",
+                self.partition_of.get(node),
+            )
+        if self._expected is not None:
+            rows = self._step_rows.get(node, 0) + check_split_step(reply.content, self._expected)
+            if rows > self._expected.max_rows:
+                raise ChunkRejected(f"{rows} samples of split steps exceed the round's share")
+            self._step_rows[node] = rows
+        step = decode_split_step(reply.content)
+        self.partition_of[node] = step.partition_id
+        grad = self._cloud_step(step.activations, step.labels)
+        msg = Message(
+            content=encode_gradient(self._request, step.step, grad),
+            dst_node_id=node,
+            message_type=SPLIT_MESSAGE_TYPE,
+            ttl=self.message_ttl,
+        )
+        self._count_down(msg)
+        (mid,) = self.grid.push_messages([msg])
+        self._pending[mid] = node
+        return None
+
+    def _rejected(self, node: int, exc: Exception) -> EdgeFailure:
+        return EdgeFailure(self._name(node), str(exc), self.partition_of.get(node), rejected=True)
+
+    def _count_down(self, msg: Message) -> None:
+        nbytes = payload_bytes(msg.content)
+        self.downlink_bytes += nbytes
+        self.traffic_log.record(msg.metadata.dst_node_id, "down", nbytes)
+
+    def _last_state(self) -> EdgeState:
+        if self._replies:
+            return self._replies[-1][0].edge_state
+        return self._dispatched_state
+
+    def outstanding(self) -> int:
+        return len(self._pending) + (len(self._turns) if self.sequential else 0)
+
+    def expire(self) -> list[EdgeFailure]:
+        failures = [
+            EdgeFailure(self._name(n), "no reply before reply-timeout", self.partition_of.get(n))
+            for n in self._pending.values()
+        ]
+        self._pending = {}
+        return failures
+
+    def discard(self, result: RoundResult) -> None:
+        self._replies = [(r, m) for r, m in self._replies if r is not result]
+
+    def aggregate(self) -> EdgeState | None:
+        usable = [(r, m) for r, m in self._replies if r.chunk.trained > 0]
+        if not usable:
+            return None
+        if self.sequential:  # relayed, not averaged: the last edge's weights are the model
+            return usable[-1][0].edge_state
+        replies = [m for _, m in usable]
+        for m in replies:  # the strategy expects exactly one ArrayRecord: the edge weights
+            if ACTIVATIONS in m.content:
+                del m.content[ACTIVATIONS]
+        with quiet_flower():
+            arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
+        return arrays.to_torch_state_dict() if arrays is not None else None
+
+    def traffic(self) -> tuple[int, int]:
+        return self.uplink_bytes, self.downlink_bytes
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the server round and the strategy's own state (FedAdam's
+        moments, FedAvgM's momentum, ...), as tensors."""
+        return {"rounds": self.completed_rounds, "strategy": strategy_state(self.strategy)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue after ``state["rounds"]`` collected rounds (a round dispatched but not
+        collected before the checkpoint is dispatched again)."""
+        self.server_round = self.completed_rounds = int(state.get("rounds", 0))
+        load_strategy_state(self.strategy, state.get("strategy", {}))
+
+    def communication(self) -> dict:
+        """Per-round and per-client traffic for metrics.json, clients named by partition id."""
+        return self.traffic_log.summary(names=cast(Mapping[Hashable, object], self.partition_of))

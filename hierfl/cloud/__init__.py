@@ -1,0 +1,6 @@
+"""The cloud's side: its trainer and the round loop that drives the edges.
+
+The orchestrator and its parts (reply collection, cloud-mode uploads), reply checks,
+robustness bounds, run health, checkpoints, and the ``Federation`` protocol through which it
+reaches its edges. Never imports ``hierfl.edge``.
+"""

@@ -1,0 +1,167 @@
+"""CloudTrainer: trains the cloud segment on activation batches from any number of edges."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hierfl.train.continual import Continual
+from hierfl.train.masking import SeenClasses
+from hierfl.train.optim import make_optimizer
+
+
+@dataclass
+class CloudStats:
+    """Running totals of what the cloud trained on."""
+
+    batches: int = 0
+    examples: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    compute_s: float = 0.0
+    skipped: int = 0  # steps not taken because the loss or a gradient was not finite
+
+
+class CloudTrainer:
+    """Owns the cloud segment ``f_c``; its loss never reaches the edge.
+
+    Chunks are queued as they arrive and consumed one mini-batch at a time, so the caller can
+    interleave cloud steps with polling for more replies and keep the cloud busy.
+    """
+
+    def __init__(
+        self,
+        cloud: nn.Module,
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        optimizer: str = "sgd",
+        batch_size: int = 32,
+        epochs: int = 1,
+        seed: int = 0,
+        device: str = "cpu",
+        continual: Continual | None = None,
+        seen: SeenClasses | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.cloud = cloud.to(self.device)
+        params = list(self.cloud.parameters())  # none in edge mode: the cloud never trains
+        self.optimizer = (
+            make_optimizer(optimizer, params, lr=lr, momentum=momentum) if params else None
+        )
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.generator = torch.Generator().manual_seed(seed)
+        self.queue: deque[tuple[torch.Tensor, torch.Tensor, int]] = deque()
+        self.queued_bytes = 0  # activations waiting in the queue
+        self.continual = continual or Continual(())
+        self.stats = CloudStats()
+        self.seen = seen  # classes that reached the cloud so far (``class-mask``)
+
+    def enqueue(
+        self,
+        activations: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        experience: int = 0,
+        round: int = 0,
+    ) -> None:
+        """Queue one edge's chunk as mini-batches: first in the order the edge trained them,
+        then ``epochs - 1`` more shuffled passes."""
+        self.continual.cloud_observe(activations, labels, experience=experience, round=round)
+        n = int(labels.shape[0])
+        for epoch in range(self.epochs):
+            order = torch.arange(n) if epoch == 0 else torch.randperm(n, generator=self.generator)
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                if epoch == 0:  # views, not copies: the chunk is held once
+                    a, y = activations[start : start + self.batch_size], labels[idx]
+                else:
+                    a, y = activations[idx], labels[idx]
+                self.queue.append((a, y, experience))
+                self.queued_bytes += a.numel() * a.element_size()
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def step(self) -> bool:
+        """Train on the next queued mini-batch; return False if the queue was empty."""
+        if not self.queue:
+            return False
+        a, y, experience = self.queue.popleft()
+        self.queued_bytes -= a.numel() * a.element_size()
+        self.train_batch(*self.continual.cloud_batch(a, y, experience=experience))
+        return True
+
+    def drain(self) -> None:
+        while self.step():
+            pass
+
+    def train_batch_grad(
+        self,
+        activations: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        experience: int = 0,
+        round: int = 0,
+    ) -> torch.Tensor:
+        """Split learning: one step, returning ``dL/da`` at the cut for the edge (pre-step).
+
+        A continual strategy may mix stored activations into the step; the gradient returned
+        is then rescaled to that of the mean loss over the edge's own samples, so replay does
+        not shrink the edge's step.
+        """
+        a = activations.to(self.device).detach().requires_grad_(True)
+        self.continual.cloud_observe(a.detach(), labels, experience=experience, round=round)
+        mixed, mixed_labels = self.continual.cloud_batch(a, labels, experience=experience)
+        skipped = self.stats.skipped
+        self.train_batch(mixed, mixed_labels)
+        if self.stats.skipped > skipped or a.grad is None:  # no step: nothing to send down
+            return torch.zeros_like(activations).cpu()
+        return (a.grad * (len(mixed_labels) / len(labels))).detach().cpu()
+
+    def train_batch(self, activations: torch.Tensor, labels: torch.Tensor) -> float:
+        """One step of ``CE(f_c(a), y)``; returns the loss.
+
+        A step whose loss or gradient is not finite is not taken (``stats.skipped`` counts
+        it): one bad batch must not turn every cloud weight into NaN.
+        """
+        start = time.perf_counter()
+        self.cloud.train()
+        a, y = activations.to(self.device), labels.to(self.device)
+        logits = self.cloud(a)
+        if self.seen is not None:
+            self.seen.add(y)
+            logits = self.seen.apply(logits)
+        loss = self.loss_fn(logits, y)
+        if self.optimizer is None:
+            raise RuntimeError("this cloud has nothing to train (edge mode)")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not _finite(loss, self.cloud.parameters()):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.stats.skipped += 1
+            self.stats.compute_s += time.perf_counter() - start
+            return float(loss.detach())
+        self.optimizer.step()
+        s = self.stats
+        s.batches += 1
+        s.examples += len(y)
+        s.loss_sum += float(loss.detach()) * len(y)
+        s.correct += int((logits.argmax(1) == y).sum())
+        s.compute_s += time.perf_counter() - start
+        return float(loss.detach())
+
+
+def _finite(loss: torch.Tensor, params: object) -> bool:
+    """The loss and every gradient are finite (one fused check per tensor)."""
+    if not bool(torch.isfinite(loss)):
+        return False
+    grads = [p.grad for p in params if p.grad is not None]  # type: ignore[attr-defined]
+    return all(bool(torch.isfinite(g).all()) for g in grads)

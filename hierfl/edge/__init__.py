@@ -1,0 +1,6 @@
+"""The edge device's side: what one edge computes and keeps between messages.
+
+Its trainer (segment and exit), one round's work, split learning's edge, node-local state,
+the uplink backlog, the device owner's policy and the emulated link. Never imports
+``hierfl.cloud``: the two meet in ``hierfl.boundary`` and ``hierfl.train``.
+"""

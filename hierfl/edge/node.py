@@ -1,0 +1,153 @@
+"""One edge device's work for one round, in pure torch: what the edge handler runs per message.
+
+``hierarchical`` trains the segment and exit and ships the activations, ``edge`` trains and
+ships nothing, ``cloud`` trains nothing and uploads the experience's raw inputs once, in its
+first round (the only mode that uploads raw inputs). ``split`` rounds run in
+``hierfl.edge.split``. The optimizer state and stream cursor live in the node-local state
+folder (``hierfl.edge.state``), so a fresh process per message continues where the last one
+stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from hierfl.boundary import EdgeChunk, EdgeState, RoundRequest, RoundResult
+from hierfl.config import HierConfig
+from hierfl.data.containers import ClientStream
+from hierfl.edge.backlog import through_uplink
+from hierfl.edge.link import slow_down
+from hierfl.edge.state import EdgeRecord, save_edge_state, state_before
+from hierfl.edge.trainer import EdgeTrainer, raw_chunk
+from hierfl.models import SplitModel, model_for
+from hierfl.modes import MODES
+from hierfl.train.continual import Continual, build_continual
+from hierfl.train.devices import resolve_device
+from hierfl.train.masking import SeenClasses
+from hierfl.train.privacy import privacy_of
+from hierfl.train.schedule import (
+    batches_of,
+    experience_of,
+    first_sight,
+    round_data,
+    seed_for,
+    ship_from,
+)
+
+
+def edge_model(config: HierConfig, stream: ClientStream, edge_state: EdgeState) -> SplitModel:
+    """The run's model with the edge weights the cloud sent (none: the initial ones)."""
+    model = model_for(config, stream.num_classes, stream.input_shape)
+    if edge_state:
+        model.edge.load_state_dict(edge_state)
+    return model
+
+
+def run_edge_round(
+    config: HierConfig,
+    request: RoundRequest,
+    edge_state: EdgeState,
+    stream: ClientStream,
+    state_dir: Path,
+    *,
+    proximal_mu: float = 0.0,
+) -> RoundResult:
+    """Load the aggregated edge weights, train this round's batches, ship a chunk."""
+    state_dir = Path(state_dir)
+    mode = MODES[config.mode]
+    if mode.payload == "raw":
+        return _raw_round(config, request, edge_state, stream)
+    model = edge_model(config, stream, edge_state)
+    saved = state_before(state_dir, request)
+    seen = SeenClasses(
+        stream.num_classes,
+        saved.get("seen", []) if saved else [],
+        enabled=config.class_mask == "seen",
+    )
+    trainer = _trainer(config, request, stream, model, seen, proximal_mu)
+    continual = build_continual(config)
+    if saved is not None:
+        trainer.optimizer.load_state_dict(saved["optimizer"])
+        continual.load_edge_state(saved.get("continual", {}))
+    chunk = _train(config, request, stream, model, trainer, continual)
+    state = {
+        "optimizer": trainer.optimizer.state_dict(),
+        "cursor": _cursor(request, saved, chunk),
+        "continual": continual.edge_state(),
+        "seen": seen.classes(),
+    }
+    save_edge_state(state_dir, request, state, keep=config.rounds + 2)
+    if mode.payload == "activations":
+        chunk = through_uplink(config, request, stream.partition_id, state_dir, chunk)
+    weights = {k: v.detach().cpu() for k, v in model.edge.state_dict().items()}
+    return RoundResult(stream.partition_id, request.experience, request.round, weights, chunk)
+
+
+def _raw_round(
+    config: HierConfig, request: RoundRequest, edge_state: EdgeState, stream: ClientStream
+) -> RoundResult:
+    """Cloud mode: upload the experience once; the cloud keeps and reuses it."""
+    exp = experience_of(stream, request)
+    once = [(exp.x, exp.y)] if request.round == 0 else []
+    chunk = raw_chunk(once, max_bytes=config.max_chunk_bytes)
+    return RoundResult(
+        stream.partition_id, request.experience, request.round, dict(edge_state), chunk
+    )
+
+
+def _trainer(
+    config: HierConfig,
+    request: RoundRequest,
+    stream: ClientStream,
+    model: SplitModel,
+    seen: SeenClasses,
+    proximal_mu: float,
+) -> EdgeTrainer:
+    return EdgeTrainer(
+        model.edge,
+        optimizer=config.optimizer,
+        lr=config.edge_lr,
+        momentum=config.momentum,
+        proximal_mu=proximal_mu,
+        device=resolve_device("edge-device", config.edge_device),
+        freeze_segment=0 <= config.freeze_edge_after < request.experience,
+        seen=seen,
+        privacy=privacy_of(config),
+        generator=torch.Generator().manual_seed(
+            seed_for(config, stream.partition_id, request.experience, request.round, 7)
+        ),
+    )
+
+
+def _train(
+    config: HierConfig,
+    request: RoundRequest,
+    stream: ClientStream,
+    model: SplitModel,
+    trainer: EdgeTrainer,
+    continual: Continual,
+) -> EdgeChunk:
+    """Train the round's batches (with the continual method's say) into a chunk."""
+    new_x, new_y = round_data(config, stream, request)
+    batches = batches_of(config, stream, request, new_x, new_y)
+    if first_sight(config, request):
+        continual.edge_observe(new_x, new_y, experience=request.experience)
+    batches = continual.edge_batches(batches, experience=request.experience)
+    continual.edge_begin_round(model.edge, experience=request.experience)
+    chunk = trainer.train_chunk(
+        batches,
+        max_bytes=config.max_chunk_bytes,
+        ship=MODES[config.mode].payload == "activations",
+        ship_from=ship_from(config, len(batches)),
+        extra_loss=lambda x, out, y: continual.edge_loss(x, out, y, experience=request.experience),
+    )
+    # ``edge-slowdown``: a weaker edge takes k times as long; the reply leaves that much later.
+    chunk.compute_s += slow_down(chunk.compute_s, config.edge_slowdown)
+    return chunk
+
+
+def _cursor(request: RoundRequest, saved: EdgeRecord | None, chunk: EdgeChunk) -> dict[str, int]:
+    samples_seen = (saved["cursor"]["samples_seen"] if saved else 0) + chunk.trained
+    return {"experience": request.experience, "round": request.round, "samples_seen": samples_seen}

@@ -1,0 +1,42 @@
+"""The one progress line the cloud logs per round, with accuracies at an experience's end."""
+
+from __future__ import annotations
+
+import logging
+
+from hierfl.boundary import RoundRequest
+from hierfl.config import HierConfig
+from hierfl.results.run_result import RunResult
+
+log = logging.getLogger("hierfl")
+
+
+def log_round(
+    config: HierConfig,
+    request: RoundRequest,
+    stats: dict[str, float | int],
+    result: RunResult | None,
+) -> None:
+    """Log round ``request``'s figures; with ``result``, also the accuracies just evaluated."""
+    log.info(
+        "exp %d/%d round %d/%d: %d examples; replies in %.1fs; edge compute %.2fs, "
+        "cloud %.2fs, wall %.1fs%s",
+        request.experience + 1,
+        config.experiences,
+        request.round + 1,
+        config.rounds,
+        stats["examples"],
+        stats["reply_latency_s"],
+        stats["edge_compute_s"],
+        stats["cloud_compute_s"],
+        stats["wall_s"],
+        accuracy_suffix(result, request) if result is not None else "",
+    )
+
+
+def accuracy_suffix(result: RunResult, request: RoundRequest) -> str:
+    k = request.experience
+    rows = {name: result.matrix.row(name, k) for name in result.matrix.exits()}
+    newest = " ".join(f"{name} {row[-1]:.3f}" for name, row in rows.items())
+    seen = " ".join(f"{name} {sum(row) / len(row):.3f}" for name, row in rows.items())
+    return f" | newest classes: {newest}; seen so far: {seen}"

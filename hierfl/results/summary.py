@@ -1,0 +1,121 @@
+"""Turn a finished run into ``metrics.json`` and the run folder (docs/reference.md)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, cast
+
+from hierfl.analysis.overhead import RoundOverhead, round_overhead
+from hierfl.config import HierConfig
+from hierfl.modes import MODES
+from hierfl.results.run_folder import build_metrics, write_run_folder
+from hierfl.results.run_result import RunResult
+
+log = logging.getLogger("hierfl")
+_TOTALS = ("uplink_bytes", "downlink_bytes")  # written from RunResult's own totals
+ENGINES = ("flower", "inprocess")
+
+
+def _overhead(config: HierConfig, result: RunResult, engine: str) -> RoundOverhead | None:
+    """Flower's fixed cost per round; none in process, where edges run one after another."""
+    if engine != "flower":
+        return None
+    per_round = cast(list[dict[str, Any]], result.communication.get("per_round", []))
+    link_of = {(t["experience"], t["round"]): t.get("emulated_link_s", 0.0) for t in per_round}
+    links = [link_of.get((r["experience"], r["round"]), 0.0) for r in result.rounds]
+    return round_overhead(result.rounds, links, config.clients)
+
+
+def run_metrics(config: HierConfig, result: RunResult, *, engine: str = "flower") -> dict:
+    """The ``metrics.json`` content of a run (finished, or stopped by ``result.status``)."""
+    busy = result.cloud_compute_s / result.wall_s if result.wall_s else 0.0
+    overhead = _overhead(config, result, engine)
+    return build_metrics(
+        config=config.to_dict(),
+        mode=config.mode,
+        matrix=result.matrix,
+        classes=result.classes[: result.matrix.num_experiences()],
+        communication={
+            "uplink_bytes": result.uplink_bytes,
+            "downlink_bytes": result.downlink_bytes,
+            "raw_input_bytes_uplink": result.raw_input_bytes_uplink,
+            # Payload bytes: tensors only (activations after the codec, labels, weights,
+            # gradients); message framing and config/metric records are not counted.
+            "codec": config.wire_codec,  # code8/code4 with a bottleneck
+            "raw_codec": config.raw_codec if MODES[config.mode].payload == "raw" else None,
+            **{k: v for k, v in result.communication.items() if k not in _TOTALS},
+        },
+        time={
+            "wall_s": result.wall_s,
+            "edge_compute_s": result.edge_compute_s,
+            "cloud_compute_s": result.cloud_compute_s,
+            "emulated_link_s": result.emulated_link_s,
+            "edge_slowdown": config.edge_slowdown,
+            "cloud_busy_fraction": busy,
+            "fixed_overhead_per_round_s": overhead.overhead_s if overhead else 0.0,
+            "fixed_overhead_share": overhead.share if overhead else 0.0,
+        },
+        rounds=result.rounds,
+        clients=result.clients,
+        extra={
+            "status": result.status,
+            **({"reason": result.reason} if result.reason else {}),
+            "engine": engine,
+            "events": result.failures,
+            "rejected_replies": result.rejected,
+            "early_exit": result.early_exit,
+            "early_exit_by_experience": result.early_exit_by_experience,
+        },
+    )
+
+
+def finish_run(config: HierConfig, result: RunResult, out: Path, *, engine: str = "flower") -> dict:
+    """Write metrics.json, metrics.csv and the plots; log the summary; return the metrics."""
+    metrics = run_metrics(config, result, engine=engine)
+    write_run_folder(out, metrics)
+    for line in summary_lines(metrics, out):
+        log.info(line)
+    overhead = _overhead(config, result, engine)
+    advice = (
+        overhead.advice(config.local_epochs, online=config.online, rounds=config.rounds)
+        if overhead
+        else None
+    )
+    if advice:
+        log.info(advice)
+    return metrics
+
+
+def summary_lines(metrics: dict, out: Path | None) -> list[str]:
+    """The closing lines of a run: each exit's stream accuracy and forgetting, bytes, folder."""
+    final = metrics.get("final") or {}
+    exits = [k.removesuffix("_accuracy") for k in final if k.endswith("_accuracy")]
+    accuracy = ", ".join(
+        f"{name} {final[name + '_accuracy']:.3f} "
+        f"(forgetting {final.get(name + '_forgetting', 0.0):.3f})"
+        for name in exits
+    )
+    comm, time = metrics["communication"], metrics["time"]
+    lines = [
+        f"{metrics.get('status', 'completed')} in {time['wall_s']:.1f}s: stream accuracy "
+        f"{accuracy or 'n/a (no experience finished)'}",
+        f"sent {_size(comm['uplink_bytes'])} up, {_size(comm['downlink_bytes'])} down"
+        + (
+            f" ({_size(comm['raw_input_bytes_uplink'])} of raw inputs)"
+            if comm.get("raw_input_bytes_uplink")
+            else ""
+        )
+        + f"; cloud busy {100 * time.get('cloud_busy_fraction', 0.0):.0f}% of wall time",
+    ]
+    if out is not None:
+        lines.append(f"run folder {out}")
+    return lines
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(nbytes) < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} GB"
