@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from hierfl.boundary import EdgeState
+from hierfl.cloud.federation import Federation
 from hierfl.cloud.trainer import CloudStats, CloudTrainer
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError
@@ -148,3 +150,49 @@ def check_compatible(checkpoint: Checkpoint, config: HierConfig) -> None:
                 f"the checkpoint was written with {key.replace('_', '-')}={value!r} but this run "
                 f"has {current[key]!r}; resume with the interrupted run's config",
             )
+
+
+def checkpoint_due(config: HierConfig, done: int) -> bool:
+    """Whether to checkpoint after ``done`` rounds of the schedule: at each experience's end
+    (unless ``checkpoint-every`` is -1), and every ``checkpoint-every`` rounds when > 0."""
+    every = config.checkpoint_every
+    ended = done % config.rounds == 0
+    return (ended and every >= 0) or (every > 0 and done % every == 0)
+
+
+def save_run(
+    folder: Path,
+    config: HierConfig,
+    *,
+    next_round: int,
+    state_key: str,
+    edge_state: EdgeState,
+    cloud: CloudTrainer,
+    uploads: list,
+    result: Any,
+    federation: Federation,
+) -> Path:
+    """Write a run's checkpoint: cursor, weights, cloud, metrics so far, strategy state."""
+    checkpoint = Checkpoint(
+        config=config.to_dict(),
+        next_round=next_round,
+        state_key=state_key,
+        edge_state={k: v.detach().cpu() for k, v in edge_state.items()},
+        cloud=cloud_snapshot(cloud, uploads),
+        result=result_state(result),
+        federation=federation.state_dict(),
+    )
+    return save_checkpoint(folder, checkpoint)
+
+
+def resume_run(
+    config: HierConfig, cloud: CloudTrainer, federation: Federation, result: Any
+) -> tuple[Checkpoint, list]:
+    """Load ``config.resume``'s checkpoint into the cloud, the federation and ``result``;
+    return it and the cloud-mode uploads it kept."""
+    checkpoint = load_checkpoint(config.resume)
+    check_compatible(checkpoint, config)
+    restore_result(result, checkpoint.result)
+    uploads = restore_cloud(cloud, checkpoint.cloud)
+    federation.load_state_dict(checkpoint.federation)
+    return checkpoint, uploads

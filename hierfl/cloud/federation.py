@@ -6,6 +6,7 @@ or the in-process twin); tests may pass their own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ import torch
 
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.validation import Expected
+from hierfl.errors import HierflError
 
 CloudStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -67,3 +69,18 @@ class Federation(Protocol):
 
     def bind_split(self, cloud_step: CloudStep) -> None:
         """Split mode: how to get the cloud's gradient at the cut for a batch of activations."""
+
+
+def connect(federation: Federation, clients: int, timeout: float) -> None:
+    """Wait for ``clients`` edges; fewer after ``timeout`` seconds is an error saying what to do.
+
+    Raises:
+        HierflError: not every edge connected within ``node-wait-timeout``.
+    """
+    connected = federation.wait_for_edges(clients, timeout)
+    if connected < clients:
+        raise HierflError(
+            f"only {connected} of {clients} edges connected within node-wait-timeout="
+            f"{timeout:g}s; start the missing hierfl-client processes or lower clients"
+        )
+    logging.getLogger("hierfl").info("%d of %d edges connected", connected, clients)

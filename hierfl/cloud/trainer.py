@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hierfl.train.continual import Continual
+from hierfl.config import HierConfig
+from hierfl.train.continual import Continual, build_continual
 from hierfl.train.masking import SeenClasses
 from hierfl.train.optim import make_optimizer
 
@@ -24,6 +25,10 @@ class CloudStats:
     correct: int = 0
     compute_s: float = 0.0
     skipped: int = 0  # steps not taken because the loss or a gradient was not finite
+
+    def stepped_since(self, before: CloudStats) -> bool:
+        """The cloud took a step since ``before``, or had nothing to skip (a sound round)."""
+        return self.batches > before.batches or self.skipped == before.skipped
 
 
 class CloudTrainer:
@@ -62,6 +67,25 @@ class CloudTrainer:
         self.continual = continual or Continual(())
         self.stats = CloudStats()
         self.seen = seen  # classes that reached the cloud so far (``class-mask``)
+
+    @classmethod
+    def for_run(
+        cls, config: HierConfig, module: nn.Module | None, num_classes: int, device: str
+    ) -> CloudTrainer:
+        """The run's cloud trainer of ``module`` (None: a cloud with nothing to train, as in
+        edge mode), with its continual methods and class mask."""
+        return cls(
+            module if module is not None else nn.Identity(),
+            device=device,
+            optimizer=config.optimizer,
+            lr=config.cloud_lr,
+            momentum=config.momentum,
+            batch_size=config.batch_size,
+            epochs=config.cloud_epochs,
+            seed=config.seed,
+            continual=build_continual(config),
+            seen=SeenClasses(num_classes, enabled=config.class_mask == "seen"),
+        )
 
     def enqueue(
         self,

@@ -81,7 +81,7 @@ def run_edge_round(
     save_edge_state(state_dir, request, state, keep=config.rounds + 2)
     if mode.payload == "activations":
         chunk = through_uplink(config, request, stream.partition_id, state_dir, chunk)
-    weights = {k: v.detach().cpu() for k, v in model.edge.state_dict().items()}
+    weights = model.edge_state()
     return RoundResult(stream.partition_id, request.experience, request.round, weights, chunk)
 
 

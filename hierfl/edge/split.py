@@ -103,7 +103,7 @@ class SplitEdge:
             self.compute_s,
             trained=self.trained,
         )
-        state = {k: v.detach().cpu() for k, v in self.model.edge.state_dict().items()}
+        state = self.model.edge_state()
         return RoundResult(
             self.partition_id, self.request.experience, self.request.round, state, chunk
         )

@@ -88,6 +88,12 @@ class SplitModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_cloud(self.forward_edge(x).activations)
 
+    def edge_state(self, *, copy: bool = False) -> dict[str, torch.Tensor]:
+        """The edge module's weights as detached CPU tensors: what an edge sends and the cloud
+        aggregates. ``copy``: tensors of their own, unaffected by later loads into the model."""
+        state = {k: v.detach().cpu() for k, v in self.edge.state_dict().items()}
+        return {k: v.clone() for k, v in state.items()} if copy else state
+
     def full_network(self) -> nn.Module:
         """Edge segment then cloud segment as one module, without the exit (``cloud`` mode)."""
         return nn.Sequential(self.edge.segment, self.cloud)

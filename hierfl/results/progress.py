@@ -1,4 +1,5 @@
-"""The one progress line the cloud logs per round, with accuracies at an experience's end."""
+"""A round's record in ``metrics.json`` ``rounds``, and the one progress line the cloud logs per
+round, with accuracies at an experience's end."""
 
 from __future__ import annotations
 
@@ -9,6 +10,28 @@ from hierfl.config import HierConfig
 from hierfl.results.run_result import RunResult
 
 log = logging.getLogger("hierfl")
+
+
+def round_record(
+    request: RoundRequest,
+    *,
+    wall_s: float,
+    edge_compute_s: float,
+    cloud_compute_s: float,
+    reply_latency_s: float,
+    examples: int,
+) -> dict[str, float | int]:
+    """One round's figures; ``waiting_s`` is the round's time the cloud did not compute."""
+    return {
+        "experience": request.experience,
+        "round": request.round,
+        "wall_s": wall_s,
+        "edge_compute_s": edge_compute_s,
+        "cloud_compute_s": cloud_compute_s,
+        "reply_latency_s": reply_latency_s,
+        "examples": examples,
+        "waiting_s": max(wall_s - cloud_compute_s, 0.0),
+    }
 
 
 def log_round(

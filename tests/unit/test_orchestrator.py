@@ -178,11 +178,11 @@ def test_the_cloud_queue_is_bounded_by_one_rounds_worth_of_chunks(digits_benchma
     config = dataclasses.replace(TINY, max_chunk_mb=0.01)  # cap: 2 clients x 10 KiB
     orch = prepare(config, benchmark=digits_benchmark).orchestrator
     cap = config.clients * config.max_chunk_bytes
-    shape = orch.activation_shape
+    shape = orch.replies.activation_shape
     a = torch.randn(200, *shape)
     for _ in range(3):  # three chunks arrive at once, each bigger than the cap
         orch.cloud.enqueue(a, torch.zeros(200, dtype=torch.long))
-        orch._bound_queue()
+        orch.replies._bound_queue()
         assert orch.cloud.queued_bytes <= cap
     assert orch.cloud.stats.examples > 0  # it trained to make room
     queued = sum(x.numel() * x.element_size() for x, _, _ in orch.cloud.queue)
