@@ -10,22 +10,37 @@ Importing this package is cheap: it pulls in neither torch, Flower nor Avalanche
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Unpack
 
 __version__ = "0.1.0"
 __all__ = ["HierConfig", "Result", "RunFailed", "__version__", "run"]
 
 if TYPE_CHECKING:
-    from hierfl.api import Result
+    from hierfl.api import Grid, Result, RunKeys
     from hierfl.config import HierConfig
     from hierfl.errors import RunFailed
 
 
-def run(*args: Any, **kwargs: Any) -> Result:
-    """Train and evaluate one run; see ``hierfl.api.run`` for the arguments."""
+def run(
+    config: HierConfig | Mapping[str, Any] | None = None,
+    /,
+    *,
+    grid: Grid | None = None,
+    benchmark: Any = None,
+    out: str | Path | None = None,
+    state_key: str = "",
+    **overrides: Unpack[RunKeys],
+) -> Result:
+    """Train and evaluate one run; ``hierfl.api.run`` says what each argument does.
+
+    Keyword overrides are config keys with underscores (``hierfl.run(clients=2,
+    local_epochs=1)``), typed: a misspelt key or a wrong type is caught by a type checker.
+    """
     from hierfl.api import run as _run
 
-    return _run(*args, **kwargs)
+    return _run(config, grid=grid, benchmark=benchmark, out=out, state_key=state_key, **overrides)
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,20 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hierfl.analysis.planner import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BOTTLENECKS,
+    DEFAULT_CLOUD_FLOPS,
+    DEFAULT_EDGE_FLOPS,
+    DEFAULT_SAMPLES,
+    PlanSettings,
+    format_plan,
+    format_settings,
+    measure_cuts,
+    plan_cuts,
+    plan_to_dict,
+    recommendation,
+)
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError, UnknownNameError
 from hierfl.options import parse_overrides, parse_shape, read_toml
@@ -48,14 +62,6 @@ def add_profile_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:
-    from hierfl.analysis.planner import (
-        DEFAULT_BATCH_SIZE,
-        DEFAULT_BOTTLENECKS,
-        DEFAULT_CLOUD_FLOPS,
-        DEFAULT_EDGE_FLOPS,
-        DEFAULT_SAMPLES,
-    )
-
     p = sub.add_parser(
         "plan",
         help="predict epoch time of every mode at every cut and recommend a cut",
@@ -68,9 +74,27 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
         "--edge-memory. The plan knows bytes and FLOPs, not accuracy: benchmarks/bottleneck.py "
         "measures what a bottleneck costs in accuracy.",
     )
-    # Numbers are read as text and checked here, so that a bad value gives one line naming its
-    # flag (argparse's own errors print the usage too).
     _common(p)
+    _fleet_flags(p)
+    p.add_argument(
+        "--bottlenecks",
+        default=",".join(map(str, DEFAULT_BOTTLENECKS)),
+        help="bottleneck widths to compare at every cut, comma-separated (0: none; default "
+        "%(default)s)",
+    )
+    p.add_argument("--code-bits", help="bits per bottleneck code: 8 (default) or 4")
+    p.add_argument(
+        "--raw-bytes",
+        help="bytes of one raw input as cloud mode uploads it (default: its uint8 pixels; "
+        "give a PNG or JPEG file's size to compare against those)",
+    )
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def _fleet_flags(p: argparse.ArgumentParser) -> None:
+    """The link, the devices and the workload of ``hierfl plan``. Numbers are read as text and
+    checked later, so that a bad value gives one line naming its flag (argparse's own errors
+    print the usage too)."""
     p.add_argument("--bitrate", help="uplink bits per second, e.g. 1e6 (or bitrate=...)")
     p.add_argument("--downlink-bitrate", help="downlink bits per second (default: --bitrate)")
     p.add_argument("--latency", help="one-way latency in seconds (default 0)")
@@ -88,19 +112,6 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", help=f"batch size (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--samples", default=str(DEFAULT_SAMPLES), help="samples per edge per epoch")
     p.add_argument("--clients", help="edges sharing the cloud (default 1)")
-    p.add_argument(
-        "--bottlenecks",
-        default=",".join(map(str, DEFAULT_BOTTLENECKS)),
-        help="bottleneck widths to compare at every cut, comma-separated (0: none; default "
-        "%(default)s)",
-    )
-    p.add_argument("--code-bits", help="bits per bottleneck code: 8 (default) or 4")
-    p.add_argument(
-        "--raw-bytes",
-        help="bytes of one raw input as cloud mode uploads it (default: its uint8 pixels; "
-        "give a PNG or JPEG file's size to compare against those)",
-    )
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
 def _settings(args: argparse.Namespace, **more: str | None) -> dict[str, Any]:
@@ -187,17 +198,6 @@ def number(flag: str, text: str, *, integer: bool = False, zero: bool = False) -
 
 
 def plan(args: argparse.Namespace) -> None:
-    from hierfl.analysis.planner import (
-        DEFAULT_BATCH_SIZE,
-        PlanSettings,
-        format_plan,
-        format_settings,
-        measure_cuts,
-        plan_cuts,
-        plan_to_dict,
-        recommendation,
-    )
-
     values = _settings(
         args,
         bitrate=args.bitrate,
@@ -208,26 +208,7 @@ def plan(args: argparse.Namespace) -> None:
         code_bits=args.code_bits,
     )
     model, shape = _model_and_shape(args, values)
-    if not values.get("bitrate"):
-        raise ConfigError("--bitrate", "needed: the uplink's bits per second, e.g. --bitrate 1e6")
-    downlink = values.get("downlink-bitrate") or None
-    memory = args.edge_memory
-    settings = PlanSettings(
-        bitrate_bps=number("--bitrate", str(values["bitrate"])),
-        downlink_bps=None if downlink is None else number("--downlink-bitrate", str(downlink)),
-        latency_s=number("--latency", str(values.get("latency", 0)), zero=True),
-        edge_flops=number("--edge-flops", args.edge_flops),
-        cloud_flops=number("--cloud-flops", args.cloud_flops),
-        edge_memory_bytes=None if memory is None else number("--edge-memory", memory),
-        batch_size=int(
-            number("--batch-size", str(values.get("batch-size", DEFAULT_BATCH_SIZE)), integer=True)
-        ),
-        samples=int(number("--samples", args.samples, integer=True)),
-        clients=int(number("--clients", str(values.get("clients", 1)), integer=True)),
-        raw_bytes_per_sample=None
-        if args.raw_bytes is None
-        else number("--raw-bytes", args.raw_bytes),
-    )
+    settings = _plan_settings(args, values)
     head = values.get("exit-head") or None
     bits = _code_bits(values)
     widths = _widths(args.bottlenecks)
@@ -241,6 +222,29 @@ def plan(args: argparse.Namespace) -> None:
     print(f"{model} on {'x'.join(map(str, shape))}: {format_settings(settings)}")
     print(format_plan(result.rows, result.recommended))
     print(recommendation(result))
+
+
+def _plan_settings(args: argparse.Namespace, values: dict[str, Any]) -> PlanSettings:
+    """The link, devices and workload of ``hierfl plan``, each checked under its flag."""
+    if not values.get("bitrate"):
+        raise ConfigError("--bitrate", "needed: the uplink's bits per second, e.g. --bitrate 1e6")
+    downlink = values.get("downlink-bitrate") or None
+    memory = args.edge_memory
+    batch_size = str(values.get("batch-size", DEFAULT_BATCH_SIZE))
+    return PlanSettings(
+        bitrate_bps=number("--bitrate", str(values["bitrate"])),
+        downlink_bps=None if downlink is None else number("--downlink-bitrate", str(downlink)),
+        latency_s=number("--latency", str(values.get("latency", 0)), zero=True),
+        edge_flops=number("--edge-flops", args.edge_flops),
+        cloud_flops=number("--cloud-flops", args.cloud_flops),
+        edge_memory_bytes=None if memory is None else number("--edge-memory", memory),
+        batch_size=int(number("--batch-size", batch_size, integer=True)),
+        samples=int(number("--samples", args.samples, integer=True)),
+        clients=int(number("--clients", str(values.get("clients", 1)), integer=True)),
+        raw_bytes_per_sample=None
+        if args.raw_bytes is None
+        else number("--raw-bytes", args.raw_bytes),
+    )
 
 
 def add_app_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,9 +1,10 @@
-"""Generated reference: the options table and ``pyproject.toml``'s Flower run config.
+"""Generated reference: the options table, ``pyproject.toml``'s Flower run config, and the
+typed keywords of ``hierfl.run``.
 
-Both come from the config's own field metadata and the registered plug-ins' settings, so the
-docs, ``--help`` and the run config have one source. ``python -m hierfl.reference --write``
-rewrites the generated blocks of ``docs/reference.md`` and ``pyproject.toml``; a test checks
-that they are up to date.
+All come from the config's own field metadata and the registered plug-ins' settings, so the
+docs, ``--help``, the run config and the Python signature have one source.
+``python -m hierfl.reference --write`` rewrites the generated blocks of ``docs/reference.md``,
+``pyproject.toml`` and ``hierfl/api.py``; a test checks that they are up to date.
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def flwr_config_lines() -> list[str]:
     return lines
 
 
+# Keys that ``hierfl.run`` takes as parameters of their own (the run folder, the state key).
+RUN_PARAMETERS = ("out", "state_key")
+
+
+def run_keys_lines() -> list[str]:
+    """``RunKeys``' fields: every core key but ``RUN_PARAMETERS``, typed by its default."""
+    return [
+        f"    {f.name}: {type(f.default).__name__}"
+        for f in core_fields()
+        if f.name not in RUN_PARAMETERS
+    ]
+
+
 def _replace_block(text: str, begin: str, end: str, body: str) -> str:
     head, sep, rest = text.partition(begin)
     if not sep:
@@ -82,10 +96,14 @@ def _replace_block(text: str, begin: str, end: str, body: str) -> str:
 def generated(root: Path) -> dict[Path, str]:
     """The files as they should read, generated blocks included."""
     docs, pyproject = root / "docs" / "reference.md", root / "pyproject.toml"
+    api = root / "hierfl" / "api.py"
     return {
         docs: _replace_block(docs.read_text(), BEGIN, END, options_table()),
         pyproject: _replace_block(
             pyproject.read_text(), TOML_BEGIN, TOML_END, "\n".join(flwr_config_lines())
+        ),
+        api: _replace_block(
+            api.read_text(), f"    {TOML_BEGIN}", f"    {TOML_END}", "\n".join(run_keys_lines())
         ),
     }
 

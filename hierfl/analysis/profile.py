@@ -114,22 +114,7 @@ def profile_cut(
         bottleneck=bottleneck,
         code_bits=code_bits,
     )
-    coded = {}
-    with torch.no_grad():
-        x = torch.zeros(1, *input_shape)
-        activations = model.edge.segment(x)
-        edge_flops = _flops(model.edge, x)
-        cloud_flops = _flops(model.cloud, activations)
-        if bottleneck:  # add_bottleneck made both Sequentials: (segment, encoder), (decoder, cloud)
-            segment = cast(nn.Sequential, model.edge.segment)
-            cloud = cast(nn.Sequential, model.cloud)
-            features = segment[0](x)
-            coded = {
-                "encoder_params": _params(segment[1]),
-                "decoder_params": _params(cloud[0]),
-                "encoder_flops": _flops(segment[1], features),
-                "decoder_flops": _flops(cloud[0], activations),
-            }
+    activations, edge_flops, cloud_flops, coded = _measure(model, input_shape, bool(bottleneck))
     activation_shape = tuple(activations.shape[1:])
     values = math.prod(activation_shape)
     wire = math.ceil(values * code_bits / 8) if bottleneck else FP32_BYTES * values
@@ -150,6 +135,36 @@ def profile_cut(
         wire_bytes_per_sample=wire,
         **coded,
     )
+
+
+def _measure(
+    model: SplitModel, input_shape: tuple[int, int, int], coded: bool
+) -> tuple[torch.Tensor, int, int, dict[str, int]]:
+    """One sample through the model: its activations at the cut, the edge's and the cloud's
+    forward FLOPs, and (``coded``) the bottleneck's figures."""
+    with torch.no_grad():
+        x = torch.zeros(1, *input_shape)
+        activations = model.edge.segment(x)
+        edge_flops = _flops(model.edge, x)
+        cloud_flops = _flops(model.cloud, activations)
+        figures = _coder_figures(model, x, activations) if coded else {}
+    return activations, edge_flops, cloud_flops, figures
+
+
+def _coder_figures(model: SplitModel, x: torch.Tensor, activations: torch.Tensor) -> dict[str, int]:
+    """A bottleneck's encoder and cloud decoder: parameters and forward FLOPs.
+
+    ``add_bottleneck`` made both sides Sequentials: (segment, encoder), (decoder, cloud).
+    """
+    segment = cast(nn.Sequential, model.edge.segment)
+    cloud = cast(nn.Sequential, model.cloud)
+    features = segment[0](x)
+    return {
+        "encoder_params": _params(segment[1]),
+        "decoder_params": _params(cloud[0]),
+        "encoder_flops": _flops(segment[1], features),
+        "decoder_flops": _flops(cloud[0], activations),
+    }
 
 
 def profile_model(

@@ -70,7 +70,7 @@ def _slowed(edge: SplitEdge, work: Callable[[], object]) -> object:
 
 
 @dataclass(frozen=True)
-class EdgeNode:
+class NodeRun:
     """This node's view of the run: config, private stream and the run's state folder."""
 
     config: HierConfig
@@ -80,7 +80,7 @@ class EdgeNode:
     policy: EdgePolicy | None = None  # the owner's rules (None: in process, one owner)
 
 
-def _emulate_link(node: EdgeNode, request: RecordDict, reply: RecordDict) -> float:
+def _emulate_link(node: NodeRun, request: RecordDict, reply: RecordDict) -> float:
     """Sleep the emulated request downlink plus reply uplink; stamp the seconds into the reply."""
     spec = LinkSpec.from_config(node.config)
     if not spec.enabled:
@@ -94,7 +94,7 @@ def _emulate_link(node: EdgeNode, request: RecordDict, reply: RecordDict) -> flo
     return seconds
 
 
-def node_of(job: EdgeJob) -> EdgeNode:
+def node_of(job: EdgeJob) -> NodeRun:
     """The node a Flower message reaches: its stream from the node-local cache."""
     # The same continual-method defaults as the ServerApp's (``flwr run`` without hierfl run).
     config, _ = with_method_defaults(HierConfig.from_mapping(job.run_config))
@@ -115,12 +115,12 @@ def node_of(job: EdgeJob) -> EdgeNode:
         cache_dir=state_dir / "cache",
     )
     # ``state-key`` names an interrupted run's folder when it is resumed.
-    return EdgeNode(
+    return NodeRun(
         config, stream, state_dir / (config.state_key or f"run-{job.run_id}"), policy=policy
     )
 
 
-def _round(content: RecordDict, node: EdgeNode) -> RecordDict:
+def _round(content: RecordDict, node: NodeRun) -> RecordDict:
     """One round: the whole chunk, or in split mode the first batch's activations."""
     request, edge_state, proximal_mu = decode_request(content)
     if MODES[node.config.mode].edge_learns_from == "cloud":  # split learning
@@ -136,7 +136,7 @@ def _round(content: RecordDict, node: EdgeNode) -> RecordDict:
     return encode_result(result, Wire.of(node.config))
 
 
-def _split_step(content: RecordDict, node: EdgeNode) -> RecordDict:
+def _split_step(content: RecordDict, node: NodeRun) -> RecordDict:
     """Split mode: apply the cloud's gradient for batch k, then send batch k+1 (or finish)."""
     request, step, grad = decode_gradient(content)
     edge = SplitEdge(node.config, request, {}, node.stream)
@@ -149,7 +149,7 @@ def _split_step(content: RecordDict, node: EdgeNode) -> RecordDict:
     return encode_split_step(sent, Wire.of(node.config))  # type: ignore[arg-type]
 
 
-HANDLERS: dict[str, Callable[[RecordDict, EdgeNode], RecordDict]] = {
+HANDLERS: dict[str, Callable[[RecordDict, NodeRun], RecordDict]] = {
     "round": _round,
     "split": _split_step,
 }
@@ -162,7 +162,7 @@ def handle(kind: str, content: RecordDict, job: EdgeJob) -> RecordDict:
     return handle_node(kind, content, node_of(job))
 
 
-def handle_node(kind: str, content: RecordDict, node: EdgeNode) -> RecordDict:
+def handle_node(kind: str, content: RecordDict, node: NodeRun) -> RecordDict:
     """Run handler ``kind`` on a request's content; the reply carries its emulated link time."""
     if kind not in HANDLERS:
         raise ValueError(f"unknown edge handler {kind!r}; expected one of {sorted(HANDLERS)}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from flwr.app import Error, Message, RecordDict
 from flwr.serverapp import Grid
 
-from hierfl.app.edge_handlers import KIND_OF_MESSAGE_TYPE, EdgeNode, handle_node
+from hierfl.app.edge_handlers import KIND_OF_MESSAGE_TYPE, NodeRun, handle_node
 from hierfl.app.flower_internals import Run, ensure_task_identity, set_message_id
 from hierfl.config import HierConfig
 from hierfl.data.containers import ClientStream
@@ -53,8 +53,8 @@ class InProcessGrid(Grid):
         ensure_task_identity(run_id)
         self._run = Run.create_empty(run_id)
         run_dir = config.state_key or f"run-{run_id}"
-        self.nodes: dict[int, EdgeNode] = {
-            FIRST_NODE_ID + s.partition_id: EdgeNode(
+        self.nodes: dict[int, NodeRun] = {
+            FIRST_NODE_ID + s.partition_id: NodeRun(
                 config, s, Path(state_root) / f"node-{s.partition_id}" / run_dir, sleep
             )
             for s in streams

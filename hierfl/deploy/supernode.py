@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from hierfl.app.flower_internals import (
@@ -56,23 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between the SuperNode's polls for new messages (Flower's default is 3; "
         "shorter polls cut the wait for each message at the cost of more idle requests)",
     )
+    _policy_flags(p)
+    p.add_argument(
+        "--no-edge-worker",
+        action="store_true",
+        help="run every message in Flower's fresh ClientApp process (imports torch each time) "
+        "instead of a long-lived edge worker",
+    )
+    return p
+
+
+def _policy_flags(p: argparse.ArgumentParser) -> None:
+    """The device owner's rules, one flag per rule of ``EdgePolicy``, and the apps it runs."""
     pol = p.add_argument_group(
         "edge policy", "what this device accepts from a run; no run config can override it"
     )
-    pol.add_argument(
-        "--allow-raw-upload",
-        action="store_true",
-        help="accept mode=cloud, which uploads this device's raw inputs (refused by default)",
-    )
-    pol.add_argument("--min-act-noise", type=float, default=0.0, help="refuse act-noise below")
-    pol.add_argument(
-        "--max-act-clip", type=float, default=0.0, help="require act-clip on and at most (0: off)"
-    )
-    pol.add_argument("--max-latency", type=float, default=10.0, help="refuse latency above, s")
-    pol.add_argument("--max-slowdown", type=float, default=10.0, help="refuse edge-slowdown above")
-    pol.add_argument(
-        "--max-link-s", type=float, default=600.0, help="refuse to sleep an emulated link longer"
-    )
+    for rule in fields(EdgePolicy):
+        flag, help = "--" + rule.name.replace("_", "-"), rule.metadata["help"]
+        if isinstance(rule.default, bool):
+            pol.add_argument(flag, action="store_true", help=help)
+        else:
+            pol.add_argument(flag, type=float, default=rule.default, help=help)
     pol.add_argument(
         "--allow-app-hash",
         action="append",
@@ -81,13 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the Flower app (FAB) with this SHA-256 (repeatable); by default only "
         "hierfl's code-free app (hierfl app DIR) runs here",
     )
-    p.add_argument(
-        "--no-edge-worker",
-        action="store_true",
-        help="run every message in Flower's fresh ClientApp process (imports torch each time) "
-        "instead of a long-lived edge worker",
-    )
-    return p
 
 
 def _fail(parser: argparse.ArgumentParser, key: str, message: str) -> None:
@@ -121,14 +119,7 @@ def node_config_text(entries: dict[str, object]) -> str:
 
 def policy_of(args: argparse.Namespace) -> EdgePolicy:
     """The device owner's policy from hierfl-client's flags."""
-    return EdgePolicy(
-        allow_raw_upload=args.allow_raw_upload,
-        min_act_noise=args.min_act_noise,
-        max_act_clip=args.max_act_clip,
-        max_latency=args.max_latency,
-        max_slowdown=args.max_slowdown,
-        max_link_s=args.max_link_s,
-    )
+    return EdgePolicy(**{rule.name: getattr(args, rule.name) for rule in fields(EdgePolicy)})
 
 
 def supernode_argv(
@@ -201,12 +192,11 @@ def main(argv: list[str] | None = None) -> None:
             _fail(parser, key, f"no such file: {path}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         _fail(parser, "--data-dir", f"no such folder: {args.data_dir}")
-    for flag in ("min_act_noise", "max_act_clip", "max_latency", "max_slowdown", "max_link_s"):
-        value = getattr(args, flag)
-        if not 0 <= value < float("inf"):
-            _fail(
-                parser, "--" + flag.replace("_", "-"), f"must be a finite number >= 0, got {value}"
-            )
+    for rule in fields(EdgePolicy):
+        value = getattr(args, rule.name)
+        if not isinstance(value, bool) and not 0 <= value < float("inf"):
+            flag = "--" + rule.name.replace("_", "-")
+            _fail(parser, flag, f"must be a finite number >= 0, got {value}")
     for key, value in (("--state-dir", args.state_dir), ("--data-dir", args.data_dir)):
         try:
             node_config_text({key: value})

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hierfl.config import is_plain_name
@@ -39,14 +39,21 @@ class PolicyRefused(HierflError):
         self.rule = rule
 
 
+def _rule(default: Any, help: str) -> Any:
+    """A rule of the policy: its default and one line of help (``hierfl-client``'s flag)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class EdgePolicy:
-    allow_raw_upload: bool = False
-    min_act_noise: float = 0.0
-    max_act_clip: float = 0.0
-    max_latency: float = 10.0
-    max_slowdown: float = 10.0
-    max_link_s: float = 600.0
+    allow_raw_upload: bool = _rule(
+        False, "accept mode=cloud, which uploads this device's raw inputs (refused by default)"
+    )
+    min_act_noise: float = _rule(0.0, "refuse act-noise below")
+    max_act_clip: float = _rule(0.0, "require act-clip on and at most (0: off)")
+    max_latency: float = _rule(10.0, "refuse latency above, s")
+    max_slowdown: float = _rule(10.0, "refuse edge-slowdown above")
+    max_link_s: float = _rule(600.0, "refuse to sleep an emulated link longer")
 
     @classmethod
     def from_node_config(cls, node_config: Mapping[str, Any]) -> EdgePolicy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -82,10 +83,7 @@ class EdgeTrainer:
         Batches before index ``ship_from`` are trained but not shipped (``ship=last-epoch``).
         """
         self.edge.train()
-        acts: list[torch.Tensor] = []
-        labels: list[torch.Tensor] = []
-        total_bytes = 0
-        loss_sum, correct, count, truncated, batches_done = 0.0, 0, 0, False, 0
+        tally, truncated = _Tally(), False
         start = time.perf_counter()
         for index, (x, y) in enumerate(batches):
             shipping = ship and index >= ship_from
@@ -93,8 +91,8 @@ class EdgeTrainer:
             out = self.edge(x)
             batch_bytes = out.activations.numel() * out.activations.element_size()
             batch_bytes += y.numel() * LABEL_BYTES
-            if shipping and total_bytes + batch_bytes > max_bytes:
-                if not acts:
+            if shipping and tally.shipped_bytes + batch_bytes > max_bytes:
+                if not tally.activations:
                     raise ConfigError(
                         "max-chunk-mb",
                         f"one batch needs {batch_bytes / 2**20:.3f} MiB, more than the bound; "
@@ -102,35 +100,64 @@ class EdgeTrainer:
                     )
                 truncated = True
                 break
-            logits = out.exit_logits
-            if self.seen is not None:
-                self.seen.add(y)
-                logits = self.seen.apply(logits)
-            loss = self.loss_fn(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            extra = extra_loss(x, out, y) if extra_loss is not None else 0.0
-            if out.extra_loss is not None:  # e.g. a bottleneck's reconstruction term
-                extra = extra + out.extra_loss
-            (loss + self._proximal_term() + extra).backward()
-            self.optimizer.step()
+            loss, logits = self._step(x, y, out, extra_loss)
             if shipping:
-                acts.append(self.privacy.apply(out.activations.detach().cpu(), self.generator))
-                labels.append(y.detach().cpu())
-                total_bytes += batch_bytes
-            batches_done += 1
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            count += len(y)
-        seconds = time.perf_counter() - start
+                shipped = self.privacy.apply(out.activations.detach().cpu(), self.generator)
+                tally.ship(shipped, y.detach().cpu(), batch_bytes)
+            tally.count(loss, logits, y)
+        return tally.chunk(time.perf_counter() - start, truncated)
+
+    def _step(
+        self, x: torch.Tensor, y: torch.Tensor, out: EdgeOutput, extra_loss: ExtraLoss | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on the exit loss (plus the extra terms); its loss and logits."""
+        logits = out.exit_logits
+        if self.seen is not None:
+            self.seen.add(y)
+            logits = self.seen.apply(logits)
+        loss = self.loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        extra = extra_loss(x, out, y) if extra_loss is not None else 0.0
+        if out.extra_loss is not None:  # e.g. a bottleneck's reconstruction term
+            extra = extra + out.extra_loss
+        (loss + self._proximal_term() + extra).backward()
+        self.optimizer.step()
+        return loss, logits
+
+
+@dataclass
+class _Tally:
+    """What a chunk ships, and the exit's figures over the batches trained."""
+
+    activations: list[torch.Tensor] = field(default_factory=list)
+    labels: list[torch.Tensor] = field(default_factory=list)
+    shipped_bytes: int = 0
+    batches: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    trained: int = 0
+
+    def ship(self, activations: torch.Tensor, labels: torch.Tensor, nbytes: int) -> None:
+        self.activations.append(activations)
+        self.labels.append(labels)
+        self.shipped_bytes += nbytes
+
+    def count(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.batches += 1
+        self.loss_sum += float(loss.detach()) * len(y)
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.trained += len(y)
+
+    def chunk(self, seconds: float, truncated: bool) -> EdgeChunk:
         return EdgeChunk(
-            activations=torch.cat(acts) if acts else torch.zeros(0),
-            labels=torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
-            batches=batches_done,
-            exit_loss=loss_sum / max(count, 1),
-            exit_correct=correct,
+            activations=torch.cat(self.activations) if self.activations else torch.zeros(0),
+            labels=torch.cat(self.labels) if self.labels else torch.zeros(0, dtype=torch.long),
+            batches=self.batches,
+            exit_loss=self.loss_sum / max(self.trained, 1),
+            exit_correct=self.correct,
             compute_s=seconds,
             truncated=truncated,
-            trained=count,
+            trained=self.trained,
         )
 
 

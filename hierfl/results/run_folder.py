@@ -63,20 +63,16 @@ def build_metrics(
         ValueError: if a required communication or time key is missing, ``classes`` does not have
             one entry per experience, or ``extra`` collides with a contract key.
     """
-    communication = _require("communication", communication, COMMUNICATION_KEYS)
-    time = _require("time", time, TIME_KEYS)
     t = matrix.num_experiences()
-    final = summarize(matrix) if t else {}  # {}: a run stopped before its first evaluation
     if len(classes) != t:
         raise ValueError(f"classes has {len(classes)} entries but the matrix has {t} experiences")
-    experiences = _experiences(matrix, classes, t)
     metrics: dict[str, Any] = {
         "config": dict(config),
         "mode": mode,
-        "experiences": experiences,
-        "final": final,
-        "communication": communication,
-        "time": time,
+        "experiences": _experiences(matrix, classes, t),
+        "final": summarize(matrix) if t else {},  # {}: stopped before its first evaluation
+        "communication": _require("communication", communication, COMMUNICATION_KEYS),
+        "time": _require("time", time, TIME_KEYS),
         "rounds": list(rounds),
         "per_client": {
             str(pid): _client_block(client, classes)

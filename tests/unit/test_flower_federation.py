@@ -9,8 +9,7 @@ import torch
 
 from hierfl.app.grid_federation import GridFederation
 from hierfl.app.protocol import encode_result
-from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
-from hierfl.cloud.orchestrator import EdgeFailure
+from hierfl.boundary import EdgeChunk, EdgeFailure, RoundRequest, RoundResult
 
 STATE = {"w": torch.ones(2, 2)}
 
