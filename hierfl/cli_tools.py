@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hierfl.analysis.plan_text import format_plan, format_settings, plan_to_dict, recommendation
 from hierfl.analysis.planner import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BOTTLENECKS,
@@ -21,12 +22,8 @@ from hierfl.analysis.planner import (
     DEFAULT_EDGE_FLOPS,
     DEFAULT_SAMPLES,
     PlanSettings,
-    format_plan,
-    format_settings,
     measure_cuts,
     plan_cuts,
-    plan_to_dict,
-    recommendation,
 )
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError, UnknownNameError

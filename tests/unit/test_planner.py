@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hierfl.analysis.planner import (
-    CutNumbers,
-    PlanSettings,
-    edge_memory,
-    format_plan,
-    plan_cuts,
-    recommendation,
-)
+from hierfl.analysis.plan_text import format_plan, recommendation
+from hierfl.analysis.planner import CutNumbers, PlanSettings, edge_memory, plan_cuts
 from hierfl.cli import main
 from hierfl.errors import ConfigError
 
