@@ -120,6 +120,21 @@ def test_every_room_has_a_rank_and_every_folder_says_its_role():
         assert doc and len(doc.splitlines()[0]) < 100, f"{folder.name}/ needs a one-line role"
 
 
+def test_the_architecture_page_draws_these_ranks():
+    """docs/architecture.md's rank table is this test's RANKS."""
+    rows = [
+        line.split("|")[1:3]
+        for line in (ROOT / "docs" / "architecture.md").read_text().splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    ]
+    drawn = {
+        name.strip(" `"): int(rank)
+        for rank, rooms in rows
+        for name in rooms.split("(")[0].split(",")
+    }
+    assert drawn == RANKS
+
+
 def test_hierfl_has_at_most_15_top_level_modules():
     assert len(list(PACKAGE.glob("*.py"))) <= 15
 
