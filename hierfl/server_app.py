@@ -9,6 +9,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from hierfl.api import run
+from hierfl.app.flower_internals import check_flower_version
 from hierfl.config import HierConfig
 from hierfl.errors import RunFailed
 from hierfl.util.logs import setup_logging
@@ -20,7 +21,7 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     config = HierConfig.from_mapping(context.run_config).validate()
     out = Path(config.out).resolve()
-    setup_logging(out)
+    check_flower_version(setup_logging(out).warning)
     if config.cloud_threads:
         torch.set_num_threads(config.cloud_threads)
     # Edges keep their state under this name; a resumed run (``resume``) reuses the old one.

@@ -13,6 +13,7 @@ and Flower's per-message overhead is absent.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -23,7 +24,12 @@ from flwr.app import Error, Message, RecordDict
 from flwr.serverapp import Grid
 
 from hierfl.app.edge_handlers import KIND_OF_MESSAGE_TYPE, NodeRun, handle_node
-from hierfl.app.flower_internals import Run, ensure_task_identity, set_message_id
+from hierfl.app.flower_internals import (
+    Run,
+    check_flower_version,
+    ensure_task_identity,
+    set_message_id,
+)
 from hierfl.config import HierConfig
 from hierfl.data.containers import ClientStream
 
@@ -50,6 +56,7 @@ class InProcessGrid(Grid):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``sleep`` is how the nodes wait out the emulated link (tests pass a fake)."""
+        check_flower_version(logging.getLogger("hierfl").warning)
         ensure_task_identity(run_id)
         self._run = Run.create_empty(run_id)
         run_dir = config.state_key or f"run-{run_id}"
