@@ -18,25 +18,32 @@ uploaded images, with as many passes as the edges train (``rounds`` x ``local-ep
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-import hierfl
+from benchmarks.harness import (
+    add_append,
+    config_from,
+    earlier_rows,
+    figure,
+    markdown_table,
+    number,
+    parser,
+    results_dir,
+    timed_run,
+    write_rows,
+)
 from hierfl.app.wire import Wire, encode_tensors, image_file
 from hierfl.config import HierConfig
 from hierfl.data.containers import Benchmark
 from hierfl.data.streams import build_benchmark
 from hierfl.models import model_for
-from hierfl.options import parse_overrides
 
 # (cut, bottleneck channels, code bits) per model; bottleneck 0 is the same cut without one.
 GRID: dict[str, list[tuple[str, int, int]]] = {
@@ -99,12 +106,12 @@ def png_bytes_of_one_image(bench: Benchmark) -> float:
 
 
 def run(config: HierConfig, bench: Benchmark) -> dict[str, float]:
-    start = time.perf_counter()
-    final = hierfl.run(config, benchmark=bench).final
+    result, wall_s = timed_run(config, bench)
+    final = result.final
     return {
         "cloud_accuracy": final["cloud_accuracy"],
         "edge_accuracy": final.get("edge_accuracy"),
-        "wall_s": time.perf_counter() - start,
+        "wall_s": wall_s,
     }
 
 
@@ -170,7 +177,7 @@ def rows_for(
 
 
 def _line(r: dict[str, Any]) -> str:
-    edge = f"{r['edge_accuracy']:.3f}" if r.get("edge_accuracy") is not None else "-"
+    edge = number(r.get("edge_accuracy"))
     what = (
         f"{r['cut']} b{r['bottleneck']}x{r['code_bits']}"
         if r["mode"] != "cloud"
@@ -209,10 +216,7 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def table(means: list[dict[str, Any]]) -> str:
-    lines = [
-        "| model | what | B/sample | seeds | cloud acc | edge acc |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = []
     for m in means:
         what = (
             f"cloud-only, {m['raw_codec']} uploads"
@@ -224,23 +228,18 @@ def table(means: list[dict[str, Any]]) -> str:
                 else "no bottleneck (fp32)"
             )
         )
-        edge = f"{m['edge_accuracy']:.3f}" if m["edge_accuracy"] is not None else "-"
         lines.append(
-            f"| {m['model']} | {what} | {m['bytes_per_sample']:,.0f} | {m['seeds']} | "
-            f"{m['cloud_accuracy']:.3f} | {edge} |"
+            f"{m['model']} | {what} | {m['bytes_per_sample']:,.0f} | {m['seeds']} | "
+            f"{m['cloud_accuracy']:.3f} | {number(m['edge_accuracy'])}"
         )
-    return "\n".join(lines)
+    return markdown_table("model | what | B/sample | seeds | cloud acc | edge acc", lines)
 
 
 def plot(means: list[dict[str, Any]], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     models = sorted({m["model"] for m in means})
-    figure = Figure(figsize=(5 * len(models), 4), layout="constrained")
-    FigureCanvasAgg(figure)
+    fig = figure(figsize=(5 * len(models), 4), layout="constrained")
     for i, model in enumerate(models):
-        ax = figure.add_subplot(1, len(models), i + 1)
+        ax = fig.add_subplot(1, len(models), i + 1)
         for m in (m for m in means if m["model"] == model):
             if m["mode"] == "cloud":
                 style, label = "s", f"cloud-only ({m['raw_codec']})"
@@ -255,22 +254,11 @@ def plot(means: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("cloud accuracy")
         ax.set_title(model)
         ax.grid(alpha=0.3)
-    figure.savefig(path)
-
-
-def _earlier_rows(path: Path, base: HierConfig) -> list[dict[str, Any]]:
-    """The rows of an earlier run, refused if it trained with another configuration."""
-    if not path.exists():
-        return []
-    earlier = json.loads(path.read_text())
-    if earlier["config"] != json.loads(json.dumps(base.to_dict())):
-        raise SystemExit(f"{path} was written with another configuration; use another --out")
-    return earlier["rows"]
+    fig.savefig(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__, brief=True, overrides=True)
     p.add_argument("--models", default="small-cnn,resnet18,vgg16")
     p.add_argument("--seeds", default="0,1")
     p.add_argument(
@@ -279,25 +267,18 @@ def main(argv: list[str] | None = None) -> int:
         "CUT/WIDTHxBITS (one) or CUT/0 (none); default all",
     )
     p.add_argument("--no-cloud-only", action="store_true", help="skip the cloud-only rows")
-    p.add_argument(
-        "--append",
-        action="store_true",
-        help="add the rows to --out's bottleneck.json (same config) instead of replacing it",
-    )
-    p.add_argument("overrides", nargs="*", metavar="key=value")
+    add_append(p, "bottleneck.json")
     args = p.parse_args(argv)
-    base = HierConfig.from_mapping({**BASE, **parse_overrides(args.overrides)}).validate()
+    base = config_from(BASE, args.overrides)
     seeds = [int(s) for s in args.seeds.split(",")]
     cuts = set(args.cuts.split(",")) if args.cuts else None
-    out = Path(args.out)
-    rows: list[dict[str, Any]] = _earlier_rows(out / "bottleneck.json", base) if args.append else []
+    path = Path(args.out) / "bottleneck.json"
+    rows: list[dict[str, Any]] = earlier_rows(path, base) if args.append else []
     for model in args.models.split(","):
         rows += rows_for(model, seeds, base, cuts, not args.no_cloud_only)
     means = summary(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bottleneck.json").write_text(
-        json.dumps({"config": base.to_dict(), "rows": rows, "means": means}, indent=2)
-    )
+    out = results_dir(args.out)
+    write_rows(path, base, rows, means=means)
     plot(means, out / "bottleneck.png")
     print(table(means))
     return 0

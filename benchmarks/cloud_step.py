@@ -7,15 +7,14 @@ CUDA report only the CPU.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from benchmarks.harness import parser, results_dir, write_json
 from hierfl.cloud.trainer import CloudTrainer
 from hierfl.models import create_model
 
@@ -48,8 +47,7 @@ def time_step(model_name: str, device: str, batch: int, steps: int) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=10)
     args = p.parse_args(argv)
@@ -65,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cloud_step.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
+    write_json(results_dir(args.out) / "cloud_step.json", {"machine": info, "rows": rows})
     return 0
 
 

@@ -8,19 +8,24 @@ writes ``continual.json``, ``continual_accuracy.png`` (accuracy after each exper
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import hierfl
+from benchmarks.harness import (
+    config_from,
+    figure,
+    markdown_table,
+    number,
+    parser,
+    results_dir,
+    timed_run,
+    write_json,
+)
 from hierfl.config import HierConfig
 from hierfl.data.streams import build_benchmark
 from hierfl.errors import ConfigError
-from hierfl.options import parse_overrides
 from hierfl.results.accuracy import summarize
 
 # Cloud latent replay needs stable edge features: its runs freeze the edge segment after the
@@ -38,8 +43,7 @@ MODES = ("hierarchical", "split", "cloud", "edge")
 
 
 def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
-    start = time.perf_counter()
-    result = hierfl.run(config, benchmark=bench)
+    result, wall_s = timed_run(config, bench)
     return {
         "final": result.final,
         "matrix": {e: result.accuracy.rows(e) for e in result.accuracy.exits()},
@@ -48,22 +52,20 @@ def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
         },
         "early_exit_by_experience": result.metrics["early_exit_by_experience"],
         "uplink_bytes": result.communication["uplink_bytes"],
-        "wall_s": time.perf_counter() - start,
+        "wall_s": wall_s,
     }
 
 
+TABLE = (
+    "strategy | mode | cloud acc | cloud forgetting | edge acc | edge forgetting"
+    " | edge acc per client (min-max) | wall s"
+)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| strategy | mode | cloud acc | cloud forgetting | edge acc | edge forgetting "
-        "| edge acc per client (min-max) | wall s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = []
     for r in rows:
         f = r["final"]
-
-        def cell(key: str, f: dict[str, float] = f) -> str:
-            return f"{f[key]:.3f}" if key in f else "-"
-
         clients = [
             c["edge_accuracy"]
             for c in r.get("per_client", {}).values()
@@ -71,20 +73,16 @@ def table(rows: list[dict[str, Any]]) -> str:
         ]
         spread = f"{min(clients):.3f}-{max(clients):.3f}" if clients else "-"
         lines.append(
-            f"| {r['strategy']} | {r['mode']} | {cell('cloud_accuracy')} | "
-            f"{cell('cloud_forgetting')} | {cell('edge_accuracy')} | {cell('edge_forgetting')} "
-            f"| {spread} | {r['wall_s']:.0f} |"
+            f"{r['strategy']} | {r['mode']} | {number(f.get('cloud_accuracy'))} | "
+            f"{number(f.get('cloud_forgetting'))} | {number(f.get('edge_accuracy'))} | "
+            f"{number(f.get('edge_forgetting'))} | {spread} | {r['wall_s']:.0f}"
         )
-    return "\n".join(lines)
+    return markdown_table(TABLE, lines)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = {name: figure.add_subplot(1, 2, i + 1) for i, name in enumerate(("edge", "cloud"))}
+    fig = figure(figsize=(10, 4), layout="constrained")
+    axes = {name: fig.add_subplot(1, 2, i + 1) for i, name in enumerate(("edge", "cloud"))}
     for r in rows:
         for name, matrix in r["matrix"].items():
             seen = [sum(row) / len(row) for row in matrix]
@@ -97,16 +95,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    figure.savefig(path)
+    fig.savefig(path)
 
 
 def plot_final(rows: list[dict[str, Any]], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(max(6, 1.6 * len(rows)), 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
+    fig = figure(figsize=(max(6, 1.6 * len(rows)), 4), layout="constrained")
+    ax = fig.add_subplot()
     labels = [f"{r['strategy']}\n({r['mode']})" for r in rows]
     for i, name in enumerate(("edge", "cloud")):
         values = [r["final"].get(f"{name}_accuracy", 0.0) for r in rows]
@@ -116,12 +110,11 @@ def plot_final(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
-    figure.savefig(path)
+    fig.savefig(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__, overrides=True)
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument(
         "--modes",
@@ -129,9 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated, or 'all' ({', '.join(MODES)}); pairs a mode cannot run "
         "(e.g. edge-replay in cloud mode) are skipped",
     )
-    p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
-    base = HierConfig.from_mapping(parse_overrides(args.overrides)).validate()
+    base = config_from({}, args.overrides)
     bench = build_benchmark(base)
     rows = []
     modes = MODES if args.modes == "all" else tuple(args.modes.split(","))
@@ -148,10 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             row = {"strategy": strategy, "mode": mode, **run_one(config, bench)}
             rows.append(row)
             print(f"{strategy} / {mode}: {row['final']}", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(args.out)
     result = {"benchmark": "continual", "config": base.to_dict(), "runs": rows}
-    (out / "continual.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "continual.json", result)
     plot(rows, out / "continual_accuracy.png")
     plot_final(rows, out / "continual_final.png")
     markdown = table(rows)

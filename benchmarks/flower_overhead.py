@@ -9,16 +9,15 @@ reads each round back from ``metrics.json``:
 - per round: the round's wall time minus one edge's compute and link and the cloud's compute.
 
 The first round (the node caches its partition) and the last (evaluation) are left out. The
-rule of ``hierfl.analysis.performance.min_work_per_message`` then gives the work a message must carry for the
-overhead to stay under 10 % of round time, and one run with at least 30 s of work per round
-(edge slowdown 10 at 1 Mbit/s) checks the share directly. Edges are ``hierfl-client`` with
+rule of ``hierfl.analysis.performance.min_work_per_message`` then gives the work a message must
+carry for the overhead to stay under 10 % of round time, and one run with at least 30 s of work
+per round (edge slowdown 10 at 1 Mbit/s) checks the share directly. Edges are ``hierfl-client`` with
 their default long-lived edge worker and poll interval. Simulation (Ray) is reported as
 unavailable when ``ray`` is not installed. Writes ``flower_overhead.json`` into ``--out``.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
@@ -27,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.harness import parser, results_dir, write_json
 from hierfl.analysis.overhead import min_work_per_message, overhead_share
 from hierfl.config import HierConfig
 
@@ -109,12 +109,10 @@ def run_deployment(name: str, values: dict, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__, brief=True)
     p.add_argument("--target", type=float, default=0.10, help="largest overhead share allowed")
     args = p.parse_args(argv)
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(args.out, resolve=True)
     result: dict = {"benchmark": "flower_overhead", "deployment": {}}
     for name, values in CONFIGS.items():
         print(f"running {name} ...", flush=True)
@@ -153,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     default = result["deployment"]["3 edges (default work per round)"]
     result["default_digits_overhead_share"] = default["overhead_share_of_round"]
-    (out / "flower_overhead.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "flower_overhead.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "deployment"}, indent=2))
     return 0
 

@@ -22,9 +22,7 @@ threads (1: the CPU seconds are the wall time the row takes on an idle core).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -32,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from inversion_attack import (
+
+from benchmarks.harness import (
+    figure,
+    markdown_table,
+    number,
+    parser,
+    results_dir,
+    write_json,
+)
+from benchmarks.inversion_attack import (
     Attack,
     AuxiliarySet,
     Budget,
@@ -44,7 +51,6 @@ from inversion_attack import (
     shipped,
     train_classifier,
 )
-
 from hierfl.api import prepare
 from hierfl.app.wire import Wire
 from hierfl.config import HierConfig
@@ -224,33 +230,30 @@ def _label(r: dict[str, Any]) -> str:
     return " ".join(parts) + f", {r['when']}"
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _line(r: dict[str, Any]) -> str:
     return (
         f"{r['model']} {_label(r)}: PSNR {r['psnr_db']:.1f} dB, SSIM {r['ssim']:.3f}, recognised "
-        f"{r['recognised_accuracy']:.3f}, cloud {_num(r['cloud_accuracy'])}, edge "
-        f"{_num(r['edge_accuracy'])} (train {r['train_cpu_s']:.0f} + attack "
+        f"{r['recognised_accuracy']:.3f}, cloud {number(r['cloud_accuracy'])}, edge "
+        f"{number(r['edge_accuracy'])} (train {r['train_cpu_s']:.0f} + attack "
         f"{r['attack_cpu_s']:.0f} CPU s, {r['wall_s']:.0f} s wall)"
     )
 
 
+TABLE = (
+    "model | cut | bottleneck | codec | act-clip | act-noise | when | PSNR dB | SSIM"
+    " | recognised | cloud acc | edge acc"
+)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | cut | bottleneck | codec | act-clip | act-noise | when | PSNR dB | SSIM | "
-        "recognised | cloud acc | edge acc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"{r['model']} | {r['cut'] or '-'} | {r['bottleneck'] or '-'} | {r['codec']} | "
+        f"{r['act_clip']:g} | {r['act_noise']:g} | {r['when']} | {r['psnr_db']:.1f} | "
+        f"{r['ssim']:.3f} | {r['recognised_accuracy']:.3f} | {number(r['cloud_accuracy'])} | "
+        f"{number(r['edge_accuracy'])}"
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['cut'] or '-'} | {r['bottleneck'] or '-'} | {r['codec']} | "
-            f"{r['act_clip']:g} | {r['act_noise']:g} | {r['when']} | {r['psnr_db']:.1f} | "
-            f"{r['ssim']:.3f} | {r['recognised_accuracy']:.3f} | {_num(r['cloud_accuracy'])} | "
-            f"{_num(r['edge_accuracy'])} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(TABLE, lines)
 
 
 def _show(ax, image: torch.Tensor) -> None:
@@ -264,14 +267,10 @@ def _show(ax, image: torch.Tensor) -> None:
 
 def plot_reconstructions(rows: list[dict[str, Any]], originals: dict[str, Any], path: Path) -> None:
     """Per model, the originals on top, then each configuration's reconstructions."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     models = list(originals)
     height = max(1 + sum(r["model"] == m for r in rows) for m in models)
-    figure = Figure(figsize=(4.6 * len(models), 0.62 * height + 0.6), layout="constrained")
-    FigureCanvasAgg(figure)
-    subfigures = figure.subfigures(1, len(models), squeeze=False).flat
+    fig = figure(figsize=(4.6 * len(models), 0.62 * height + 0.6), layout="constrained")
+    subfigures = fig.subfigures(1, len(models), squeeze=False).flat
     for sub, model in zip(subfigures, models, strict=True):
         mine = [r for r in rows if r["model"] == model]
         grid = sub.subplots(height, SHOWN, squeeze=False)
@@ -285,24 +284,20 @@ def plot_reconstructions(rows: list[dict[str, Any]], originals: dict[str, Any], 
             if i < len(lines):
                 axes[0].set_ylabel(lines[i][0], rotation=0, ha="right", va="center", fontsize=7)
         sub.suptitle(model, fontsize=9)
-    figure.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110)
 
 
 def plot_tradeoff(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
     """Recognised accuracy and PSNR of the reconstructions against the cloud's accuracy; dashed:
     what the auxiliary set's mean image scores (an attacker who learnt nothing); dotted: its
     class-mean image of each sample's label (an attacker who reads only the labels)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(11, 4.5), layout="constrained")
-    FigureCanvasAgg(figure)
+    fig = figure(figsize=(11, 4.5), layout="constrained")
     markers = {"small-cnn": "o", "resnet18": "s"}
     trained = [r for r in rows if r["cloud_accuracy"] is not None]
     for k, (key, name) in enumerate(
         (("recognised_accuracy", "recognised accuracy of reconstructions"), ("psnr_db", "PSNR dB"))
     ):
-        ax = figure.add_subplot(1, 2, k + 1)
+        ax = fig.add_subplot(1, 2, k + 1)
         for model, marker in markers.items():
             mine = [r for r in trained if r["model"] == model]
             if not mine:
@@ -331,16 +326,14 @@ def plot_tradeoff(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) 
         ax.set_ylabel(f"{name} (leakage)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    figure.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__, brief=True, overrides=True)
     p.add_argument("--quick", action="store_true", help="a subset: a few minutes")
     p.add_argument("--models", default="small-cnn,resnet18")
     p.add_argument("--threads", type=int, default=1, help="torch threads (edges included)")
-    p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = {**BASE, "edge-threads": args.threads, **parse_overrides(args.overrides)}
@@ -370,16 +363,13 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases(args.quick):
             if case.model == model:
                 rows += rows_for(case, base, data)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(args.out)
     plot_reconstructions(rows, originals, out / "inversion_reconstructions.png")
     plot_tradeoff(rows, meta, out / "inversion_tradeoff.png")
     for r in rows:
         del r["reconstructions"]
     total = time.perf_counter() - started
-    (out / "inversion.json").write_text(
-        json.dumps({"models": meta, "rows": rows, "wall_s": total}, indent=2)
-    )
+    write_json(out / "inversion.json", {"models": meta, "rows": rows, "wall_s": total})
     print(table(rows))
     cpu = sum(r["train_cpu_s"] + r["attack_cpu_s"] for r in rows)
     print(f"\n{len(rows)} rows: {cpu:.0f} CPU s in the rows, {total:.0f} s wall in all")

@@ -1,14 +1,14 @@
-"""The attacker of ``benchmarks/inversion.py``: an honest-but-curious cloud that learns to
+"""The attacker of ``benchmarks.inversion``: an honest-but-curious cloud that learns to
 reconstruct an edge's inputs from the activations it receives.
 
 The cloud holds auxiliary images of the same distribution that no edge ever sent (on digits: the
 held-out test split) and the edge's weights (it averages them every round). It computes its own
 images' activations exactly as an edge ships them (``shipped``: the segment in training mode,
-then ``act-clip`` / ``act-noise`` through ``hierfl.train.privacy.ActivationPrivacy``, then the wire's
-codec), trains a decoder from those activations back to the images (a learning-based inversion,
-as in He et al., *Model inversion attacks against collaborative inference*, ACSAC 2019), and
-applies it to what the edges shipped. It does not optimise inputs through the known segment (the
-white-box attack of the same paper), which can do better.
+then ``act-clip`` / ``act-noise`` through ``hierfl.train.privacy.ActivationPrivacy``, then the
+wire's codec), trains a decoder from those activations back to the images (a learning-based
+inversion, as in He et al., *Model inversion attacks against collaborative inference*, ACSAC
+2019), and applies it to what the edges shipped. It does not optimise inputs through the known
+segment (the white-box attack of the same paper), which can do better.
 
 Quality is the PSNR and SSIM of the reconstructions against the originals (torchmetrics), and
 their *recognisability*: the accuracy of a classifier trained on clean auxiliary images when it

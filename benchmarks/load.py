@@ -33,9 +33,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from benchmarks.harness import (
+    add_overrides,
+    config_from,
+    figure,
+    markdown_table,
+    parser,
+    results_dir,
+    write_json,
+)
 from hierfl.config import HierConfig
 from hierfl.deploy.launch import run_local
-from hierfl.options import parse_overrides
 
 OVERRIDES_HELP = "any config key, e.g. scenario=synthetic samples-per-class=400 input-shape=3x32x32"
 ROLES = ("serverapp", "superlink", "superexec", "edges", "other")
@@ -325,23 +333,16 @@ def markdown(rows: Iterable[dict]) -> str:
     ['| 2', '1.2', '-']
     """
     lines = [
-        "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|" + "---:|" * len(COLUMNS),
+        " | ".join(fmt.format(row[key]) if key in row else "-" for key, _, fmt in COLUMNS)
+        for row in rows
     ]
-    for row in rows:
-        cells = [fmt.format(row[key]) if key in row else "-" for key, _, fmt in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(" | ".join(title for _, title, _ in COLUMNS), lines, rule="---:")
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     clients = [r["clients"] for r in rows]
-    fig, (mem, thr) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = figure(figsize=(10, 4))
+    mem, thr = fig.subplots(1, 2)
     for key, label in (
         ("server_peak_rss_mib", "flwr-serverapp"),
         ("superlink_peak_rss_mib", "flower-superlink"),
@@ -359,13 +360,10 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xticks(clients)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = parser(__doc__, raw=True)
     p.add_argument("--clients", default="2,10,20", help="comma-separated edge counts")
     p.add_argument("--experiences", type=int, default=1)
     p.add_argument("--rounds", type=int, default=1, help="rounds per experience")
@@ -378,8 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         default=2048.0,
         help="stop the run if the machine's MemAvailable falls below this (0: never)",
     )
-    p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    add_overrides(p, OVERRIDES_HELP)
     args = p.parse_args(argv)
     if not Path("/proc/self/status").exists():
         p.error("this benchmark reads /proc: it runs on Linux only")
@@ -390,10 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "local-epochs": args.epochs,
     }
-    values.update(parse_overrides(args.overrides))
-    base = HierConfig.from_mapping(values).validate()
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    base = config_from(values, args.overrides)
+    out = results_dir(args.out, resolve=True)
     rows: list[dict] = []
     start, interrupted = time.perf_counter(), False
     try:
@@ -408,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     total_s = time.perf_counter() - start
     result = {"benchmark": "load", "config": base.to_dict(), "machine": {"cpus": os.cpu_count()}}
     result.update(total_s=total_s, interrupted=interrupted, rows=rows)
-    (out / "load.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "load.json", result)
     plot(rows, out / "load.png")
     print(markdown(rows))
     print(f"\n{len(rows)} runs in {total_s:.0f}s; wrote {out / 'load.json'} and load.png")

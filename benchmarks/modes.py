@@ -7,17 +7,20 @@ so the figures measure the mathematics, not message latency). Writes ``modes.jso
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
-import time
-from pathlib import Path
 
-import hierfl
+from benchmarks.harness import (
+    config_from,
+    exit_accuracies,
+    parser,
+    results_dir,
+    timed_run,
+    write_json,
+)
 from hierfl.config import HierConfig
 from hierfl.data.streams import build_benchmark
-from hierfl.options import parse_overrides
 
 MODES = ("hierarchical", "split", "cloud", "edge")
 
@@ -27,13 +30,8 @@ def run_modes(base: HierConfig) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for mode in MODES:
         config = dataclasses.replace(base, mode=mode)
-        start = time.perf_counter()
-        result = hierfl.run(config, benchmark=bench)
-        accuracy = {
-            name.removesuffix("_accuracy"): value
-            for name, value in result.final.items()
-            if name.endswith("_accuracy")
-        }
+        result, wall_s = timed_run(config, bench)
+        accuracy = exit_accuracies(result.final)
         comm = result.communication
         up = comm["uplink_bytes"]
         rows[mode] = {
@@ -41,7 +39,7 @@ def run_modes(base: HierConfig) -> dict[str, dict]:
             "uplink_bytes": up,
             "downlink_bytes": comm["downlink_bytes"],
             "raw_input_bytes_uplink": comm["raw_input_bytes_uplink"],
-            "wall_s": time.perf_counter() - start,
+            "wall_s": wall_s,
             "early_exit": result.metrics["early_exit"],
         }
         print(f"{mode:>12}: {accuracy}  up {up / 2**20:.1f} MiB", flush=True)
@@ -64,18 +62,11 @@ def checks(rows: dict[str, dict]) -> dict[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("overrides", nargs="*", metavar="key=value")
-    args = p.parse_args(argv)
-    values = {"experiences": 1}
-    values.update(parse_overrides(args.overrides))
-    base = HierConfig.from_mapping(values).validate()
+    args = parser(__doc__, overrides=True).parse_args(argv)
+    base = config_from({"experiences": 1}, args.overrides)
     rows = run_modes(base)
     result = {"benchmark": "modes", "config": base.to_dict(), "modes": rows, "checks": checks(rows)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "modes.json").write_text(json.dumps(result, indent=2))
+    write_json(results_dir(args.out) / "modes.json", result)
     print(json.dumps(result["checks"], indent=2))
     return 0 if all(result["checks"].values()) else 1
 

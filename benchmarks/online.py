@@ -10,14 +10,19 @@ the uplink bytes per training sample. Writes ``online.json``, ``online.md`` and 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import hierfl
+from benchmarks.harness import (
+    figure,
+    markdown_table,
+    number,
+    parser,
+    results_dir,
+    timed_run,
+    write_rows,
+)
 from hierfl.config import HierConfig
 from hierfl.data.streams import build_benchmark
 from hierfl.options import parse_overrides
@@ -39,8 +44,7 @@ BASE = {"experiences": 5, "clients": 3, "seed": 0}
 
 
 def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
-    start = time.perf_counter()
-    result = hierfl.run(config, benchmark=bench)
+    result, wall_s = timed_run(config, bench)
     final = result.final
     samples = sum(len(e) for e in bench.train)
     curve = result.metrics.get("early_exit") or []
@@ -56,7 +60,7 @@ def run_one(config: HierConfig, bench: Any) -> dict[str, Any]:
         "answered_edge_accuracy_at_0.9": at_09["answered_edge_accuracy"] if at_09 else None,
         "answered_cloud_accuracy_at_0.9": at_09["answered_cloud_accuracy"] if at_09 else None,
         "uplink_bytes_per_sample": result.communication["uplink_bytes"] / samples,
-        "wall_s": round(time.perf_counter() - start, 1),
+        "wall_s": round(wall_s, 1),
     }
 
 
@@ -65,37 +69,35 @@ def _test_size(bench: Any) -> int:
 
 
 def _cell(value: Any, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return number(value, digits, none="–")
+
+
+TABLE = (
+    "method | regime | edge acc | edge forgetting | cloud acc | cloud forgetting"
+    " | answered at 0.9 | edge / full model there | uplink B/sample"
+)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| method | regime | edge acc | edge forgetting | cloud acc | cloud forgetting "
-        "| answered at 0.9 | edge / full model there | uplink B/sample |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = []
     for r in rows:
         there = (
             f"{_cell(r['answered_edge_accuracy_at_0.9'])} / "
             f"{_cell(r['answered_cloud_accuracy_at_0.9'])}"
         )
         lines.append(
-            f"| {r['method']} | {r['regime']} | {_cell(r['edge_accuracy'])} "
+            f"{r['method']} | {r['regime']} | {_cell(r['edge_accuracy'])} "
             f"| {_cell(r['edge_forgetting'])} | {_cell(r['cloud_accuracy'])} "
             f"| {_cell(r['cloud_forgetting'])} | {_cell(r['answered_at_0.9'], 2)} | {there} "
-            f"| {r['uplink_bytes_per_sample']:.0f} |"
+            f"| {r['uplink_bytes_per_sample']:.0f}"
         )
-    return "\n".join(lines)
+    return markdown_table(TABLE, lines)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig = figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2, sharey=True)
     width = 0.38
     for ax, exit_name in zip(axes, ("edge", "cloud"), strict=True):
         regimes = list(dict.fromkeys(r["regime"] for r in rows))  # those that ran
@@ -119,19 +121,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend()
-    figure.tight_layout()
-    figure.savefig(path)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__, brief=True, overrides=True)
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--regimes", default=",".join(REGIMES))
-    p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(args.out)
     base = HierConfig.from_mapping({**BASE, **parse_overrides(args.overrides)})
     bench = build_benchmark(base.validate())
     rows = []
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['uplink_bytes_per_sample']:.0f} ({row['wall_s']} s)",
                 flush=True,
             )
-    (out / "online.json").write_text(json.dumps({"config": base.to_dict(), "rows": rows}, indent=2))
+    write_rows(out / "online.json", base, rows)
     (out / "online.md").write_text(table(rows) + "\n")
     plot(rows, out / "online.png")
     print(table(rows))

@@ -2,8 +2,8 @@
 
 For each attack of the security review (issue 14) and each aggregator (FedAvg and a robust one),
 one run with partition 0 malicious and one clean run of the same config, through the real
-federation in process (``hierfl.testing.attacks.MaliciousGrid``: the attacker rewrites its honest reply
-as a hostile edge could). Writes ``poisoning.json`` with one row per (attack, aggregator):
+federation in process (``hierfl.testing.attacks.MaliciousGrid``: the attacker rewrites its honest
+reply as a hostile edge could). Writes ``poisoning.json`` with one row per (attack, aggregator):
 
 ``attack, aggregator, completed, clean_cloud_accuracy, attacked_cloud_accuracy,
 clean_edge_accuracy, attacked_edge_accuracy, rejected, events``
@@ -22,8 +22,6 @@ attacker's refused replies; ``events`` counts the run's events by kind. Attacks:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -33,11 +31,11 @@ from typing import Any
 import torch
 from flwr.app import ArrayRecord, RecordDict
 
+from benchmarks.harness import config_from, parser, results_dir, write_rows
 from hierfl.api import prepare
 from hierfl.app.protocol import ARRAYS
 from hierfl.config import HierConfig
 from hierfl.data.streams import build_benchmark
-from hierfl.options import parse_overrides
 from hierfl.testing import make_grid
 from hierfl.testing.attacks import CRASH, TAKEOVER, Attack, MaliciousGrid, label_flip
 
@@ -111,18 +109,15 @@ def one_run(config: HierConfig, bench: Any, attack: str, folder: Path) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__, brief=True, overrides=True)
     p.add_argument(
         "--attacks",
         default="crash,weight-takeover,boosted-update,extreme-activations,label-flip",
     )
     p.add_argument("--aggregators", default=",".join(AGGREGATORS))
-    p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    base = HierConfig.from_mapping({**BASE, **parse_overrides(args.overrides)}).validate()
+    out = results_dir(args.out)
+    base = config_from(BASE, args.overrides)
     bench = build_benchmark(base)
     rows: list[dict[str, Any]] = []
     work = out / "poisoning-runs"
@@ -152,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"rejected {row['rejected']} events {row['events']}",
                 flush=True,
             )
-    (out / "poisoning.json").write_text(
-        json.dumps({"config": base.to_dict(), "rows": rows}, indent=2)
-    )
+    write_rows(out / "poisoning.json", base, rows)
     return 0
 
 

@@ -8,20 +8,22 @@ writes ``privacy.json``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
-import time
-from pathlib import Path
 
 import torch
 
-import hierfl
+from benchmarks.harness import (
+    config_from,
+    markdown_table,
+    parser,
+    results_dir,
+    timed_run,
+    write_json,
+)
 from hierfl.config import HierConfig
 from hierfl.data.streams import build_benchmark
 from hierfl.models import model_for
-from hierfl.options import parse_overrides
 
 SETTINGS = [
     (0.0, 0.0),
@@ -44,26 +46,33 @@ def activation_norms(config: HierConfig, bench) -> list[float]:
     return torch.quantile(a.flatten(1).norm(dim=1), torch.tensor([0.25, 0.5, 0.75])).tolist()
 
 
+def table(rows: list[dict]) -> str:
+    """The printed table: each setting's cloud and edge-exit accuracy."""
+    lines = [
+        f"{r['act_clip']:g} | {r['act_noise']:g} | {r['cloud_accuracy']:.3f} | "
+        f"{r['edge_accuracy']:.3f}"
+        for r in rows
+    ]
+    return markdown_table("act-clip | act-noise | cloud acc | edge acc", lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("overrides", nargs="*", metavar="key=value")
-    args = p.parse_args(argv)
-    base = HierConfig.from_mapping({"experiences": 1, **parse_overrides(args.overrides)}).validate()
+    args = parser(__doc__, overrides=True).parse_args(argv)
+    base = config_from({"experiences": 1}, args.overrides)
     bench = build_benchmark(base)
     norms = activation_norms(base, bench)
     print(f"activation L2 norm per sample, quartiles at init: {[round(n, 2) for n in norms]}")
     rows = []
     for clip, noise in SETTINGS:
         config = dataclasses.replace(base, act_clip=clip, act_noise=noise).validate()
-        start = time.perf_counter()
-        final = hierfl.run(config, benchmark=bench).final
+        result, wall_s = timed_run(config, bench)
+        final = result.final
         row = {
             "act_clip": clip,
             "act_noise": noise,
             "cloud_accuracy": final["cloud_accuracy"],
             "edge_accuracy": final["edge_accuracy"],
-            "wall_s": time.perf_counter() - start,
+            "wall_s": wall_s,
         }
         rows.append(row)
         print(
@@ -71,17 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             f"edge {row['edge_accuracy']:.3f}",
             flush=True,
         )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "privacy.json").write_text(
-        json.dumps({"config": base.to_dict(), "norm_quartiles": norms, "runs": rows}, indent=2)
+    write_json(
+        results_dir(args.out) / "privacy.json",
+        {"config": base.to_dict(), "norm_quartiles": norms, "runs": rows},
     )
-    print("| act-clip | act-noise | cloud acc | edge acc |\n|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['act_clip']:g} | {r['act_noise']:g} | {r['cloud_accuracy']:.3f} | "
-            f"{r['edge_accuracy']:.3f} |"
-        )
+    print(table(rows))
     return 0
 
 

@@ -13,9 +13,9 @@ and the emulated slower edge (a sleep of (k-1) x each measured edge step):
   backward, strictly in turn;
 - cloud: upload every raw batch, then train the whole network on the cloud.
 
-``hierfl.analysis.performance.predict`` is fed with the per-batch stage times measured in the same run (and
-the link's bit rate and latency, not measured) and with the hand-off between stages (queue put
-and get, thread wake-up, the GIL) measured once per run on a calibration pipeline
+``hierfl.analysis.performance.predict`` is fed with the per-batch stage times measured in the same
+run (and the link's bit rate and latency, not measured) and with the hand-off between stages
+(queue put and get, thread wake-up, the GIL) measured once per run on a calibration pipeline
 (``measure_handoff``), and ``ideal_bound`` gives the hierarchical pipeline's lower bound. The
 cloud is this CPU: a faster cloud cannot be emulated on one machine, and the runtime model
 (``hierfl plan --cloud-flops``) covers that case. A second section compares hierarchical with
@@ -27,7 +27,6 @@ Writes ``runtime.json``, ``runtime_time_vs_bitrate.png`` and ``runtime_crossover
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -39,7 +38,9 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from runtime_pipeline import (
+
+from benchmarks.harness import parser, results_dir, write_json
+from benchmarks.runtime_pipeline import (
     BITRATES,
     MODES,
     RUNNERS,
@@ -54,8 +55,14 @@ from runtime_pipeline import (
     stage_costs,
     warm_up,
 )
-from runtime_report import checks, checks_coded, markdown, markdown_coded, markdown_cuts, plot
-
+from benchmarks.runtime_report import (
+    checks,
+    checks_coded,
+    markdown,
+    markdown_coded,
+    markdown_cuts,
+    plot,
+)
 from hierfl.analysis.performance import (
     LABEL_BYTES,
     Link,
@@ -343,8 +350,7 @@ def cpu_rate(w: Workload, rows: list[dict]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="benchmarks/results")
+    p = parser(__doc__, brief=True)
     p.add_argument("--latency", type=float, default=0.0, help="one-way seconds per message")
     p.add_argument(
         "--workloads",
@@ -389,9 +395,16 @@ def main(argv: list[str] | None = None) -> int:
         "checks": {**checks(rows), **checks_coded(coded_rows)},
         "elapsed_s": time.perf_counter() - start,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "runtime.json").write_text(json.dumps(result, indent=2))
+    out = results_dir(args.out)
+    write_json(out / "runtime.json", result)
+    report(result, out)
+    return 0
+
+
+def report(result: dict, out: Path) -> None:
+    """The plots into ``out``, then the tables, crossovers and checks on stdout."""
+    rows, coded_rows, cuts = result["rows"], result["bottleneck_rows"], result["cuts"]
+    cross = result["measured_crossovers"]
     if rows:  # the sweep's plots and tables (none when only bottleneck workloads ran)
         plot(rows, cross, cuts, out)
         print(markdown(rows))
@@ -411,7 +424,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(json.dumps(result["checks"], indent=2))
     print(f"elapsed {result['elapsed_s']:.0f}s; wrote {out / 'runtime.json'}")
-    return 0
 
 
 if __name__ == "__main__":

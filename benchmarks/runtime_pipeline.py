@@ -1,6 +1,6 @@
 """The runtime benchmark's measuring side: workloads, the three modes' runners, the hand-off.
 
-Used by ``benchmarks/runtime.py``; see its docstring for what is measured and why.
+Used by ``benchmarks.runtime``; see its docstring for what is measured and why.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """The runtime benchmark's output: checks, where time beyond the bound goes, tables, plots.
 
-Used by ``benchmarks/runtime.py``.
+Used by ``benchmarks.runtime``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runtime_pipeline import MODES, SLOWDOWNS
+from benchmarks.harness import figure, markdown_table
+from benchmarks.runtime_pipeline import MODES, SLOWDOWNS
 
 
 def where_the_time_goes(r: dict) -> str:
@@ -64,51 +65,56 @@ def checks(rows: list[dict]) -> dict[str, object]:
     }
 
 
+SWEEP = (
+    "workload | cut | k | Mbit/s | mode | measured s | predicted s | pred/meas"
+    " | of which hand-off s | bound s | meas/bound"
+)
+
+
 def markdown(rows: list[dict]) -> str:
-    head = (
-        "| workload | cut | k | Mbit/s | mode | measured s | predicted s | pred/meas "
-        "| of which hand-off s | bound s | meas/bound |\n" + "|---" * 11 + "|"
-    )
-    lines = [head]
+    lines = []
     for r in rows:
         bound = f"{r['bound_s']:.2f}" if r["bound_s"] else ""
         ratio = f"{r['measured_over_bound']:.2f}" if r["measured_over_bound"] else ""
         lines.append(
-            f"| {r['workload']} | {r['cut']} | {r['edge_slowdown']:g} | "
+            f"{r['workload']} | {r['cut']} | {r['edge_slowdown']:g} | "
             f"{r['bitrate_bps'] / 1e6:g} | {r['mode']} | {r['measured_s']:.2f} | "
             f"{r['predicted_s']:.2f} | {r['predicted_over_measured']:.2f} | "
-            f"{r['predicted_handoff_s']:.3f} | {bound} | {ratio} |"
+            f"{r['predicted_handoff_s']:.3f} | {bound} | {ratio}"
         )
-    return "\n".join(lines)
+    return markdown_table(SWEEP, lines)
+
+
+CUTS = (
+    "model | cut | k | act KiB/sample | raw KiB/sample | act/raw | faster at low rate"
+    " | crossover Mbit/s | faster at high rate"
+)
 
 
 def markdown_cuts(cuts: list[dict]) -> str:
-    lines = [
-        "| model | cut | k | act KiB/sample | raw KiB/sample | act/raw | faster at low rate "
-        "| crossover Mbit/s | faster at high rate |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = []
     for c in cuts:
         cross = f"{c['crossover_bps'] / 1e6:.3g}" if c["crossover_bps"] else "none"
         lines.append(
-            f"| {c['model']} | {c['cut']} | {c['edge_slowdown']:g} | "
+            f"{c['model']} | {c['cut']} | {c['edge_slowdown']:g} | "
             f"{c['activation_bytes_per_sample'] / 1024:.1f} | "
             f"{c['raw_bytes_per_sample'] / 1024:.1f} | {c['activation_over_raw']:.2f} | "
-            f"{c['faster_at_low_bitrate']} | {cross} | {c['faster_at_high_bitrate']} |"
+            f"{c['faster_at_low_bitrate']} | {cross} | {c['faster_at_high_bitrate']}"
         )
-    return "\n".join(lines)
+    return markdown_table(CUTS, lines)
 
 
 def plot(rows: list[dict], measured_cross: list[dict], cuts: list[dict], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The sweep's figures: ``runtime_time_vs_bitrate.png`` and ``runtime_crossover.png``."""
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
-    fig, axes = plt.subplots(
-        len(workloads), len(SLOWDOWNS), figsize=(11, 3.4 * len(workloads)), squeeze=False
-    )
+    _plot_time_vs_bitrate(rows, workloads, out / "runtime_time_vs_bitrate.png")
+    _plot_crossover(rows, workloads, measured_cross, cuts, out / "runtime_crossover.png")
+
+
+def _plot_time_vs_bitrate(rows: list[dict], workloads: list[str], path: Path) -> None:
+    """Wall time against bit rate per workload and edge slowdown: measured, model, bound."""
+    fig = figure(figsize=(11, 3.4 * len(workloads)))
+    axes = fig.subplots(len(workloads), len(SLOWDOWNS), squeeze=False)
     colors = {"hierarchical": "tab:blue", "split": "tab:red", "cloud": "tab:green"}
     for i, w in enumerate(workloads):
         for j, k in enumerate(SLOWDOWNS):
@@ -129,10 +135,15 @@ def plot(rows: list[dict], measured_cross: list[dict], cuts: list[dict], out: Pa
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out / "runtime_time_vs_bitrate.png", dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=110)
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+
+def _plot_crossover(
+    rows: list[dict], workloads: list[str], measured_cross: list[dict], cuts: list[dict], path: Path
+) -> None:
+    """Measured hierarchical / cloud time against bit rate, and the model's crossover per cut."""
+    fig = figure(figsize=(12, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     for i, w in enumerate(workloads):
         for k, style in zip(SLOWDOWNS, ("o-", "s--"), strict=True):
             pts = {}
@@ -170,8 +181,7 @@ def plot(rows: list[dict], measured_cross: list[dict], cuts: list[dict], out: Pa
     ax2.set_title("per cut: left of 1 hierarchical wins below the crossover", fontsize=9)
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "runtime_crossover.png", dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=110)
 
 
 def _key(r: dict) -> str:
@@ -213,14 +223,12 @@ def checks_coded(rows: list[dict]) -> dict[str, object]:
 
 def markdown_coded(rows: list[dict]) -> str:
     """One line per bottleneck row: bytes per sample, measured and predicted seconds."""
-    lines = [
-        "| workload | k | Mbit/s | mode | B/sample up | measured s | predicted s |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = []
     for r in rows:
         per_sample = r["uplink_bytes_per_batch"] / r["batch_size"]
         lines.append(
-            f"| {r['workload']} | {r['edge_slowdown']:g} | {r['bitrate_bps'] / 1e6:g} | "
-            f"{_key(r)} | {per_sample:,.0f} | {r['measured_s']:.2f} | {r['predicted_s']:.2f} |"
+            f"{r['workload']} | {r['edge_slowdown']:g} | {r['bitrate_bps'] / 1e6:g} | "
+            f"{_key(r)} | {per_sample:,.0f} | {r['measured_s']:.2f} | {r['predicted_s']:.2f}"
         )
-    return "\n".join(lines)
+    header = "workload | k | Mbit/s | mode | B/sample up | measured s | predicted s"
+    return markdown_table(header, lines)

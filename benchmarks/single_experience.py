@@ -6,27 +6,23 @@ if the targets (cloud >= 0.95, edge exit >= 0.90) are missed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from hierfl.config import HierConfig
+from benchmarks.harness import config_from, parser, results_dir, write_json
 from hierfl.deploy.launch import run_local
-from hierfl.options import parse_overrides
 
 TARGETS = {"cloud": 0.95, "edge": 0.90}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", default="benchmarks/results", help="folder for the JSON")
-    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p = parser(__doc__, overrides=True, out_help="folder for the JSON")
     args = p.parse_args(argv)
     out = Path(args.out)
-    values = {"experiences": 1, "out": str(out / "single_experience_run")}
-    values.update(parse_overrides(args.overrides))
-    config = HierConfig.from_mapping(values).validate()
+    config = config_from(
+        {"experiences": 1, "out": str(out / "single_experience_run")}, args.overrides
+    )
     run_dir = run_local(config)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     accuracy = {k: metrics["final"][f"{k}_accuracy"] for k in ("edge", "cloud")}
@@ -40,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "communication": metrics["communication"],
         "run_folder": str(run_dir),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "single_experience.json").write_text(json.dumps(result, indent=2))
+    write_json(results_dir(args.out) / "single_experience.json", result)
     print(
         json.dumps(
             {"accuracy": accuracy, "met": result["met"], "wall_s": metrics["time"]["wall_s"]},

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from hierfl.config import HierConfig
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-bottleneck = importlib.import_module("bottleneck")
+bottleneck = importlib.import_module("benchmarks.bottleneck")
+harness = importlib.import_module("benchmarks.harness")
 
 
 def _row(seed: int, width: int, cloud: float, edge: float | None, mode="hierarchical") -> dict:
@@ -52,10 +49,10 @@ def test_summary_means_each_configuration_over_its_seeds():
 def test_append_reads_rows_of_the_same_config_and_refuses_another(tmp_path):
     base = HierConfig.from_mapping(bottleneck.BASE).validate()
     path = tmp_path / "bottleneck.json"
-    assert bottleneck._earlier_rows(path, base) == []  # nothing yet
+    assert harness.earlier_rows(path, base) == []  # nothing yet
     rows = [_row(0, 8, 0.982, 0.984)]
     path.write_text(json.dumps({"config": base.to_dict(), "rows": rows}))
-    assert bottleneck._earlier_rows(path, base) == rows
+    assert harness.earlier_rows(path, base) == rows
     other = HierConfig.from_mapping({**bottleneck.BASE, "rounds": 4}).validate()
     with pytest.raises(SystemExit, match="another configuration"):
-        bottleneck._earlier_rows(path, other)
+        harness.earlier_rows(path, other)

@@ -3,29 +3,13 @@ the sanity row (an attack on the raw inputs must reconstruct them)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 from torch import nn
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    """A benchmark script as a module; registered under its own name, as ``inversion`` imports
-    ``inversion_attack`` by name when run from ``benchmarks/``."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -39,12 +23,12 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def ia() -> ModuleType:
-    return _load("inversion_attack")
+    return importlib.import_module("benchmarks.inversion_attack")
 
 
 @pytest.fixture(scope="module")
 def inversion(ia) -> ModuleType:
-    return _load("inversion")
+    return importlib.import_module("benchmarks.inversion")
 
 
 def test_psnr_of_a_constant_error_of_a_tenth_is_20_db(ia):

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the runtime benchmark's modules import each other by name
-runtime_pipeline = importlib.import_module("runtime_pipeline")
-report = importlib.import_module("runtime_report")
+runtime_pipeline = importlib.import_module("benchmarks.runtime_pipeline")
+report = importlib.import_module("benchmarks.runtime_report")
 
 
 def test_pipeline_passes_every_item_in_order_and_records_work_and_handoff():
