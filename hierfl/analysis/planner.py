@@ -25,7 +25,7 @@ from hierfl.analysis.performance import (
 from hierfl.errors import ConfigError
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 DEFAULT_EDGE_FLOPS = 1e10
 """10 GFLOP/s sustained: a Raspberry-Pi-5-class board training in fp32 on its CPU."""
@@ -211,7 +211,7 @@ def measure_cuts(
     code_bits: int = 8,
 ) -> list[CutNumbers]:
     """Figures for every cut of a registered model, each with every bottleneck width in
-    ``bottlenecks`` (0: none); builds the model twice per pair (a few seconds in all)."""
+    ``bottlenecks`` (0: none); builds the model once per pair (a few seconds in all)."""
     from hierfl.analysis.profile import profile_model
 
     numbers = []
@@ -225,9 +225,7 @@ def measure_cuts(
             code_bits=code_bits,
         )
         for profile in profiles:
-            exit_flops, edge_saved, exit_saved = _edge_extras(
-                model_name, profile.cut, input_shape, num_classes, exit_head, width, code_bits
-            )
+            exit_flops = float(profile.exit_flops)
             numbers.append(
                 CutNumbers(
                     cut=profile.cut,
@@ -238,73 +236,14 @@ def measure_cuts(
                     input_bytes=profile.raw_uint8_bytes_per_sample,
                     edge_params=profile.edge_params,
                     exit_params=profile.exit_params,
-                    edge_saved_bytes=edge_saved,
-                    exit_saved_bytes=exit_saved,
+                    edge_saved_bytes=profile.edge_saved_bytes,
+                    exit_saved_bytes=profile.exit_saved_bytes,
                     bottleneck=width,
                     code_bits=code_bits,
                     input_values=math.prod(input_shape),
                 )
             )
     return numbers
-
-
-def _edge_extras(
-    model_name: str,
-    cut: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    exit_head: str | None,
-    bottleneck: int = 0,
-    code_bits: int = 8,
-) -> tuple[float, float, float]:
-    """Exit forward FLOPs and saved bytes of segment and exit, per sample.
-
-    Saved bytes count every distinct tensor a leaf module outputs (an in-place ReLU's output is
-    its input, counted once): roughly what autograd keeps for the backward pass.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from hierfl.analysis.profile import probe_model
-
-    model = probe_model(
-        model_name,
-        cut,
-        input_shape,
-        num_classes,
-        exit_head=exit_head,
-        bottleneck=bottleneck,
-        code_bits=code_bits,
-    )
-    with torch.no_grad():
-        x = torch.zeros(1, *input_shape)
-        activations, edge_saved = _saved_bytes(model.edge.segment, x)
-        _, exit_saved = _saved_bytes(model.edge.exit, activations)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model.edge.exit(activations)
-    return float(counter.get_total_flops()), edge_saved, exit_saved
-
-
-def _saved_bytes(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-    import torch
-
-    outputs: list[torch.Tensor] = []  # kept alive so that no storage is reused mid-forward
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out: outputs.append(out))
-        for m in module.modules()
-        if not list(m.children())
-    ]
-    try:
-        result = module(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    seen: dict[int, int] = {}
-    for out in outputs:
-        if isinstance(out, torch.Tensor):
-            seen[out.untyped_storage().data_ptr()] = out.numel() * out.element_size()
-    return result, float(sum(seen.values()))
 
 
 def plan(

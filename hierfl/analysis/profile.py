@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -48,6 +48,11 @@ class CutProfile:
     decoder_params: int = 0  # the cloud's decoder (the edge has one of the same size)
     encoder_flops: int = 0
     decoder_flops: int = 0
+    exit_flops: int = 0  # the exit head's forward (part of ``edge_flops``)
+    # What the segment and the exit keep for their backward pass, per sample: every distinct
+    # tensor a leaf module outputs (an in-place ReLU's output is its input, counted once).
+    edge_saved_bytes: float = 0.0
+    exit_saved_bytes: float = 0.0
 
     @property
     def raw_uint8_bytes_per_sample(self) -> int:
@@ -114,7 +119,7 @@ def profile_cut(
         bottleneck=bottleneck,
         code_bits=code_bits,
     )
-    activations, edge_flops, cloud_flops, coded = _measure(model, input_shape, bool(bottleneck))
+    activations, edge_flops, cloud_flops, extras = _measure(model, input_shape, bool(bottleneck))
     activation_shape = tuple(activations.shape[1:])
     values = math.prod(activation_shape)
     wire = math.ceil(values * code_bits / 8) if bottleneck else FP32_BYTES * values
@@ -133,22 +138,49 @@ def profile_cut(
         bottleneck=bottleneck,
         code_bits=code_bits,
         wire_bytes_per_sample=wire,
-        **coded,
+        **extras,
     )
 
 
 def _measure(
     model: SplitModel, input_shape: tuple[int, int, int], coded: bool
-) -> tuple[torch.Tensor, int, int, dict[str, int]]:
+) -> tuple[torch.Tensor, int, int, dict[str, Any]]:
     """One sample through the model: its activations at the cut, the edge's and the cloud's
-    forward FLOPs, and (``coded``) the bottleneck's figures."""
+    forward FLOPs, and the other figures of ``CutProfile`` (the bottleneck's when ``coded``)."""
     with torch.no_grad():
         x = torch.zeros(1, *input_shape)
-        activations = model.edge.segment(x)
+        activations, edge_saved = _saved_bytes(model.edge.segment, x)
+        _, exit_saved = _saved_bytes(model.edge.exit, activations)
         edge_flops = _flops(model.edge, x)
         cloud_flops = _flops(model.cloud, activations)
-        figures = _coder_figures(model, x, activations) if coded else {}
+        figures: dict[str, Any] = {
+            "exit_flops": _flops(model.edge.exit, activations),
+            "edge_saved_bytes": edge_saved,
+            "exit_saved_bytes": exit_saved,
+        }
+        if coded:
+            figures.update(_coder_figures(model, x, activations))
     return activations, edge_flops, cloud_flops, figures
+
+
+def _saved_bytes(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``module(x)`` and the bytes of the distinct tensors its leaf modules output."""
+    outputs: list[torch.Tensor] = []  # kept alive so that no storage is reused mid-forward
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+        for m in module.modules()
+        if not list(m.children())
+    ]
+    try:
+        result = module(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    seen: dict[int, int] = {}
+    for out in outputs:
+        if isinstance(out, torch.Tensor):
+            seen[out.untyped_storage().data_ptr()] = out.numel() * out.element_size()
+    return result, float(sum(seen.values()))
 
 
 def _coder_figures(model: SplitModel, x: torch.Tensor, activations: torch.Tensor) -> dict[str, int]:
