@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -72,5 +71,3 @@ class Registry(Generic[P]):
         settings, with the kind's defaults)."""
         return as_plugin(self.get(name), self.kind)
 
-
-Factory = Callable[..., object]
