@@ -3,6 +3,7 @@
 The names are defined here once and stay light (no torch): the config's choices, the CLI,
 the reply checks and the docs read them. ``hierfl.codecs.tensor`` implements the activation
 codecs; ``hierfl.app.wire`` packs the encoded tensors, raw inputs and labels into Flower arrays.
+``hierfl.codecs.updates`` (with ``positions``) compresses weight updates.
 """
 
 ACTIVATION_CODECS = ("fp32", "fp16", "int8")
