@@ -100,7 +100,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
         "accuracy sweeps; its wall times are not a deployment's)",
     )
     for flag, key in SHORTHANDS.items():
-        p.add_argument(f"--{flag}", dest=_dest(flag), help=_help(key))
+        p.add_argument(f"--{flag}", help=_help(key))
     p.add_argument(
         "--device",
         help="cpu, cuda or auto for both edge and cloud "

@@ -20,7 +20,6 @@ from hierfl.data.streams import build_benchmark, scenario_spec
 from hierfl.errors import ConfigError, HierflError
 from hierfl.models import model_for
 from hierfl.registry import SCENARIOS
-from hierfl.registry.declarations import Scenario
 from hierfl.train.devices import resolve_device
 
 log = logging.getLogger("hierfl")
@@ -34,7 +33,7 @@ def describe(config: HierConfig) -> ScenarioInfo:
     A plug-in that declares no ``describe`` is built instead (correct, but slower).
     """
     plugin = SCENARIOS.plugin(config.scenario)
-    if not isinstance(plugin, Scenario) or plugin.describe is None:
+    if plugin.describe is None:
         bench = build_benchmark(config)
         return ScenarioInfo(bench.num_classes, bench.input_shape)
     return plugin.info(scenario_spec(config), config.settings(config.scenario))  # type: ignore[no-any-return]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord
 
+from hierfl.codecs import raw_encoding
 from hierfl.codecs.tensor import Encoded, decode, encode
 
 COMPRESSORS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
@@ -68,7 +69,7 @@ def encode_tensors(
     """The arrays of a chunk, and the name of the encoding used (for the ``chunk`` record)."""
     arrays: dict[str, np.ndarray] = {}
     if raw:
-        name = f"raw-{wire.raw_codec}"
+        name = raw_encoding(wire.raw_codec)
         data = _encode_images(x, wire, arrays)
     else:
         name = wire.codec

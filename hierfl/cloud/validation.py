@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
+from hierfl.codecs import COMPRESSIONS, raw_encoding
+from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
+from hierfl.models import SplitModel
+from hierfl.modes import Mode
 from hierfl.registry import CONTINUAL
-from hierfl.train.schedule import passes_per_chunk
-
-COMPRESSIONS = ("none", "zlib", "lzma", "bz2")
+from hierfl.train.schedule import passes_per_chunk, passes_per_round, round_share
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _counts_agree(chunk: EdgeChunk, passes: int) -> bool:
 
 
 def expected_replies(
-    config: Any, model: Any, mode: Any, sizes: tuple[int, ...], request: RoundRequest
+    config: HierConfig, model: SplitModel, mode: Mode, sizes: tuple[int, ...], request: RoundRequest
 ) -> Expected:
     """What the replies to ``request`` may hold in this run.
 
@@ -112,7 +113,7 @@ def expected_replies(
     edge-side method mixes replayed samples in and where an outage's backlog may ride along.
     """
     raw = mode.payload == "raw"
-    encoding = f"raw-{config.raw_codec}" if raw else config.wire_codec
+    encoding = raw_encoding(config.raw_codec) if raw else config.wire_codec
     weights = None
     if mode.aggregate_edges:
         weights = {
@@ -123,13 +124,10 @@ def expected_replies(
         weights = {}  # cloud mode: the edges return no weights
     size = sizes[request.experience] if request.experience < len(sizes) else 0
     if size:
-        share = math.ceil(size * min(1.0, 2.0 / config.clients))
-        if config.online:
-            share = math.ceil(share / config.rounds) + 1
-        sides = [getattr(CONTINUAL.plugin(n), "sides", ("edge",)) for n in config.methods]
-        replay = 2 if any("edge" in s for s in sides) else 1
+        share = round_share(config, math.ceil(size * min(1.0, 2.0 / config.clients)))
+        replay = 2 if any("edge" in CONTINUAL.plugin(n).sides for n in config.methods) else 1
         backlog = 2 if config.link_down else 1
-        epochs = config.online_passes if config.online else config.local_epochs
+        epochs = passes_per_round(config)
         max_rows = share * (epochs // passes_per_chunk(config)) * replay * backlog
         max_trained = share * epochs * replay * backlog
     else:

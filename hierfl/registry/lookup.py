@@ -70,4 +70,3 @@ class Registry(Generic[P]):
         """``name``'s declaration, of this registry's kind (a plain function is one without
         settings, with the kind's defaults)."""
         return as_plugin(self.get(name), self.kind)
-
