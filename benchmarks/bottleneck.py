@@ -39,7 +39,8 @@ from benchmarks.harness import (
     timed_run,
     write_rows,
 )
-from hierfl.app.wire import Wire, encode_tensors, image_file
+from hierfl.app.wire import Wire, encode_tensors
+from hierfl.codecs.images import image_file
 from hierfl.config import HierConfig
 from hierfl.data.containers import Benchmark
 from hierfl.data.streams import build_benchmark

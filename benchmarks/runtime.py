@@ -89,7 +89,7 @@ def code_bytes(bits: int) -> Callable[[torch.Tensor], float]:
 
 
 def png_bytes(x: torch.Tensor) -> float:
-    from hierfl.app.wire import image_file
+    from hierfl.codecs.images import image_file
 
     pixels = torch.round(x.clamp(0, 1) * 255).to(torch.uint8).numpy()
     return float(sum(len(image_file(p, "png")) for p in pixels))

@@ -104,6 +104,11 @@ class RunKeys(TypedDict, total=False):
     max_failed_rounds: int
     weight_bound: float
     max_update_norm: float
+    weight_codec: str
+    weight_density: float
+    weight_values: str
+    sync_every: int
+    averaged: str
     act_max: float
     act_range: float
     resume: str

@@ -8,7 +8,7 @@ an edge answers with its locally trained weights and the chunk it ships (``Round
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -45,6 +45,9 @@ class EdgeChunk:
     backlog: int = 0  # shipped samples that waited out an uplink outage (after the new ones)
     backlog_dropped: int = 0  # samples of that outage dropped to respect the bounds
     wire_bytes: int = 0  # the tensors' bytes as they travelled (set by the receiver)
+    # what cloud-only would have uploaded for the samples the edge met this round, as stored
+    cloud_only_uint8: int = 0
+    cloud_only_png: int = 0
 
     def __post_init__(self) -> None:
         if self.trained < 0:
@@ -71,6 +74,7 @@ class RoundResult:
     edge_state: EdgeState
     chunk: EdgeChunk
     clipped_from: float = 0.0  # the update's norm before the cloud clipped it (0: not clipped)
+    eval_state: EdgeState = field(default_factory=dict)  # the weights the edge holds, to evaluate
 
 
 @dataclass

@@ -241,7 +241,18 @@ def _plan_settings(args: argparse.Namespace, values: dict[str, Any]) -> PlanSett
         raw_bytes_per_sample=None
         if args.raw_bytes is None
         else number("--raw-bytes", args.raw_bytes),
+        **_exchange_settings(values),
     )
+
+
+def _exchange_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The weight exchange of the plan: the run's keys as given (``weight-codec=...``, ...), or
+    their defaults; ``rounds=`` is the number of exchanges an epoch (default 1)."""
+    defaults = HierConfig()
+    keys = ("weight-codec", "weight-density", "weight-values", "sync-every")
+    out = {k.replace("-", "_"): values.get(k, getattr(defaults, k.replace("-", "_"))) for k in keys}
+    out["rounds"] = int(values.get("rounds", 1))
+    return out
 
 
 def add_app_parser(sub: argparse._SubParsersAction) -> None:

@@ -19,7 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hierfl.codecs import ACTIVATION_CODECS, CODE_BITS, COMPRESSIONS, RAW_CODECS, code_codec
+from hierfl.codecs import (
+    ACTIVATION_CODECS,
+    AUTO_MIN_ENTRIES,
+    AVERAGED,
+    CODE_BITS,
+    COMPRESSIONS,
+    RAW_CODECS,
+    WEIGHT_VALUES,
+    code_codec,
+)
 from hierfl.errors import ConfigError
 from hierfl.modes import MODE_NAMES, MODES
 from hierfl.options import (
@@ -44,6 +53,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adam", "sgd")
 CLASS_MASKS = ("seen", "none")
+AUTO_BOTTLENECK = 4
+"""``bottleneck=-1`` (the default): channels of hierarchical mode's bottleneck (the small CNN's
+best measured rate at its default cut, docs/results.md)."""
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -79,7 +91,12 @@ class HierConfig:
     edge_lr: float = option(0.003, "edge learning rate", gt=0)
     cloud_lr: float = option(0.003, "cloud learning rate", gt=0)
     momentum: float = option(0.9, "momentum (sgd only)", ge=0, lt=1)
-    cloud_epochs: int = option(1, "passes the cloud makes over each chunk", ge=1)
+    cloud_epochs: int = option(
+        0,
+        "passes the cloud makes over each chunk (0: as many passes as the chunk stands for, "
+        "the edges' own: local-epochs with ship=last-epoch, online-passes online, else 1)",
+        ge=0,
+    )
     test_fraction: float = option(0.25, "held-out share of the data", gt=0, lt=1)
     input_shape: str = option(
         "", "CxHxW input shape (empty: the scenario's own)", bad=("3x0x8", "three")
@@ -97,7 +114,10 @@ class HierConfig:
         choices=ACTIVATION_CODECS,
     )
     bottleneck: int = option(
-        0, "channels of a learned, quantized bottleneck at the cut (0: none)", ge=0
+        -1,
+        "channels of a learned, quantized bottleneck at the cut (0: none; -1: "
+        f"{AUTO_BOTTLENECK} where hierarchical mode ships activations with codec=fp32, else none)",
+        ge=-1,
     )
     code_bits: int = option(
         8, "bits per bottleneck code; 4-bit codes go two to a byte", choices=CODE_BITS
@@ -179,6 +199,33 @@ class HierConfig:
     max_update_norm: float = option(
         0.0, "clip each edge's update to this L2 norm before aggregation (0: off)", ge=0
     )
+    weight_codec: str = option(
+        "topk",
+        "how edge weights travel: fp32 (full weights both ways every round) or topk (changes "
+        "since the last exchange, compressed, with error feedback)",
+        registry="weight-codec",
+    )
+    weight_density: float = option(
+        0.0,
+        "topk: share of each tensor's entries a weight update sends (0: at least 0.1 % and "
+        f"at least {AUTO_MIN_ENTRIES:,} entries a message)",
+        ge=0,
+        le=1,
+    )
+    weight_values: str = option(
+        "q8",
+        "topk: how the sent entries travel: fp32, q8 (8 bits and a scale a tensor) or sign",
+        choices=WEIGHT_VALUES,
+    )
+    sync_every: int = option(
+        1, "exchange edge weights every K rounds (codes still flow every round; topk)", ge=1
+    )
+    averaged: str = option(
+        "all",
+        "edge parameters averaged: all, segment (without the exit head), exit (only the exit "
+        "head) or none (each edge keeps its own; topk)",
+        choices=AVERAGED,
+    )
     act_max: float = option(1e4, "refuse a chunk with an |activation| above (0: off)", ge=0)
     act_range: float = option(
         100.0, "refuse a chunk peaking this many times above recent chunks' median (0: off)", ge=0
@@ -246,9 +293,32 @@ class HierConfig:
         return frozenset(k.strip() for k in self.set_keys.split(",") if k.strip())
 
     @property
+    def bottleneck_channels(self) -> int:
+        """The bottleneck this run builds: ``bottleneck``, or for -1 (the default)
+        ``AUTO_BOTTLENECK`` channels where the mode ships activations and ``codec`` is fp32
+        (the baselines, and a run that picks an activation codec, get none)."""
+        if self.bottleneck >= 0:
+            return self.bottleneck
+        ships = MODES[self.mode].payload == "activations" and self.codec == "fp32"
+        return AUTO_BOTTLENECK if ships else 0
+
+    @property
+    def cloud_passes(self) -> int:
+        """Passes the cloud makes over each chunk: ``cloud-epochs``, or for 0 (the default)
+        as many as the chunk stands for in hierarchical mode (``local-epochs`` with
+        ``ship=last-epoch``, ``online-passes`` online), else 1."""
+        if self.cloud_epochs:
+            return self.cloud_epochs
+        if MODES[self.mode].payload != "activations":
+            return 1
+        if self.online:
+            return self.online_passes
+        return self.local_epochs if self.ship == "last-epoch" else 1
+
+    @property
     def wire_codec(self) -> str:
         """How activations travel: the bottleneck's codes, or ``codec``."""
-        return code_codec(self.code_bits) if self.bottleneck else self.codec
+        return code_codec(self.code_bits) if self.bottleneck_channels else self.codec
 
     @property
     def max_chunk_bytes(self) -> int:
@@ -317,7 +387,7 @@ class HierConfig:
                 "state-key",
                 f"must be a plain folder name (letters, digits, . _ -), got {self.state_key!r}",
             )
-        if self.bottleneck and self.codec != "fp32":
+        if self.bottleneck > 0 and self.codec != "fp32":
             raise ConfigError(
                 "codec",
                 f"with bottleneck={self.bottleneck} the codes travel as {self.code_bits}-bit "
@@ -325,6 +395,7 @@ class HierConfig:
             )
         MODES[self.mode].check_keys(self)
         self._check_names()
+        self._check_weight_exchange()
         return dataclasses.replace(self, plugin_settings=self._checked_plugin_settings())
 
     def _check_names(self) -> None:
@@ -347,6 +418,22 @@ class HierConfig:
                     "cl",
                     f"{name!r} works in {', '.join(method.modes)} mode, not {self.mode} "
                     f"({method.summary}); pick another method or mode".replace(" ()", ""),
+                )
+
+    def _check_weight_exchange(self) -> None:
+        """``sync-every`` and ``averaged`` need edges that keep weights between exchanges."""
+        if self.weight_codec != "fp32":
+            return
+        for key, value, default in (
+            ("sync-every", self.sync_every, 1),
+            ("averaged", self.averaged, "all"),
+        ):
+            if value != default:
+                raise ConfigError(
+                    key,
+                    f"{value} needs weight-codec=topk: fp32 sends the full weights every round "
+                    "(weight-codec=topk weight-density=1 weight-values=fp32 is an exact dense "
+                    "exchange)",
                 )
 
     def _checked_plugin_settings(self) -> dict[str, dict[str, Any]]:

@@ -61,7 +61,7 @@ class Mode:
     def check_keys(self, config: ShippedKeys) -> None:
         """Refuse, rather than ignore, keys set for what this mode does not ship."""
         name = f"{self.name} mode"
-        if self.payload == "raw" and config.bottleneck:
+        if self.payload == "raw" and config.bottleneck > 0:
             raise ConfigError(
                 "bottleneck", f"{name} uploads raw inputs; a bottleneck codes activations"
             )
@@ -85,6 +85,9 @@ class Mode:
         return None
 
 
+# The weight exchange's keys (``hierfl.train.exchange``): modes without one never read them.
+_EXCHANGE = ("weight-codec", "weight-density", "weight-values", "sync-every", "averaged")
+
 MODES: dict[str, Mode] = {
     "hierarchical": Mode("hierarchical", ("edge", "cloud"), "activations", True),
     "split": Mode(
@@ -98,6 +101,7 @@ MODES: dict[str, Mode] = {
         unread={
             "exit-head": "split mode trains no exit",
             "ship": "split mode ships every batch's activations for its gradient",
+            **{k: "split mode relays the full weights from edge to edge" for k in _EXCHANGE},
         },
     ),
     "cloud": Mode(
@@ -113,6 +117,7 @@ MODES: dict[str, Mode] = {
             "freeze-edge-after": "edges do not train in cloud mode",
             "ship": "cloud mode uploads each input once",
             "codec": "cloud mode uploads raw inputs (raw-codec)",
+            **{k: "edges train no weights in cloud mode" for k in _EXCHANGE},
         },
     ),
     "edge": Mode(

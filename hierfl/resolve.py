@@ -110,7 +110,7 @@ def unused_keys(config: HierConfig) -> list[str]:
         reasons["online-passes"] = "only online runs (online=true) read it"
     if config.raw_codec != "jpeg":
         reasons["jpeg-quality"] = "only raw-codec=jpeg reads it"
-    if not config.bottleneck:
+    if not config.bottleneck_channels:
         reasons["code-bits"] = "only a bottleneck (bottleneck > 0) reads it"
         reasons["bottleneck-recon"] = "only a bottleneck (bottleneck > 0) reads it"
     out = []

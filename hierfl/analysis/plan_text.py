@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -61,6 +62,23 @@ def format_plan(rows: Sequence[PlanRow], recommended: str | None) -> str:
     return "\n".join(lines)
 
 
+def _exchange(row: PlanRow, s: PlanSettings) -> str:
+    """The weight exchange a round and the break-even in samples per edge per round."""
+    codec = s.weight_codec
+    if codec != "fp32":
+        density = f"{s.weight_density:g}" if s.weight_density else "auto"
+        codec += f" density {density} {s.weight_values}"
+    if s.sync_every > 1:
+        codec += f", every {s.sync_every} rounds"
+    even = row.break_even_samples
+    where = (
+        f"breaks even with uploading the inputs at {math.ceil(even):,} samples per edge per round"
+        if math.isfinite(even)
+        else "never breaks even with uploading the inputs (its codes are no smaller)"
+    )
+    return f"weights ({codec}) {row.weight_bytes_per_round:,.0f} B per edge per round; {where}"
+
+
 def recommendation(result: Plan) -> str:
     """One line: the recommended cut and its hierarchical, split and cloud epoch times."""
     if result.recommended is None:
@@ -75,6 +93,7 @@ def recommendation(result: Plan) -> str:
         f"s/epoch, {sent:,.0f} B/sample up, vs split {_seconds(times['split'])}, cloud "
         f"{_seconds(times['cloud'])} uploading {raw:,.0f} B/sample)"
     )
+    line += "; " + _exchange(rows["hierarchical"], result.settings)
     if times["cloud"] < times["hierarchical"]:
         line += "; cloud-only is predicted faster here (hierarchical keeps the inputs on the edge)"
     if "+" in result.recommended:  # a bottleneck's label: CUT+WIDTHxBITSb

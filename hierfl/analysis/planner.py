@@ -12,20 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from hierfl.analysis.performance import (
     FP32_BYTES,
     LABEL_BYTES,
     MODES,
     Link,
+    StageCosts,
     costs_from_flops,
     predict,
 )
+from hierfl.analysis.weights import break_even, round_bytes
 from hierfl.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_EDGE_FLOPS = 1e10
 """10 GFLOP/s sustained: a Raspberry-Pi-5-class board training in fp32 on its CPU."""
@@ -92,13 +90,19 @@ class PlanSettings:
     clients: int = 1
     optimizer_slots: int = ADAM_SLOTS
     raw_bytes_per_sample: float | None = None  # cloud mode's upload; None: uint8 pixels
+    # the weight exchange (``hierfl.analysis.weights``): codec, its settings, rounds an epoch
+    weight_codec: str = "topk"
+    weight_density: float = 0.0  # 0: ``auto_density`` of the exchanged parameters
+    weight_values: str = "q8"
+    sync_every: int = 1
+    rounds: int = 1
 
     def __post_init__(self) -> None:
         for key in ("edge_flops", "cloud_flops"):
             value = getattr(self, key)
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(key, f"must be a finite FLOP/s > 0, got {value!r}")
-        for key in ("batch_size", "samples", "clients"):
+        for key in ("batch_size", "samples", "clients", "sync_every", "rounds"):
             if getattr(self, key) < 1:
                 raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
         if self.edge_memory_bytes is not None and not self.edge_memory_bytes > 0:
@@ -128,6 +132,8 @@ class PlanRow:
     fits: bool
     bottleneck: str = ""  # the pipeline stage that limits hierarchical training
     uplink_bytes_per_sample: float = 0.0
+    weight_bytes_per_round: float = 0.0  # per edge, both ways
+    break_even_samples: float = math.inf  # per edge per round, against uploading the inputs
 
 
 @dataclass(frozen=True)
@@ -161,13 +167,15 @@ def edge_memory(cut: CutNumbers, mode: str, batch_size: int, optimizer_slots: in
 def plan_cuts(cuts: Sequence[CutNumbers], settings: PlanSettings) -> Plan:
     """Predict every mode at every cut and recommend a cut.
 
-    The recommended cut minimises the hierarchical epoch time among the cuts whose
-    hierarchical edge memory estimate fits; ties go to the shallower (earlier) cut; ``None``
-    when no cut fits.
+    Edge-trained modes pay the weight exchange each round on top of the pipeline
+    (``settings.rounds`` a epoch; split mode relays the full weights). The recommended cut
+    minimises the hierarchical epoch time among the cuts whose hierarchical edge memory
+    estimate fits and whose codes are smaller than the input (so that hierarchical training
+    can break even on bytes; any fitting cut when none is); ties go to the shallower (earlier)
+    cut; ``None`` when no cut fits.
     """
     if not cuts:
         raise ConfigError("cuts", "need at least one cut to plan")
-    link = settings.link()
     rows: list[PlanRow] = []
     for cut in cuts:
         if settings.raw_bytes_per_sample is not None:
@@ -176,25 +184,44 @@ def plan_cuts(cuts: Sequence[CutNumbers], settings: PlanSettings) -> Plan:
             cut, settings.batch_size, settings.edge_flops, settings.cloud_flops
         )
         for mode in MODES:
-            prediction = predict(mode, costs, link, settings.batches, settings.clients)
-            memory = edge_memory(cut, mode, settings.batch_size, settings.optimizer_slots)
-            limit = settings.edge_memory_bytes
-            fits = limit is None or memory <= limit
-            sent = {"cloud": cut.input_bytes, "edge": 0.0}.get(mode, cut.activation_bytes)
-            rows.append(
-                PlanRow(
-                    cut.label,
-                    mode,
-                    prediction.total_s,
-                    memory,
-                    fits,
-                    prediction.bottleneck,
-                    sent + (LABEL_BYTES if mode != "edge" else 0.0),
-                )
-            )
-    candidates = [r for r in rows if r.mode == "hierarchical" and r.fits]
+            rows.append(_row(cut, mode, costs, settings))
+    fitting = [r for r in rows if r.mode == "hierarchical" and r.fits]
+    candidates = [r for r in fitting if math.isfinite(r.break_even_samples)] or fitting
     best = min(candidates, key=lambda r: r.epoch_s, default=None)  # min keeps the first tie
     return Plan(tuple(rows), best.cut if best else None, settings)
+
+
+def _row(cut: CutNumbers, mode: str, costs: StageCosts, settings: PlanSettings) -> PlanRow:
+    """One mode at one cut: the pipeline's epoch plus the rounds' weight exchanges."""
+    link = settings.link()
+    prediction = predict(mode, costs, link, settings.batches, settings.clients)
+    memory = edge_memory(cut, mode, settings.batch_size, settings.optimizer_slots)
+    limit = settings.edge_memory_bytes
+    sent = {"cloud": cut.input_bytes, "edge": 0.0}.get(mode, cut.activation_bytes)
+    weights = 0.0
+    if mode != "cloud":
+        s = settings
+        codec = "fp32" if mode == "split" else s.weight_codec
+        params = cut.edge_params + (cut.exit_params if mode != "split" else 0)
+        weights = round_bytes(
+            params, codec, s.weight_density, s.weight_values, sync_every=s.sync_every
+        )
+    # the exchange rides on the round's request and reply: serialisation only
+    exchange_s = settings.rounds * 4.0 * weights * (1 / link.uplink_bps + 1 / link.downlink_bps)
+    per_sample = sent + (LABEL_BYTES if mode != "edge" else 0.0)
+    return PlanRow(
+        cut.label,
+        mode,
+        prediction.total_s + exchange_s,
+        memory,
+        limit is None or memory <= limit,
+        prediction.bottleneck,
+        per_sample,
+        weights,
+        break_even(weights, per_sample, cut.input_bytes + LABEL_BYTES)
+        if mode == "hierarchical"
+        else math.inf,
+    )
 
 
 DEFAULT_BOTTLENECKS = (0, 4, 16, 64)

@@ -21,8 +21,10 @@ import torch
 from flwr.app import RecordDict
 
 from hierfl.app.protocol import (
+    attach_update,
     decode_gradient,
     decode_request,
+    decode_weights_down,
     encode_result,
     encode_split_step,
     payload_bytes,
@@ -32,12 +34,19 @@ from hierfl.app.wire import Wire
 from hierfl.config import HierConfig
 from hierfl.data.containers import ClientStream
 from hierfl.data.streams import load_client_stream
+from hierfl.edge.exchange import apply_down, held_checksum, load_held, save_held, take_update
 from hierfl.edge.link import LinkSpec, slow_down
-from hierfl.edge.node import run_edge_round
+from hierfl.edge.node import edge_model, run_edge_round
 from hierfl.edge.policy import EdgePolicy
 from hierfl.edge.split import SplitEdge
 from hierfl.modes import MODES
 from hierfl.resolve import with_method_defaults
+from hierfl.train.exchange import (
+    averaged_names,
+    exchanged_params,
+    exchanges_weights,
+    update_codec,
+)
 from hierfl.util.paths import default_state_dir
 from hierfl.util.storage import private_dir
 
@@ -130,10 +139,42 @@ def _round(content: RecordDict, node: NodeRun) -> RecordDict:
         step = _slowed(edge, lambda: edge.forward(0))
         edge.save(node.run_dir / SPLIT_STATE)
         return encode_split_step(step, Wire.of(node.config))  # type: ignore[arg-type]
+    if update_codec(node.config) is not None:
+        return _exchange_round(content, node, proximal_mu)
     result = run_edge_round(
         node.config, request, edge_state, node.stream, node.run_dir, proximal_mu=proximal_mu
     )
     return encode_result(result, Wire.of(node.config))
+
+
+def _exchange_round(content: RecordDict, node: NodeRun, proximal_mu: float) -> RecordDict:
+    """A round with a compressed weight exchange (``hierfl.edge.exchange``): apply the
+    request's change to the held base, train from base plus residual, send the coded update."""
+    config, request = node.config, decode_request(content)[0]
+    edge = edge_model(config, node.stream, {}).edge  # the run's initial weights: version 0
+    names = averaged_names(edge, config.averaged)
+    codec = update_codec(config, exchanged_params(edge, names))
+    assert codec is not None  # _round checked
+    shapes = {n: tuple(p.shape) for n, p in edge.named_parameters()}
+    down, eval_copy = decode_weights_down(content, {n: shapes[n] for n in names}, codec)
+    held = load_held(node.run_dir, request)
+    held = apply_down(down, held, names, shapes, codec, initial=edge.state_dict)
+    result = run_edge_round(
+        config, request, held.state(), node.stream, node.run_dir, proximal_mu=proximal_mu
+    )
+    send = exchanges_weights(config, request)
+    encoded, held = take_update(held, result.edge_state, names, codec, send=send)
+    save_held(node.run_dir, request, held, keep=config.rounds + 2)
+    reply = encode_result(result, Wire.of(config))
+    attach_update(
+        reply,
+        encoded,
+        names,
+        version=held.version,
+        digest=held_checksum(held, names),
+        eval_state=result.edge_state if eval_copy else None,
+    )
+    return reply
 
 
 def _split_step(content: RecordDict, node: NodeRun) -> RecordDict:

@@ -10,7 +10,9 @@ reaches into it, and only here:
   ``Run`` and a message's ``Metadata._message_id`` (set as Flower's own grids do);
 - ``FLWR_SUPEREXEC_TASK_POLL_INTERVAL``, SuperExec's undocumented poll interval;
 - the text ``flwr supernode register`` and ``flwr supernode list --format json`` print;
-- a strategy's server-side state, read from its attributes for checkpoints.
+- a strategy's server-side state, read from its attributes for checkpoints;
+- the size of config and metric records as Flower serialises them (``flwr.common.serde``), for
+  the control bytes of the traffic accounting.
 
 ``check_flower_version`` says at start-up, in one line, when the installed Flower is not the one
 these were written for; ``tests/unit/test_flower_internals.py`` pins each of them.
@@ -26,7 +28,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, Message
+from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.common import serde
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 from flwr.supernode import start_client_internal as _supernode
@@ -177,10 +180,12 @@ def _pack(value: object) -> tuple[str, object] | None:
         return "ndarray", torch.from_numpy(value.copy())
     if isinstance(value, ArrayRecord):
         return "arrayrecord", value.to_torch_state_dict()
-    if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
-        return "ndarrays", {k: torch.from_numpy(v.copy()) for k, v in value.items()}
-    if isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
-        return "ndarray-list", [torch.from_numpy(v.copy()) for v in value]
+    # numpy arithmetic on a 0-d array (BatchNorm's num_batches_tracked) gives a numpy scalar
+    arrays = (np.ndarray, np.generic)
+    if isinstance(value, dict) and value and all(isinstance(v, arrays) for v in value.values()):
+        return "ndarrays", {k: torch.from_numpy(np.array(v)) for k, v in value.items()}
+    if isinstance(value, list) and value and all(isinstance(v, arrays) for v in value):
+        return "ndarray-list", [torch.from_numpy(np.array(v)) for v in value]
     return None
 
 
@@ -212,3 +217,14 @@ def load_strategy_state(strategy: object, state: dict[str, list[object]]) -> Non
     """Set the attributes ``strategy_state`` saved."""
     for name, (kind, packed) in state.items():
         setattr(strategy, name, _unpack(str(kind), packed))
+
+
+def control_bytes(content: RecordDict) -> int:
+    """Bytes of ``content``'s config and metric records as Flower's protobuf writes them."""
+    configs = sum(
+        serde.config_record_to_proto(r).ByteSize() for r in content.config_records.values()
+    )
+    metrics = sum(
+        serde.metric_record_to_proto(r).ByteSize() for r in content.metric_records.values()
+    )
+    return int(configs + metrics)

@@ -23,17 +23,23 @@ from hierfl.app.protocol import (
     ACTIVATIONS,
     ARRAYS,
     CONFIG,
+    EVAL,
     SPLIT_MESSAGE_TYPE,
     decode_result,
     decode_split_step,
     encode_gradient,
+    encode_weights_down,
+    eval_state,
     is_split_step,
     link_seconds,
     payload_bytes,
+    read_update,
     request_config,
+    traffic_parts,
 )
 from hierfl.app.reply_checks import check_reply, check_split_step
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
+from hierfl.cloud.exchange import WeightExchange
 from hierfl.cloud.robust import check_weights, clip_update
 from hierfl.cloud.validation import Expected
 from hierfl.config import HierConfig
@@ -66,15 +72,25 @@ class GridFederation:
     """Pushes one ``train`` message per edge and pulls replies as they arrive.
 
     The strategy builds the messages (it picks the nodes and may add config, e.g. FedProx's
-    mu) and aggregates the edge weights; the activations never reach it.
+    mu) and aggregates the edge weights; the activations never reach it. With a compressed
+    exchange (``bind_exchange``) requests carry coded changes (or full copies) instead of the
+    weights, and each reply's full weights are rebuilt before the strategy sees them.
     """
 
     def __init__(
-        self, grid: Grid, strategy: Strategy, *, message_ttl: float, sequential: bool = False
+        self,
+        grid: Grid,
+        strategy: Strategy,
+        *,
+        message_ttl: float,
+        sequential: bool = False,
     ) -> None:
         self.grid = grid
         self.strategy = strategy
         self.sequential = sequential
+        self.exchange: WeightExchange | None = None  # ``bind_exchange``
+        self._exchanged = False  # whether the round dispatched last exchanges weights
+        self._exchange_saved: dict[str, Any] = {}  # the exchange as of ``completed_rounds``
         self._turns: list[int] = []
         self._dispatched_state: EdgeState = {}
         self.message_ttl = message_ttl
@@ -99,6 +115,9 @@ class GridFederation:
         decoded (``hierfl.app.reply_checks``)."""
         self._expected = expected
 
+    def bind_exchange(self, exchange: WeightExchange) -> None:
+        self.exchange = exchange
+
     def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         self._cloud_step = cloud_step
 
@@ -116,6 +135,8 @@ class GridFederation:
 
     def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int:
         self.completed_rounds = self.server_round  # the orchestrator collected them all
+        if self.exchange is not None:  # as it stood when those rounds were collected
+            self._exchange_saved = {**self.exchange.state_dict(), "exchanged": self._exchanged}
         self.server_round += 1
         self._request = request
         self.traffic_log.begin_round(request.experience, request.round)
@@ -126,6 +147,8 @@ class GridFederation:
             )
         # A fixed order: strategies sample nodes in a random order.
         messages = sorted(configured, key=lambda msg: msg.metadata.dst_node_id)
+        if self.exchange is not None:
+            self._weights_down(request, edge_state, messages)
         self._pending, self._replies, self._step_rows = {}, [], {}
         self._turns = [msg.metadata.dst_node_id for msg in messages]
         if self.sequential:  # one edge at a time, each starting from the last one's weights
@@ -133,6 +156,19 @@ class GridFederation:
             self._turns.pop(0)
         self._push(messages)
         return len(messages) + (len(self._turns) if self.sequential else 0)
+
+    def _weights_down(
+        self, request: RoundRequest, edge_state: EdgeState, messages: list[Message]
+    ) -> None:
+        """A compressed exchange: each request carries the change since the base its edge
+        holds, or a full copy (``hierfl.cloud.exchange``)."""
+        assert self.exchange is not None
+        self.exchange.begin_round(edge_state, send_change=self._exchanged)
+        self._exchanged = self.exchange.sends_updates(request)
+        for msg in messages:
+            down = self.exchange.down_for(msg.metadata.dst_node_id)
+            eval_copy = self.exchange.eval_copy(request)
+            encode_weights_down(msg.content, down, self.exchange.names, eval_copy=eval_copy)
 
     def _push(self, messages: list[Message]) -> None:
         for msg in messages:
@@ -161,6 +197,8 @@ class GridFederation:
             if node is None:
                 continue
             if reply.has_error():
+                if self.exchange is not None:  # whatever it holds now, it gets a full copy
+                    self.exchange.forget(node)
                 err = reply.error
                 out.append(
                     EdgeFailure(
@@ -173,7 +211,13 @@ class GridFederation:
                 continue
             nbytes = payload_bytes(reply.content)
             self.uplink_bytes += nbytes
-            self.traffic_log.record(node, "up", nbytes, link_s=link_seconds(reply.content))
+            self.traffic_log.record(
+                node,
+                "up",
+                nbytes,
+                link_s=link_seconds(reply.content),
+                parts=traffic_parts(reply.content),
+            )
             try:  # any failure while handling one reply is that edge's, never the cloud's
                 item = self._handle(node, reply)
             except Exception as exc:  # noqa: BLE001 - a malformed reply may raise anything
@@ -190,6 +234,8 @@ class GridFederation:
         if self._expected is not None:
             check_reply(reply.content, self._expected)
         result = decode_result(reply.content)
+        if self.exchange is not None:
+            self._rebuild(node, reply, result)
         if self._expected is not None and result.edge_state:
             # before they are relayed to the next edge
             self._bound_weights(reply, result, self._expected)
@@ -198,13 +244,28 @@ class GridFederation:
         self._next_turn(result.edge_state)
         return result
 
+    def _rebuild(self, node: int, reply: Message, result: RoundResult) -> None:
+        """A compressed exchange: the reply's full weights, ``aggregate + update``, in place of
+        its coded update (none on a round without exchange), and its eval copy."""
+        assert self.exchange is not None
+        e = self.exchange
+        version, digest, encoded = read_update(reply.content, e.shapes, e.codec)
+        expected = self._request is None or e.sends_updates(self._request)
+        full = e.receive(node, version, digest, encoded, expected=expected)
+        result.edge_state = full or {}
+        reply.content[ARRAYS] = ArrayRecord(full or {})
+        result.eval_state = eval_state(reply.content)
+
     def _bound_weights(self, reply: Message, result: RoundResult, e: Expected) -> None:
         """Refuse non-finite or out-of-bounds weights; clip the update to ``max-update-norm``
-        (the reply's weights are replaced, so the strategy aggregates the clipped ones)."""
+        (the reply's weights are replaced, so the strategy aggregates the clipped ones). The
+        update is measured from the weights the edge started from: the dispatched aggregate, or
+        in split mode the previous edge's."""
         check_weights(result.edge_state, e.weight_bound)
         if not e.max_update_norm:
             return
-        clipped, norm = clip_update(result.edge_state, self._last_state(), e.max_update_norm)
+        reference = self._last_state() if self.sequential else self._dispatched_state
+        clipped, norm = clip_update(result.edge_state, reference, e.max_update_norm)
         if norm > e.max_update_norm:
             reply.content[ARRAYS] = ArrayRecord(clipped)
             result.edge_state, result.clipped_from = clipped, norm
@@ -242,7 +303,8 @@ class GridFederation:
     def _count_down(self, msg: Message) -> None:
         nbytes = payload_bytes(msg.content)
         self.downlink_bytes += nbytes
-        self.traffic_log.record(msg.metadata.dst_node_id, "down", nbytes)
+        parts = traffic_parts(msg.content)
+        self.traffic_log.record(msg.metadata.dst_node_id, "down", nbytes, parts=parts)
 
     def _last_state(self) -> EdgeState:
         if self._replies:
@@ -264,15 +326,18 @@ class GridFederation:
         self._replies = [(r, m) for r, m in self._replies if r is not result]
 
     def aggregate(self) -> EdgeState | None:
-        usable = [(r, m) for r, m in self._replies if r.chunk.trained > 0]
+        if self.exchange is not None and not self._exchanged:  # edges keep their weights
+            return self._dispatched_state
+        usable = [(r, m) for r, m in self._replies if r.chunk.trained > 0 and r.edge_state]
         if not usable:
             return None
         if self.sequential:  # relayed, not averaged: the last edge's weights are the model
             return usable[-1][0].edge_state
         replies = [m for _, m in usable]
         for m in replies:  # the strategy expects exactly one ArrayRecord: the edge weights
-            if ACTIVATIONS in m.content:
-                del m.content[ACTIVATIONS]
+            for key in (ACTIVATIONS, EVAL):
+                if key in m.content:
+                    del m.content[key]
         with quiet_flower():
             arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
         return arrays.to_torch_state_dict() if arrays is not None else None
@@ -283,13 +348,23 @@ class GridFederation:
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps: the server round and the strategy's own state (FedAdam's
         moments, FedAvgM's momentum, ...), as tensors."""
-        return {"rounds": self.completed_rounds, "strategy": strategy_state(self.strategy)}
+        state = {"rounds": self.completed_rounds, "strategy": strategy_state(self.strategy)}
+        if self.exchange is not None:  # as of ``rounds``: a dispatched round is dispatched again
+            state["exchange"] = self._exchange_saved or {
+                **self.exchange.state_dict(),
+                "exchanged": self._exchanged,
+            }
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue after ``state["rounds"]`` collected rounds (a round dispatched but not
         collected before the checkpoint is dispatched again)."""
         self.server_round = self.completed_rounds = int(state.get("rounds", 0))
         load_strategy_state(self.strategy, state.get("strategy", {}))
+        if self.exchange is not None and "exchange" in state:
+            self.exchange.load_state_dict(state["exchange"])
+            # whether the last collected round exchanged weights: the next one sends its change
+            self._exchanged = bool(state["exchange"].get("exchanged", True))
 
     def communication(self) -> dict:
         """Per-round and per-client traffic for metrics.json, clients named by partition id."""

@@ -15,15 +15,20 @@ reply (``hierfl.edge.link``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from hierfl.app.flower_internals import control_bytes
 from hierfl.app.wire import Wire, decode_tensors, encode_tensors
-from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult, SplitStep
+from hierfl.boundary import EdgeChunk, EdgeState, RoundRequest, RoundResult, SplitStep
+from hierfl.codecs.update_wire import pack, unpack
+from hierfl.codecs.updates import EncodedTensor, UpdateCodec
 from hierfl.errors import ChunkRejected
+from hierfl.train.exchange import WeightsDown
 
 ARRAYS = "arrays"
 CONFIG = "config"
@@ -36,6 +41,16 @@ SPLIT_MESSAGE_TYPE = "train.split"  # split mode's per-batch gradient message
 LINK_S = "link-s"  # in CHUNK: seconds of emulated link the ClientApp slept for this exchange
 ENCODING = "encoding"  # in CHUNK: how the activations travel (hierfl.app.wire)
 COMPRESS = "compress"  # in CHUNK: the lossless stage on their bytes
+# In CHUNK: what cloud-only would have uploaded for the round's new samples, as stored
+CLOUD_ONLY_UINT8 = "cloud-only-uint8"
+CLOUD_ONLY_PNG = "cloud-only-png"
+# A compressed weight exchange (``hierfl.train.exchange``; absent with ``weight-codec=fp32``):
+WEIGHTS = "weights"  # in CONFIG: what ARRAYS holds: "full" weights, a "delta" or "none"
+WEIGHTS_VERSION = "weights-version"  # in CONFIG and CHUNK: the base's version
+WEIGHTS_CHECKSUM = "weights-checksum"  # in CHUNK: the digest of the base the edge holds
+EVAL_COPY = "eval-copy"  # in CONFIG: the cloud asks for the edge's weights to evaluate them
+UPDATE = "update"  # in ARRAYS: a coded update or change (``hierfl.codecs.update_wire``)
+EVAL = "eval"  # reply record: the edge's weights as it holds them, for evaluation only
 
 
 _R = TypeVar("_R", ArrayRecord, MetricRecord, ConfigRecord)
@@ -116,6 +131,8 @@ def encode_result(result: RoundResult, wire: Wire | str = "fp32") -> RecordDict:
                     "raw": chunk.raw,
                     "backlog": chunk.backlog,
                     "backlog-dropped": chunk.backlog_dropped,
+                    CLOUD_ONLY_UINT8: chunk.cloud_only_uint8,
+                    CLOUD_ONLY_PNG: chunk.cloud_only_png,
                 }
             ),
         }
@@ -140,6 +157,8 @@ def decode_result(content: RecordDict) -> RoundResult:
             raw=bool(meta["raw"]),
             backlog=_int(meta.get("backlog", 0)),
             backlog_dropped=_int(meta.get("backlog-dropped", 0)),
+            cloud_only_uint8=_int(meta.get(CLOUD_ONLY_UINT8, 0)),
+            cloud_only_png=_int(meta.get(CLOUD_ONLY_PNG, 0)),
             wire_bytes=sum(
                 len(a.data) for a in _record(content, ACTIVATIONS, ArrayRecord).values()
             ),
@@ -224,12 +243,28 @@ def decode_gradient(content: RecordDict) -> tuple[RoundRequest, int, torch.Tenso
 def payload_bytes(content: RecordDict) -> int:
     """Bytes of array data in a message: what dominates the wire.
 
-    The sum of ``len(Array.data)`` over every array of every ArrayRecord: the serialised
-    tensor (numpy ``.npy`` bytes: the values plus a 128-byte header per array), i.e. the
-    activations after the codec, labels, weights and gradients. Config and metric records and
-    Flower's own framing are not counted; they are a few hundred bytes per message.
+    The sum of ``len(Array.data)`` over every array of every ArrayRecord but the eval copy: the
+    serialised tensor (numpy ``.npy`` bytes: the values plus a 128-byte header per array),
+    i.e. the activations after the codec, labels, weights or their coded changes, and
+    gradients. Config and metric records are counted apart (``traffic_parts``); Flower's own
+    framing is not counted.
     """
-    return sum(len(arr.data) for rec in content.array_records.values() for arr in rec.values())
+    parts = traffic_parts(content, control=False)
+    return parts["codes"] + parts["weights"]
+
+
+def traffic_parts(content: RecordDict, *, control: bool = True) -> dict[str, int]:
+    """A message's bytes by kind: ``weights`` (ARRAYS), ``eval`` (the eval copy), ``codes``
+    (every other array: activations or inputs, labels, gradients) and ``control`` (the config
+    and metric records as protobuf writes them)."""
+    arrays = {
+        key: sum(len(arr.data) for arr in rec.values())
+        for key, rec in content.array_records.items()
+    }
+    parts = {"weights": arrays.pop(ARRAYS, 0), "eval": arrays.pop(EVAL, 0)}
+    parts["codes"] = sum(arrays.values())
+    parts["control"] = control_bytes(content) if control else 0
+    return parts
 
 
 def link_seconds(content: RecordDict) -> float:
@@ -247,3 +282,80 @@ def stamp_link_seconds(content: RecordDict, seconds: float) -> None:
     if CHUNK not in content.config_records:
         content[CHUNK] = ConfigRecord({})
     content.config_records[CHUNK][LINK_S] = float(seconds)
+
+
+# ---- a compressed weight exchange --------------------------------------------------------------
+def _update_record(
+    encoded: Mapping[str, EncodedTensor] | None, names: tuple[str, ...]
+) -> ArrayRecord:
+    if encoded is None:
+        return ArrayRecord()
+    return ArrayRecord({UPDATE: Array(pack(encoded, names))})
+
+
+def encode_weights_down(
+    content: RecordDict, down: WeightsDown, names: tuple[str, ...], *, eval_copy: bool
+) -> None:
+    """Put what ``down`` says into a request built by the strategy (its ARRAYS replaced)."""
+    if down.kind == "full":
+        assert down.full is not None
+        content[ARRAYS] = ArrayRecord(down.full)
+    else:
+        content[ARRAYS] = _update_record(down.delta, names)
+    config = _record(content, CONFIG, ConfigRecord)
+    config[WEIGHTS], config[WEIGHTS_VERSION], config[EVAL_COPY] = down.kind, down.version, eval_copy
+
+
+def decode_weights_down(
+    content: RecordDict, shapes: Mapping[str, tuple[int, ...]], codec: UpdateCodec
+) -> tuple[WeightsDown, bool]:
+    """What a request carries of the weights, and whether the cloud asks for an eval copy."""
+    config = content[CONFIG]
+    if WEIGHTS not in config:
+        raise ChunkRejected("the request carries full weights, but this edge exchanges updates")
+    kind, version = str(config[WEIGHTS]), _int(config[WEIGHTS_VERSION])
+    arrays = _record(content, ARRAYS, ArrayRecord)
+    if kind == "full":
+        down = WeightsDown("full", version, full=arrays.to_torch_state_dict())
+    elif kind == "delta":
+        down = WeightsDown("delta", version, delta=unpack(arrays[UPDATE].numpy(), shapes, codec))
+    elif kind == "none":
+        down = WeightsDown("none", version)
+    else:
+        raise ChunkRejected(f"weights {kind!r}: expected full, delta or none")
+    return down, bool(config.get(EVAL_COPY, False))
+
+
+def attach_update(
+    reply: RecordDict,
+    encoded: Mapping[str, EncodedTensor] | None,
+    names: tuple[str, ...],
+    *,
+    version: int,
+    digest: str,
+    eval_state: EdgeState | None,
+) -> None:
+    """Replace a reply's weights by the coded update (none on a round without exchange), say
+    which base it is relative to, and attach the eval copy when asked."""
+    reply[ARRAYS] = _update_record(encoded, names)
+    chunk = _record(reply, CHUNK, ConfigRecord)
+    chunk[WEIGHTS_VERSION], chunk[WEIGHTS_CHECKSUM] = version, digest
+    if eval_state is not None:
+        reply[EVAL] = ArrayRecord(eval_state)
+
+
+def read_update(
+    content: RecordDict, shapes: Mapping[str, tuple[int, ...]], codec: UpdateCodec
+) -> tuple[int, str, dict[str, EncodedTensor] | None]:
+    """A reply's base version and digest, and its coded update (None: it sends none)."""
+    chunk = content[CHUNK]
+    arrays = _record(content, ARRAYS, ArrayRecord)
+    encoded = unpack(arrays[UPDATE].numpy(), shapes, codec) if UPDATE in arrays else None
+    return _int(chunk[WEIGHTS_VERSION]), str(chunk[WEIGHTS_CHECKSUM]), encoded
+
+
+def eval_state(content: RecordDict) -> EdgeState:
+    """The eval copy a reply carries (empty when none)."""
+    if EVAL not in content.array_records:
+        return {}
+    return _record(content, EVAL, ArrayRecord).to_torch_state_dict()

@@ -42,9 +42,15 @@ _CHUNK_KEYS: dict[str, tuple[type, ...]] = {
     "backlog-dropped": (int,),
     "link-s": (float, int),
     "split-step": (int,),
+    "cloud-only-uint8": (int,),
+    "cloud-only-png": (int,),
+    "weights-version": (int,),
+    "weights-checksum": (str,),
 }
-_OPTIONAL_CHUNK = {"link-s", "backlog", "backlog-dropped"}
-_RESULT_CHUNK = set(_CHUNK_KEYS) - {"split-step"}
+_CODED = {"weights-version", "weights-checksum"}  # a compressed weight exchange's own keys
+_OPTIONAL_CHUNK = {"link-s", "backlog", "backlog-dropped", "cloud-only-uint8", "cloud-only-png"}
+_RESULT_CHUNK = set(_CHUNK_KEYS) - {"split-step"} - _CODED
+_CHECKSUM_CHARS = 64
 _STEP_CHUNK = {"encoding", "compress", "partition-id", "experience", "round", "split-step"}
 _METRICS = {"num-examples": (int,), "exit-loss": (float, int), "exit-acc": (float, int)}
 _ACT_KEYS = {"act", "y", "act-scale", "act-shape", "act-sizes"}
@@ -158,18 +164,37 @@ def _activations(record: Mapping[str, Array], encoding: str, compress: str, e: E
     return n
 
 
-def _weights(record: Mapping[str, Array], e: Expected) -> None:
+def _weights(record: Mapping[str, Array], e: Expected, where: str = "edge weights") -> None:
     if e.weights is None:
         return
-    _keys("edge weights", set(record), set(e.weights))
+    _keys(where, set(record), set(e.weights))
     for name, (dtype, shape) in e.weights.items():
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         check_array(f"weight {name}", record[name], dtypes={dtype}, shape=shape, max_bytes=nbytes)
 
 
+def _coded_update(content: RecordDict, chunk: Mapping[str, object], e: Expected) -> None:
+    """A compressed exchange's reply: at most one uint8 update no larger than the model's
+    weights (``hierfl.codecs.update_wire.unpack`` checks its layout), its base's version and
+    checksum, and an eval copy of exactly the model's weights when there is one."""
+    record = content.array_records["arrays"]
+    _keys("edge update", set(record), {"update"}, {"update"})
+    if "update" in record:
+        model_bytes = sum(
+            math.prod(shape) * np.dtype(dtype).itemsize
+            for dtype, shape in (e.weights or {}).values()
+        )
+        check_array("update", record["update"], dtypes={"uint8"}, shape=None, max_bytes=model_bytes)
+    if len(str(chunk["weights-checksum"])) > _CHECKSUM_CHARS:
+        raise ChunkRejected("weights-checksum is too long")
+    if "eval" in content.array_records:
+        _weights(content.array_records["eval"], e, "eval copy")
+
+
 def check_reply(content: RecordDict, e: Expected) -> None:
     """A round's reply (weights, metrics, activations, chunk) against the schema."""
-    _keys("records", set(content.array_records), {"arrays", "activations"})
+    arrays = {"arrays", "activations"} | ({"eval"} if e.coded_updates else set())
+    _keys("records", set(content.array_records), arrays, {"eval"})
     _keys("records", set(content.metric_records), {"metrics"})
     _keys("records", set(content.config_records), {"chunk"})
     metrics = content.metric_records["metrics"]  # the record kinds were checked just above
@@ -178,7 +203,9 @@ def check_reply(content: RecordDict, e: Expected) -> None:
         if not _type_ok(metrics[key], kinds) or cast(float, metrics[key]) < 0:
             raise ChunkRejected(f"metrics[{key!r}] = {metrics[key]!r} is not a finite number >= 0")
     chunk = content.config_records["chunk"]
-    _keys("chunk", set(chunk), _RESULT_CHUNK, _OPTIONAL_CHUNK)
+    _keys(
+        "chunk", set(chunk), _RESULT_CHUNK | (_CODED if e.coded_updates else set()), _OPTIONAL_CHUNK
+    )
     _chunk_values(chunk, e)
     n = _activations(
         content.array_records["activations"], str(chunk["encoding"]), str(chunk["compress"]), e
@@ -193,7 +220,10 @@ def check_reply(content: RecordDict, e: Expected) -> None:
     backlog = cast(int, chunk["backlog"] if "backlog" in chunk else 0)
     if e.sample_shape is not None and backlog > n:
         raise ChunkRejected("more backlog samples than samples shipped")
-    _weights(content.array_records["arrays"], e)
+    if e.coded_updates:
+        _coded_update(content, chunk, e)
+    else:
+        _weights(content.array_records["arrays"], e)
 
 
 def check_split_step(content: RecordDict, e: Expected) -> int:

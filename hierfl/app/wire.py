@@ -29,6 +29,7 @@ import torch
 from flwr.app import Array, ArrayRecord
 
 from hierfl.codecs import raw_encoding
+from hierfl.codecs.images import as_pixels, image_file
 from hierfl.codecs.tensor import Encoded, decode, encode
 
 COMPRESSORS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
@@ -92,26 +93,13 @@ def encode_tensors(
 def _encode_images(x: torch.Tensor, wire: Wire, arrays: dict[str, np.ndarray]) -> np.ndarray:
     if wire.raw_codec == "fp32":
         return x.to(torch.float32).numpy()
-    pixels = torch.round(x.clamp(0, 1) * 255).to(torch.uint8)
+    pixels = as_pixels(x)
     if wire.raw_codec == "uint8":
         return pixels.numpy()
     files = [image_file(p.numpy(), wire.raw_codec, wire.jpeg_quality) for p in pixels]
     arrays["act-sizes"] = np.asarray([len(f) for f in files], dtype=np.uint32)
     arrays["act-shape"] = np.asarray(x.shape[1:], dtype=np.int64)
     return np.frombuffer(b"".join(files), dtype=np.uint8)
-
-
-def image_file(pixels: np.ndarray, fmt: str, quality: int = 90) -> bytes:
-    """One uint8 CxHxW image (C = 1 or 3) as a PNG or JPEG file, as Pillow writes it."""
-    from PIL import Image
-
-    image = Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
-    out = io.BytesIO()
-    if fmt == "png":
-        image.save(out, format="PNG")
-    else:
-        image.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
 
 
 def decode_tensors(

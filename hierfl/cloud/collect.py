@@ -148,7 +148,7 @@ class ReplyCollector:
         if item.clipped_from:
             result.failures.append(update_clipped(item, now.request, self.config.max_update_norm))
         if now.last_round and self.mode.aggregate_edges:  # for the per-client matrices
-            collected.client_states[item.partition_id] = item.edge_state
+            collected.client_states[item.partition_id] = item.eval_state or item.edge_state
         if chunk.backlog or chunk.backlog_dropped:
             result.failures.append(backlog_shipped(item, now.request))
         if chunk.truncated:
@@ -159,6 +159,8 @@ class ReplyCollector:
             )
         collected.edge_s += chunk.compute_s
         collected.examples += chunk.trained or chunk.num_examples
+        result.cloud_only_uint8_bytes += chunk.cloud_only_uint8
+        result.cloud_only_png_bytes += chunk.cloud_only_png
         if chunk.raw:
             result.raw_input_bytes_uplink += chunk.wire_bytes  # as sent
             if chunk.num_examples:
@@ -181,7 +183,7 @@ class ReplyCollector:
     def _bound_queue(self) -> None:
         """Back-pressure: past one round's worth of chunks the cloud trains before it reads
         more replies, which wait in the SuperLink; server memory stays bounded."""
-        cap = self.config.clients * self.config.max_chunk_bytes * self.config.cloud_epochs
+        cap = self.config.clients * self.config.max_chunk_bytes * self.config.cloud_passes
         while self.cloud.queued_bytes > cap and self.cloud.step():
             pass
 

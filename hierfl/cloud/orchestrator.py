@@ -19,6 +19,7 @@ from hierfl.boundary import EdgeState, RoundRequest
 from hierfl.cloud.aggregate import next_edge_state
 from hierfl.cloud.checkpoint import checkpoint_due, resume_run, save_run
 from hierfl.cloud.collect import Collected, ReplyCollector
+from hierfl.cloud.exchange import WeightExchange, evaluated_edges
 from hierfl.cloud.federation import Federation, connect
 from hierfl.cloud.health import RunHealth
 from hierfl.cloud.trainer import CloudStats, CloudTrainer
@@ -64,6 +65,9 @@ class Orchestrator:
         module = self.mode.cloud_module(self.model)
         self.cloud = CloudTrainer.for_run(config, module, test.num_classes, self.device)
         self.uploads = RawUploads()  # cloud mode's raw inputs of the current experience
+        self.exchange = WeightExchange.for_run(config, self.model)
+        if self.exchange is not None:
+            federation.bind_exchange(self.exchange)
         self.health = RunHealth(config.max_failed_rounds)
         self.replies = ReplyCollector(
             config,
@@ -194,7 +198,7 @@ class Orchestrator:
             masked=self.config.class_mask == "seen",
             thresholds=self.config.thresholds,
             client_states=client_states,
-            edge_state=edge_state if self.mode.aggregate_edges else None,
+            edge_states=evaluated_edges(self.mode, self.exchange, edge_state, client_states),
             result=result,
         )
 

@@ -81,7 +81,7 @@ class CloudTrainer:
             lr=config.cloud_lr,
             momentum=config.momentum,
             batch_size=config.batch_size,
-            epochs=config.cloud_epochs,
+            epochs=config.cloud_passes,
             seed=config.seed,
             continual=build_continual(config),
             seen=SeenClasses(num_classes, enabled=config.class_mask == "seen"),

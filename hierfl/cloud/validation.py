@@ -15,6 +15,7 @@ from hierfl.errors import ChunkRejected
 from hierfl.models import SplitModel
 from hierfl.modes import Mode
 from hierfl.registry import CONTINUAL
+from hierfl.train.exchange import update_codec
 from hierfl.train.schedule import passes_per_chunk, passes_per_round, round_share
 
 
@@ -34,6 +35,7 @@ class Expected:
     step_shape: tuple[int, ...] | None = None  # split mode: per-sample activations of a step
     weight_bound: float = 0.0  # largest |weight| an edge may return (0: no bound)
     max_update_norm: float = 0.0  # an edge's update is clipped to this L2 norm (0: off)
+    coded_updates: bool = False  # weights travel as coded updates, eval copies beside them
 
 
 def check_batch(
@@ -145,4 +147,5 @@ def expected_replies(
         step_shape=model.activation_shape() if split_steps else None,
         weight_bound=config.weight_bound,
         max_update_norm=config.max_update_norm,
+        coded_updates=update_codec(config) is not None,
     )

@@ -15,6 +15,29 @@ RAW_CODECS = ("uint8", "png", "jpeg", "fp32")
 or as float32."""
 COMPRESSIONS = ("none", "zlib", "lzma", "bz2")
 """The lossless stage on the uplink payload's bytes (``compress``)."""
+WEIGHT_VALUES = ("fp32", "q8", "sign")
+"""How a compressed weight update's kept entries travel (``weight-values``): float32, 8-bit with
+a scale per tensor, or one sign bit each with a scale (``hierfl.codecs.updates``)."""
+AVERAGED = ("all", "segment", "exit", "none")
+
+AUTO_MIN_DENSITY = 0.001
+AUTO_MIN_ENTRIES = 1000
+
+
+def auto_density(params: int) -> float:
+    """``weight-density=0`` (the default): the share of entries a weight message sends for a
+    model exchanging ``params`` parameters: at least 0.1 % and at least 1,000 entries, so that a
+    large model sends 0.1 % (ResNet-18 to layer3: 3,080 entries) and a small one enough to keep
+    its edges together (the small CNN: 4.7 %); measured in docs/results.md.
+
+    >>> auto_density(3_080_000), round(auto_density(21_386), 4), auto_density(500)
+    (0.001, 0.0468, 1.0)
+    """
+    return min(1.0, max(AUTO_MIN_DENSITY, AUTO_MIN_ENTRIES / max(params, 1)))
+
+
+"""Which edge parameters the edges and the cloud average (``averaged``): all of them, the segment
+without the exit head, only the exit head, or none (each edge keeps its own)."""
 
 
 def code_codec(bits: int) -> str:

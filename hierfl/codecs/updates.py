@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hierfl.codecs import WEIGHT_VALUES
 from hierfl.codecs.positions import decode_positions, encode_positions
 from hierfl.errors import ChunkRejected
 
-VALUE_CODECS = ("fp32", "q8", "sign")
+VALUE_CODECS = WEIGHT_VALUES
 Q8_LEVELS = 127
 _VALUE_DTYPES = {"fp32": np.float32, "q8": np.int8, "sign": np.uint8}
 

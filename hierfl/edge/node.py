@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from hierfl.boundary import EdgeChunk, EdgeState, RoundRequest, RoundResult
+from hierfl.codecs.images import stored_bytes
 from hierfl.config import HierConfig
 from hierfl.data.containers import ClientStream
 from hierfl.edge.backlog import through_uplink
@@ -81,6 +82,10 @@ def run_edge_round(
     save_edge_state(state_dir, request, state, keep=config.rounds + 2)
     if mode.payload == "activations":
         chunk = through_uplink(config, request, stream.partition_id, state_dir, chunk)
+    if first_sight(config, request):  # the baseline: these samples uploaded as stored
+        chunk.cloud_only_uint8, chunk.cloud_only_png = stored_bytes(
+            round_data(config, stream, request)[0]
+        )
     weights = model.edge_state()
     return RoundResult(stream.partition_id, request.experience, request.round, weights, chunk)
 

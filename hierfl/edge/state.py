@@ -20,14 +20,15 @@ from hierfl.util.storage import save_atomic
 EdgeRecord = dict[str, Any]
 
 
-def state_file(state_dir: Path, request: RoundRequest) -> Path:
-    return Path(state_dir) / f"edge_state-{request.experience:05d}-{request.round:05d}.pt"
+def state_file(state_dir: Path, request: RoundRequest, prefix: str = "edge_state") -> Path:
+    return Path(state_dir) / f"{prefix}-{request.experience:05d}-{request.round:05d}.pt"
 
 
-def saved_states(state_dir: Path) -> list[tuple[tuple[int, int], Path]]:
-    """The node-local states this edge kept, by the (experience, round) that wrote them."""
+def saved_states(state_dir: Path, prefix: str = "edge_state") -> list[tuple[tuple[int, int], Path]]:
+    """The node-local states this edge kept, by the (experience, round) that wrote them;
+    ``prefix`` names the series (``edge_state``, the weight exchange's ``exchange``)."""
     found = []
-    for path in Path(state_dir).glob("edge_state-*-*.pt"):
+    for path in Path(state_dir).glob(f"{prefix}-*-*.pt"):
         _, experience, round = path.stem.split("-")
         found.append(((int(experience), int(round)), path))
     return sorted(found)
@@ -39,7 +40,9 @@ def latest_edge_state(state_dir: Path) -> EdgeRecord | None:
     return torch.load(states[-1][1], weights_only=True) if states else None
 
 
-def state_before(state_dir: Path, request: RoundRequest) -> EdgeRecord | None:
+def state_before(
+    state_dir: Path, request: RoundRequest, prefix: str = "edge_state"
+) -> EdgeRecord | None:
     """The state to start ``request``'s round from: the newest one written by an earlier round.
 
     Normally that is the last state. When the cloud restarts from a checkpoint older than the
@@ -47,12 +50,14 @@ def state_before(state_dir: Path, request: RoundRequest) -> EdgeRecord | None:
     from the state before them, so a resumed run computes exactly what an uninterrupted one
     does.
     """
-    earlier = [path for key, path in saved_states(state_dir) if key < astuple(request)]
+    earlier = [path for key, path in saved_states(state_dir, prefix) if key < astuple(request)]
     return torch.load(earlier[-1], weights_only=True) if earlier else None
 
 
-def save_edge_state(state_dir: Path, request: RoundRequest, state: EdgeRecord, keep: int) -> None:
+def save_edge_state(
+    state_dir: Path, request: RoundRequest, state: EdgeRecord, keep: int, prefix: str = "edge_state"
+) -> None:
     """Write ``request``'s state; keep only the newest ``keep``."""
-    save_atomic(state, state_file(state_dir, request))
-    for _, path in saved_states(state_dir)[:-keep]:
+    save_atomic(state, state_file(state_dir, request, prefix))
+    for _, path in saved_states(state_dir, prefix)[:-keep]:
         path.unlink(missing_ok=True)

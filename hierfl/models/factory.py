@@ -74,7 +74,7 @@ def model_for(config: Any, num_classes: int, input_shape: tuple[int, int, int]) 
         input_shape=input_shape,
         seed=config.seed,
         exit_head=config.exit_head or None,
-        bottleneck=config.bottleneck,
+        bottleneck=config.bottleneck_channels,
         code_bits=config.code_bits,
         recon_weight=config.bottleneck_recon,
     )

@@ -32,8 +32,21 @@ AGGREGATORS: Registry[Aggregator] = Registry("strategy", "hierfl.aggregators", A
 SCENARIOS: Registry[Scenario] = Registry("scenario", "hierfl.scenarios", Scenario)
 PARTITIONERS: Registry[Partitioner] = Registry("partition", "hierfl.partitioners", Partitioner)
 CONTINUAL: Registry[ContinualMethod] = Registry("cl", "hierfl.continual", ContinualMethod)
+WEIGHT_CODECS: Registry[Plugin] = Registry(
+    "weight-codec",
+    "hierfl.weight_codecs",
+    Plugin,
+    {"fp32": "hierfl.codecs.weight_codecs:fp32", "topk": "hierfl.codecs.weight_codecs:topk"},
+)
 
 # Plug-in settings are namespaced by name (``NAME.SETTING``): the registries, in lookup order.
-REGISTRIES: tuple[Registry, ...] = (CONTINUAL, AGGREGATORS, PARTITIONERS, SCENARIOS, MODELS)
+REGISTRIES: tuple[Registry, ...] = (
+    CONTINUAL,
+    AGGREGATORS,
+    PARTITIONERS,
+    SCENARIOS,
+    MODELS,
+    WEIGHT_CODECS,
+)
 # The config keys whose values name a plug-in: key -> its registry.
 BY_KEY: dict[str, Registry] = {r.key: r for r in REGISTRIES}

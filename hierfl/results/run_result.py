@@ -22,6 +22,9 @@ class RunResult:
     uplink_bytes: int = 0
     downlink_bytes: int = 0
     raw_input_bytes_uplink: int = 0
+    # what cloud-only would have uploaded for the samples the edges met, as stored
+    cloud_only_uint8_bytes: int = 0
+    cloud_only_png_bytes: int = 0
     early_exit: list[dict[str, float]] = field(default_factory=list)
     early_exit_by_experience: list[dict[str, object]] = field(default_factory=list)
     clients: dict[int, AccuracyMatrix] = field(default_factory=dict)

@@ -40,8 +40,15 @@ def run_metrics(config: HierConfig, result: RunResult, *, engine: str = "flower"
             "uplink_bytes": result.uplink_bytes,
             "downlink_bytes": result.downlink_bytes,
             "raw_input_bytes_uplink": result.raw_input_bytes_uplink,
-            # Payload bytes: tensors only (activations after the codec, labels, weights,
-            # gradients); message framing and config/metric records are not counted.
+            # Payload bytes: tensors only (activations after the codec, labels, weights or
+            # their coded changes, gradients); config and metric records are ``control_bytes``,
+            # eval copies ``eval_bytes`` (measurement, not training); Flower's framing is not
+            # counted. ``total_bytes``: up, down and control.
+            "total_bytes": result.uplink_bytes
+            + result.downlink_bytes
+            + int(cast(int, result.communication.get("control_bytes", 0))),
+            "cloud_only_uint8_bytes": result.cloud_only_uint8_bytes,
+            "cloud_only_png_bytes": result.cloud_only_png_bytes,
             "codec": config.wire_codec,  # code8/code4 with a bottleneck
             "raw_codec": config.raw_codec if MODES[config.mode].payload == "raw" else None,
             **{k: v for k, v in result.communication.items() if k not in _TOTALS},
@@ -107,9 +114,34 @@ def summary_lines(metrics: dict, out: Path | None) -> list[str]:
             else ""
         )
         + f"; cloud busy {100 * time.get('cloud_busy_fraction', 0.0):.0f}% of wall time",
+        *_bytes_lines(comm),
     ]
     if out is not None:
         lines.append(f"run folder {out}")
+    return lines
+
+
+def _bytes_lines(comm: dict) -> list[str]:
+    """The split of the bytes, and what cloud-only would have uploaded for the same samples."""
+    if "codes_bytes" not in comm:
+        return []
+    lines = [
+        f"bytes: {_size(comm.get('total_bytes', 0))} in all = codes {_size(comm['codes_bytes'])}"
+        f" + weights {_size(comm['weights_up_bytes'])} up, {_size(comm['weights_down_bytes'])}"
+        f" down + control {_size(comm['control_bytes'])}"
+        + (
+            f" (eval copies to measure the edges' accuracy, not counted: "
+            f"{_size(comm['eval_bytes'])})"
+            if comm.get("eval_bytes")
+            else ""
+        )
+    ]
+    if comm.get("cloud_only_png_bytes"):
+        lines.append(
+            "cloud-only would have uploaded these samples as "
+            f"{_size(comm['cloud_only_uint8_bytes'])} of uint8 pixels, "
+            f"{_size(comm['cloud_only_png_bytes'])} as PNG files"
+        )
     return lines
 
 

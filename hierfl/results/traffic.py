@@ -12,23 +12,39 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Direction = Literal["up", "down"]
+# What a message's bytes are (``hierfl.app.protocol.traffic_parts``): activations or inputs and
+# labels (split mode: gradients too), edge weights or their coded changes, config and metric
+# records, and the eval copies the cloud asks for to measure accuracy (not part of training).
+PARTS = ("codes", "weights", "control", "eval")
 
 
 @dataclass
 class _Tally:
-    uplink_bytes: int = 0
+    uplink_bytes: int = 0  # codes and weights
     downlink_bytes: int = 0
     uplink_messages: int = 0
     downlink_messages: int = 0
     emulated_link_s: float = 0.0
+    codes_bytes: int = 0
+    weights_up_bytes: int = 0
+    weights_down_bytes: int = 0
+    control_bytes: int = 0  # both ways
+    eval_bytes: int = 0
 
-    def add(self, direction: Direction, nbytes: int, link_s: float) -> None:
+    def add(
+        self, direction: Direction, nbytes: int, link_s: float, parts: Mapping[str, int]
+    ) -> None:
         if direction == "up":
             self.uplink_bytes += nbytes
             self.uplink_messages += 1
+            self.weights_up_bytes += parts.get("weights", 0)
         else:
             self.downlink_bytes += nbytes
             self.downlink_messages += 1
+            self.weights_down_bytes += parts.get("weights", 0)
+        self.codes_bytes += parts.get("codes", 0)
+        self.control_bytes += parts.get("control", 0)
+        self.eval_bytes += parts.get("eval", 0)
         self.emulated_link_s += link_s
 
     def as_dict(self) -> dict[str, float | int]:
@@ -54,15 +70,22 @@ class TrafficLog:
         self._rounds.setdefault(self.period, _Tally())
 
     def record(
-        self, client: Hashable, direction: Direction, nbytes: int, *, link_s: float = 0.0
+        self,
+        client: Hashable,
+        direction: Direction,
+        nbytes: int,
+        *,
+        link_s: float = 0.0,
+        parts: Mapping[str, int] | None = None,
     ) -> None:
-        """Count one message of ``nbytes`` payload; ``link_s`` is its emulated transfer time."""
+        """Count one message of ``nbytes`` payload; ``link_s`` is its emulated transfer time,
+        ``parts`` its bytes by kind (``PARTS``)."""
         for tally in (
             self._rounds.setdefault(self.period, _Tally()),
             self._clients.setdefault(client, _Tally()),
             self._total,
         ):
-            tally.add(direction, int(nbytes), float(link_s))
+            tally.add(direction, int(nbytes), float(link_s), parts or {})
 
     def totals(self) -> tuple[int, int]:
         """(uplink bytes, downlink bytes) over the whole run."""

@@ -17,7 +17,15 @@ import torch
 from flwr.app import Array, ArrayRecord, Error, Message, RecordDict
 
 from hierfl.app.inprocess import InProcessGrid
-from hierfl.app.protocol import ACTIVATIONS, ARRAYS, CHUNK, METRICS
+from hierfl.app.protocol import (
+    ACTIVATIONS,
+    ARRAYS,
+    CHUNK,
+    METRICS,
+    UPDATE,
+    WEIGHTS_CHECKSUM,
+    WEIGHTS_VERSION,
+)
 
 Attack = Callable[[RecordDict], None]
 
@@ -39,6 +47,26 @@ def _fill_weights(c: RecordDict, value: float) -> None:
     c[ARRAYS] = ArrayRecord(
         {k: torch.full_like(t, value) if t.is_floating_point() else t for k, t in state.items()}
     )
+
+
+def _update(c: RecordDict) -> np.ndarray:
+    return c.array_records[ARRAYS][UPDATE].numpy()
+
+
+def _set_update(c: RecordDict, blob: np.ndarray) -> None:
+    c.array_records[ARRAYS][UPDATE] = Array(np.ascontiguousarray(blob))
+
+
+def _first_scale(value: float) -> Attack:
+    """The first tensor's value scale in a coded update (bytes 4 to 8 of its 9-byte header,
+    ``hierfl.codecs.update_wire``) set to ``value``."""
+
+    def attack(c: RecordDict) -> None:
+        blob = _update(c).copy()
+        blob[4:8] = np.frombuffer(np.float32(value).tobytes(), dtype=np.uint8)
+        _set_update(c, blob)
+
+    return attack
 
 
 def _takeover(c: RecordDict) -> None:
@@ -122,6 +150,21 @@ TAKEOVER: dict[str, Attack] = {
     "rows-36x": lambda c: _rows(c, 36),
 }
 ATTACKS: dict[str, Attack] = {**CRASH, **TAKEOVER}
+"""Attacks on a reply with fp32 weights (``weight-codec=fp32``) and fp32 activations."""
+CODED: dict[str, Attack] = {
+    "update-missing": lambda c: c[ARRAYS].__delitem__(UPDATE),
+    "update-truncated": lambda c: _set_update(c, _update(c)[:-3]),
+    "update-float32": lambda c: _set_update(c, _update(c).astype(np.float32)),
+    "update-extra-bytes": lambda c: _set_update(c, np.concatenate([_update(c), _update(c)])),
+    "update-scale-huge": _first_scale(1e30),  # finite, but the rebuilt weights are not sane
+    "update-scale-nan": _first_scale(math.nan),
+    "version-lie": _set(CHUNK, WEIGHTS_VERSION, 999),
+    "checksum-lie": _set(CHUNK, WEIGHTS_CHECKSUM, "0" * 16),
+    "weights-instead": lambda c: c.__setitem__(
+        ARRAYS, ArrayRecord({"segment.0.0.weight": Array(np.zeros((32, 1, 3, 3), np.float32))})
+    ),
+}
+"""Attacks on a reply with a coded weight update (``weight-codec=topk``, the default)."""
 
 
 class MaliciousGrid(InProcessGrid):

@@ -19,9 +19,20 @@ from hierfl.train.masking import class_mask, mask_logits
 
 @torch.no_grad()
 def _logits(
-    model: SplitModel, x: torch.Tensor, batch_size: int, classes: Sequence[int] | None = None
+    model: SplitModel,
+    x: torch.Tensor,
+    batch_size: int,
+    classes: Sequence[int] | None = None,
+    edges: Sequence[Mapping[str, torch.Tensor]] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Edge-exit and full-model logits for ``x``, on the model's device, returned on the CPU."""
+    """Edge-exit and full-model logits for ``x``, on the model's device, returned on the CPU;
+    with ``edges``, ``x`` through each of those edge weights in turn, concatenated."""
+    if edges:
+        each = []
+        for state in edges:
+            model.edge.load_state_dict(state)
+            each.append(_logits(model, x, batch_size, classes))
+        return torch.cat([e for e, _ in each]), torch.cat([c for _, c in each])
     model.eval()
     device = next(model.parameters()).device
     edge, cloud = [], []
@@ -45,9 +56,12 @@ def exit_accuracies(
     *,
     batch_size: int = 512,
     classes: Sequence[int] | None = None,
+    edges: Sequence[Mapping[str, torch.Tensor]] = (),
 ) -> dict[str, float]:
-    """Fractions in [0, 1] of samples each exit classifies correctly."""
-    edge, cloud = _logits(model, x, batch_size, classes)
+    """Fractions in [0, 1] of samples each exit classifies correctly (with ``edges``: averaged
+    over those edge weights)."""
+    edge, cloud = _logits(model, x, batch_size, classes, edges)
+    y = y.repeat(max(len(edges), 1))
     n = max(len(y), 1)
     return {
         "edge": int((edge.argmax(1) == y).sum()) / n,
@@ -63,6 +77,7 @@ def early_exit_sweep(
     *,
     batch_size: int = 512,
     classes: Sequence[int] | None = None,
+    edges: Sequence[Mapping[str, torch.Tensor]] = (),
 ) -> list[dict[str, float]]:
     """For each threshold t: answer at the edge when its max softmax >= t, else offload.
 
@@ -72,7 +87,8 @@ def early_exit_sweep(
     Offloading costs a round trip to the cloud, so a lower offload fraction means less traffic
     and latency.
     """
-    edge, cloud = _logits(model, x, batch_size, classes)
+    edge, cloud = _logits(model, x, batch_size, classes, edges)
+    y = y.repeat(max(len(edges), 1))
     confidence = edge.softmax(1).max(1).values
     edge_right, cloud_right = edge.argmax(1) == y, cloud.argmax(1) == y
     rows = []
@@ -103,33 +119,31 @@ def evaluate_experience(
     masked: bool,
     thresholds: tuple[float, ...],
     client_states: Mapping[int, Mapping[str, torch.Tensor]],
-    edge_state: Mapping[str, torch.Tensor] | None,
+    edge_states: Sequence[Mapping[str, torch.Tensor]],
     result: Any,
 ) -> None:
     """Fill row ``experience`` of ``result``'s accuracy matrices, then the early-exit sweep.
 
     Each edge's own matrix uses the weights it trained locally in the experience's last round
-    (``client_states``) under the same cloud; the overall one the aggregated ``edge_state``
-    (None: the model's own edge, as in cloud mode). With ``masked`` both exits predict among
-    the classes introduced so far.
+    (``client_states``) under the same cloud; the overall one ``edge_states`` (the aggregate,
+    or the edges' own weights, the accuracy averaged over them; none: the model's own edge, as
+    in cloud mode). With ``masked`` both exits predict among the classes introduced so far.
     """
     seen = test[: experience + 1]
     classes = sorted({int(c) for e in seen for c in e.classes}) if masked else None
 
-    def record(matrix: AccuracyMatrix) -> None:
+    def record(matrix: AccuracyMatrix, edges: Sequence[Mapping[str, torch.Tensor]] = ()) -> None:
         for j, exp in enumerate(seen):
-            accs = exit_accuracies(model, exp.x, exp.y, classes=classes)
+            accs = exit_accuracies(model, exp.x, exp.y, classes=classes, edges=edges)
             for exit_name in exits:
                 matrix.record(exit_name, experience, j, accs[exit_name])
 
     for partition_id, state in sorted(client_states.items()):
         model.edge.load_state_dict(state)
         record(result.clients.setdefault(partition_id, AccuracyMatrix()))
-    if edge_state is not None:
-        model.edge.load_state_dict(edge_state)
-    record(result.matrix)
+    record(result.matrix, edge_states)
     if exits == ("edge", "cloud"):  # the early-exit policy on everything seen
         x, y = torch.cat([e.x for e in seen]), torch.cat([e.y for e in seen])
-        rows = early_exit_sweep(model, x, y, thresholds, classes=classes)
+        rows = early_exit_sweep(model, x, y, thresholds, classes=classes, edges=edge_states)
         result.early_exit_by_experience.append({"experience": experience, "sweep": rows})
         result.early_exit = rows

@@ -111,9 +111,12 @@ def test_resume_says_what_it_ignores(capsys, tmp_path):
     ("args", "reason"),
     [
         (["link-down=0:1-4,1:1-4"], "the edges' uplinks are down"),  # every edge fails
-        (["edge-lr=1e30"], "reply rejected: metrics['exit-loss'] = nan"),  # all rejected
+        # diverged edges: the coded exchange refuses to send non-finite updates on the edge;
+        # fp32 weights reach the cloud, which rejects the replies
+        (["edge-lr=1e30"], "the trained weights are not finite"),
+        (["edge-lr=1e30", "weight-codec=fp32"], "reply rejected: metrics['exit-loss'] = nan"),
     ],
-    ids=["all-edges-fail", "all-replies-rejected"],
+    ids=["all-edges-fail", "all-edges-diverge", "all-replies-rejected"],
 )
 def test_a_systematic_failure_stops_the_run(args, reason, tmp_path):
     out = tmp_path / "run"
@@ -133,5 +136,5 @@ def test_a_systematic_failure_stops_the_run(args, reason, tmp_path):
     assert len(metrics["rounds"]) == 2  # stopped within the configured rounds
     # each distinct edge error is logged once, not once per edge per round
     log = (out / "log.txt").read_text()
-    cause = "UplinkDown" if "link-down" in args[0] else "reply rejected"
+    cause = "UplinkDown" if "link-down" in args[0] else reason
     assert sum(cause in line for line in log.splitlines() if "WARNING" in line) == 1

@@ -34,7 +34,9 @@ def test_hierfl_run_tiny_preset_writes_the_run_folder(tmp_path):
     summary = max(i for i, line in enumerate(lines) if "stream accuracy edge" in line)
     assert "forgetting" in lines[summary] and "cloud" in lines[summary]
     assert "hierfl: sent " in lines[summary + 1] and " up, " in lines[summary + 1]
-    assert f"hierfl: run folder {out}" in lines[summary + 2]
+    assert "hierfl: bytes: " in lines[summary + 2] and " in all = codes " in lines[summary + 2]
+    assert "cloud-only would have uploaded these samples as " in lines[summary + 3]
+    assert f"hierfl: run folder {out}" in lines[summary + 4]
     for noise in ("QP solver", "fraction_evaluate", "Federated evaluation will be skipped"):
         assert noise not in proc.stdout + proc.stderr  # warnings that mean nothing to a user
     metrics = json.loads((out / "metrics.json").read_text())

@@ -73,7 +73,7 @@ def _stream(bench, **kw):
 
 
 def test_frozen_edge_segment_does_not_move_but_its_exit_does(digits_benchmark, tmp_path):
-    config = HierConfig(experiences=2, rounds=1, local_epochs=1, freeze_edge_after=0)
+    config = HierConfig(experiences=2, rounds=1, local_epochs=1, freeze_edge_after=0, bottleneck=0)
     stream = _stream(digits_benchmark)
     start = create_model("small-cnn", cut="", num_classes=10, input_shape=(1, 8, 8), seed=0)
     state = start.edge.state_dict()
@@ -95,7 +95,7 @@ def test_online_rounds_see_every_sample_exactly_once(digits_benchmark):
 
 
 def test_edge_replay_raw_samples_stay_on_the_edge(digits_benchmark, tmp_path):
-    config = HierConfig(experiences=2, rounds=1, local_epochs=1, cl="edge-replay")
+    config = HierConfig(experiences=2, rounds=1, local_epochs=1, cl="edge-replay", bottleneck=0)
     stream = _stream(digits_benchmark)
     model = create_model("small-cnn", cut="", num_classes=10, input_shape=(1, 8, 8), seed=0)
     state = model.edge.state_dict()

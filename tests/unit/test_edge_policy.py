@@ -20,7 +20,10 @@ from hierfl.errors import HierflError
 from hierfl.models import create_model
 from hierfl.util.storage import private_dir, save_atomic
 
-BASE = HierConfig(clients=2, experiences=1, rounds=1, local_epochs=1)
+# requests built by hand carry fp32 weights (weight-codec=fp32)
+BASE = HierConfig(
+    clients=2, experiences=1, rounds=1, local_epochs=1, weight_codec="fp32", bottleneck=0
+)
 
 
 def _request(config: HierConfig) -> RecordDict:

@@ -43,7 +43,10 @@ def worker(tmp_path):
     assert not os.path.exists(os.path.dirname(address)), "a stopped worker removes its socket"
 
 
-CONFIG_ = HierConfig(clients=2, experiences=1, rounds=1, local_epochs=1)
+# requests built by hand carry fp32 weights (weight-codec=fp32)
+CONFIG_ = HierConfig(
+    clients=2, experiences=1, rounds=1, local_epochs=1, weight_codec="fp32", bottleneck=0
+)
 
 
 def _request() -> RecordDict:

@@ -84,12 +84,14 @@ def test_traffic_log_per_round_and_per_client_by_hand():
         (1, 3000, 100),
     ]
     assert out["per_round"][0]["downlink_messages"] == 2
+    parts = ("codes_bytes", "weights_up_bytes", "weights_down_bytes", "control_bytes")
     assert out["per_client"]["0"] == {
         "uplink_bytes": 1000,
         "downlink_bytes": 200,
         "uplink_messages": 1,
         "downlink_messages": 2,
         "emulated_link_s": 0.5,
+        **dict.fromkeys((*parts, "eval_bytes"), 0),  # no parts given
     }
     assert out["per_client"]["1"]["uplink_bytes"] == 3000
     assert log.totals() == (4000, 300)

@@ -9,15 +9,19 @@ import torch
 
 from hierfl.api import prepare
 from hierfl.testing import make_grid, tiny_config
-from hierfl.testing.attacks import ATTACKS, MaliciousGrid
+from hierfl.testing.attacks import ATTACKS, CODED, MaliciousGrid
 
 ATTACKER = 0  # partition id of the malicious edge
+# ATTACKS target fp32 weights and activations; CODED the default coded update
+FP32 = {"weight-codec": "fp32", "bottleneck": 0}
 
 
-def _run(attacks, benchmark, tmp_path, **overrides):
-    config = tiny_config(clients=3, experiences=1, local_epochs=1, **overrides)
+def _run(attacks, benchmark, tmp_path, coded=False, **overrides):
+    options = overrides if coded else {**FP32, **overrides}
+    config = tiny_config(clients=3, experiences=1, local_epochs=1, **options)
     grid = make_grid(config, benchmark, tmp_path, MaliciousGrid)
-    grid.attacker, grid.attacks = ATTACKER, [ATTACKS[a] if a else None for a in attacks]
+    table = {**ATTACKS, **CODED}
+    grid.attacker, grid.attacks = ATTACKER, [table[a] if a else None for a in attacks]
     session = prepare(config, grid=grid, benchmark=benchmark, max_failed_rounds=0)
     result = session.run()
     model = session.orchestrator.model
@@ -46,6 +50,15 @@ def test_every_hostile_reply_is_refused_and_changes_nothing(digits_benchmark, tm
     options = {"online": True, "rounds": len(attacks)}
     reference = _run([None], digits_benchmark, tmp_path / "ref", **options)
     attacked = _run(attacks, digits_benchmark, tmp_path / "attacked", **options)
+    _assert_refused_and_harmless(attacked, reference, attacks)
+
+
+def test_every_hostile_coded_update_is_refused_and_changes_nothing(digits_benchmark, tmp_path):
+    """The same with the default coded exchange: malformed, lying or oversized updates."""
+    attacks = list(CODED)
+    options = {"online": True, "rounds": len(attacks)}
+    reference = _run([None], digits_benchmark, tmp_path / "ref", coded=True, **options)
+    attacked = _run(attacks, digits_benchmark, tmp_path / "attacked", coded=True, **options)
     _assert_refused_and_harmless(attacked, reference, attacks)
 
 

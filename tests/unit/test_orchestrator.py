@@ -12,7 +12,7 @@ from flwr.app import Array, Message
 import hierfl
 from hierfl.api import prepare
 from hierfl.app.inprocess import InProcessGrid
-from hierfl.app.protocol import ACTIVATIONS, decode_result, encode_result
+from hierfl.app.protocol import ACTIVATIONS, decode_result, encode_result, eval_state
 from hierfl.config import HierConfig
 from hierfl.errors import HierflError
 from hierfl.testing import make_grid
@@ -149,15 +149,20 @@ class _Recording(InProcessGrid):
 
     def answer(self, message):
         reply = super().answer(message)
-        self.seen_results = getattr(self, "seen_results", []) + [decode_result(reply.content)]
+        result = decode_result(reply.content)
+        result.edge_state = eval_state(reply.content) or result.edge_state  # the coded exchange
+        self.seen_results = getattr(self, "seen_results", []) + [result]
         return reply
 
 
-def test_each_edge_gets_its_own_accuracy_matrix(digits_benchmark, tmp_path):
+@pytest.mark.parametrize("codec", ["topk", "fp32"])
+def test_each_edge_gets_its_own_accuracy_matrix(codec, digits_benchmark, tmp_path):
+    """From the weights each edge holds: its reply's (fp32) or its eval copy (coded)."""
     from hierfl.train.evaluate import exit_accuracies
 
-    grid = make_grid(TINY, digits_benchmark, tmp_path, _Recording)
-    session = prepare(TINY, grid=grid, benchmark=digits_benchmark)
+    config = dataclasses.replace(TINY, weight_codec=codec)
+    grid = make_grid(config, digits_benchmark, tmp_path, _Recording)
+    session = prepare(config, grid=grid, benchmark=digits_benchmark)
     orchestrator = session.orchestrator
     result = session.run()
     assert sorted(result.clients) == [0, 1]

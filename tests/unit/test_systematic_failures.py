@@ -55,3 +55,18 @@ def test_fedadam_resume_continues_the_server_moments(digits_benchmark, tmp_path)
         assert want[which].keys() == got[which].keys()
         for key, value in want[which].items():
             np.testing.assert_allclose(got[which][key], value, rtol=1e-6, atol=1e-12)
+
+
+def test_strategy_state_keeps_numpy_scalars_of_0d_tensors():
+    """FedAdam's moments of a BatchNorm's num_batches_tracked are numpy scalars, not arrays:
+    a checkpoint once dropped every moment of a model with BatchNorm because of them."""
+    from types import SimpleNamespace
+
+    from hierfl.app.flower_internals import load_strategy_state, strategy_state
+
+    strategy = SimpleNamespace(m_t={"w": np.ones(2), "n": np.float64(1.5)}, other="x")
+    state = strategy_state(strategy)
+    assert set(state) == {"m_t"}
+    again = SimpleNamespace()
+    load_strategy_state(again, state)
+    assert again.m_t["n"] == 1.5 and np.array_equal(again.m_t["w"], np.ones(2))

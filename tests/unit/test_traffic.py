@@ -22,7 +22,16 @@ from hierfl.edge import node as edge_node
 from hierfl.models import create_model
 from hierfl.testing import make_grid
 
-BASE = HierConfig(clients=2, experiences=2, rounds=1, local_epochs=1, cl="naive")
+# fp32 weights and activations without a bottleneck: the byte counts below are worked out for them
+BASE = HierConfig(
+    clients=2,
+    experiences=2,
+    rounds=1,
+    local_epochs=1,
+    cl="naive",
+    weight_codec="fp32",
+    bottleneck=0,
+)
 NPY = 128  # numpy's .npy header in front of every serialized array
 
 

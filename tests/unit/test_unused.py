@@ -51,7 +51,16 @@ def test_defaults_and_the_shipped_run_config_name_nothing(mode, online):
         ({"online-passes": 3}, ["online-passes=3 (only online runs (online=true) read it)"]),
         ({"jpeg-quality": 50}, ["jpeg-quality=50 (only raw-codec=jpeg reads it)"]),
         ({"mode": "cloud", "raw-codec": "jpeg", "jpeg-quality": 50}, []),
-        ({"code-bits": 4}, ["code-bits=4 (only a bottleneck (bottleneck > 0) reads it)"]),
+        (
+            {"code-bits": 4, "bottleneck": 0},
+            ["code-bits=4 (only a bottleneck (bottleneck > 0) reads it)"],
+        ),
+        # the default bottleneck (-1) codes hierarchical mode's activations only
+        ({"code-bits": 4}, []),
+        (
+            {"mode": "cloud", "code-bits": 4},
+            ["code-bits=4 (only a bottleneck (bottleneck > 0) reads it)"],
+        ),
         ({"bottleneck": 4, "code-bits": 4}, []),
         ({"lwf.alpha": 2}, ["lwf.alpha=2.0 (lwf is not in use in this run)"]),
         ({"cl": "lwf", "lwf.alpha": 2}, []),
