@@ -5,7 +5,8 @@ Two cases, through ``hierfl.run`` in process: online ResNet-18 on digits 3x32x32
 layer3, an 8-channel 4-bit bottleneck, one round an experience) and the default ``hierfl run``
 (small CNN on the 8x8 digits). Each runs as the defaults have it (``default``), with
 ``weight-codec=fp32`` (``fp32``) and as cloud-only with PNG uploads (``cloud-png``), at each
-seed. It writes a row of ``weights.json`` per run:
+seed (``--variants`` adds probes: ``averaged-none``, ``cloud-epochs-1``). It writes a row of
+``weights.json`` per run:
 
 ``model, cut, bottleneck, code_bits, variant, mode, weight_codec, density, sync_every,
 averaged, online, clients, seed, bitrate, code_bytes, weight_bytes_up, weight_bytes_down,
@@ -59,8 +60,12 @@ CASES: dict[str, dict[str, Any]] = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "fp32": {"weight-codec": "fp32"},
-    "cloud-png": {"mode": "cloud", "raw-codec": "png"},
+    "cloud-png": {"mode": "cloud", "raw-codec": "png", "bottleneck": 0},
+    # probes beside the defaults (not run unless named in --variants)
+    "averaged-none": {"averaged": "none"},
+    "cloud-epochs-1": {"cloud-epochs": 1},
 }
+DEFAULT_VARIANTS = "default,fp32,cloud-png"
 
 
 def row_for(case: str, variant: str, config: HierConfig, bench: Any) -> dict[str, Any]:
@@ -82,9 +87,9 @@ def row_for(case: str, variant: str, config: HierConfig, bench: Any) -> dict[str
         "clients": config.clients,
         "seed": config.seed,
         "bitrate": config.bitrate,
-        "code_bytes": comm.get("codes_bytes", 0),
-        "weight_bytes_up": comm.get("weights_up_bytes", 0),
-        "weight_bytes_down": comm.get("weights_down_bytes", 0),
+        "code_bytes": comm.get("code_bytes", 0),
+        "weight_bytes_up": comm.get("weight_bytes_up", 0),
+        "weight_bytes_down": comm.get("weight_bytes_down", 0),
         "control_bytes": comm.get("control_bytes", 0),
         "total_bytes": comm["total_bytes"],
         "cloud_only_png_bytes": comm.get("cloud_only_png_bytes", 0),
@@ -159,7 +164,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     cases = sorted({r["case"] for r in rows})
     fig = figure(figsize=(5 * len(cases), 4), layout="constrained")
-    markers = {"default": "o", "fp32": "^", "cloud-png": "s"}
+    markers = {"default": "o", "fp32": "^", "cloud-png": "s", "averaged-none": "v"}
+    markers["cloud-epochs-1"] = "D"
     for i, case in enumerate(cases):
         ax = fig.add_subplot(1, len(cases), i + 1)
         for variant, marker in markers.items():
@@ -183,7 +189,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__, brief=True, overrides=True)
     p.add_argument("--cases", default=",".join(CASES), help="of " + ", ".join(CASES))
-    p.add_argument("--variants", default=",".join(VARIANTS), help="of " + ", ".join(VARIANTS))
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help="of " + ", ".join(VARIANTS))
     p.add_argument("--seeds", default="0,1")
     p.add_argument(
         "--bitrate",
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     base = config_from({}, args.overrides)
     overrides = parse_overrides(list(args.overrides))
-    path = Path(args.out) / "weights.json"
+    path = results_dir(args.out) / "weights.json"
     rows: list[dict[str, Any]] = earlier_rows(path, base) if args.append else []
     for case in args.cases.split(","):
         if case not in CASES:
@@ -209,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 config = config_from({**settings, "seed": seed}, [])
                 rows.append(row_for(case, variant, config, bench))
                 print(_line(rows[-1]), flush=True)
+                write_rows(path, base, rows)  # kept if a later run fails
     out = results_dir(args.out)
     summary = means(rows)
     write_rows(path, base, rows, means=summary)

@@ -123,11 +123,11 @@ def summary_lines(metrics: dict, out: Path | None) -> list[str]:
 
 def _bytes_lines(comm: dict) -> list[str]:
     """The split of the bytes, and what cloud-only would have uploaded for the same samples."""
-    if "codes_bytes" not in comm:
+    if "code_bytes" not in comm:
         return []
     lines = [
-        f"bytes: {_size(comm.get('total_bytes', 0))} in all = codes {_size(comm['codes_bytes'])}"
-        f" + weights {_size(comm['weights_up_bytes'])} up, {_size(comm['weights_down_bytes'])}"
+        f"bytes: {_size(comm.get('total_bytes', 0))} in all = codes {_size(comm['code_bytes'])}"
+        f" + weights {_size(comm['weight_bytes_up'])} up, {_size(comm['weight_bytes_down'])}"
         f" down + control {_size(comm['control_bytes'])}"
         + (
             f" (eval copies to measure the edges' accuracy, not counted: "

@@ -25,9 +25,9 @@ class _Tally:
     uplink_messages: int = 0
     downlink_messages: int = 0
     emulated_link_s: float = 0.0
-    codes_bytes: int = 0
-    weights_up_bytes: int = 0
-    weights_down_bytes: int = 0
+    code_bytes: int = 0
+    weight_bytes_up: int = 0
+    weight_bytes_down: int = 0
     control_bytes: int = 0  # both ways
     eval_bytes: int = 0
 
@@ -37,12 +37,12 @@ class _Tally:
         if direction == "up":
             self.uplink_bytes += nbytes
             self.uplink_messages += 1
-            self.weights_up_bytes += parts.get("weights", 0)
+            self.weight_bytes_up += parts.get("weights", 0)
         else:
             self.downlink_bytes += nbytes
             self.downlink_messages += 1
-            self.weights_down_bytes += parts.get("weights", 0)
-        self.codes_bytes += parts.get("codes", 0)
+            self.weight_bytes_down += parts.get("weights", 0)
+        self.code_bytes += parts.get("codes", 0)
         self.control_bytes += parts.get("control", 0)
         self.eval_bytes += parts.get("eval", 0)
         self.emulated_link_s += link_s

@@ -17,7 +17,7 @@ def test_profile_prints_every_cut_with_bytes_from_the_model(capsys):
         assert f"{p.activation_bytes_per_sample / 1024:.1f}" in row
 
 
-def test_profile_with_a_bottleneck_shows_its_codes_bytes_and_encoder_and_decoder(capsys):
+def test_profile_with_a_bottleneck_shows_its_code_bytes_and_encoder_and_decoder(capsys):
     args = ["profile", "--model", "small-cnn", "--bottleneck", "4", "--code-bits", "4"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out

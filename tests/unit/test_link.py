@@ -84,7 +84,7 @@ def test_traffic_log_per_round_and_per_client_by_hand():
         (1, 3000, 100),
     ]
     assert out["per_round"][0]["downlink_messages"] == 2
-    parts = ("codes_bytes", "weights_up_bytes", "weights_down_bytes", "control_bytes")
+    parts = ("code_bytes", "weight_bytes_up", "weight_bytes_down", "control_bytes")
     assert out["per_client"]["0"] == {
         "uplink_bytes": 1000,
         "downlink_bytes": 200,

@@ -321,8 +321,8 @@ def test_fedavg_and_fedmedian_run_on_coded_updates_in_process(strategy, tmp_path
     assert result.metrics["status"] == "completed" and result.metrics["rejected_replies"] == 0
     edge = _edge("small-cnn", (1, 8, 8))
     full = sum(v.numel() * 4 for v in edge.state_dict().values())  # what fp32 sends a message
-    assert comm["weights_up_bytes"] * 50 < full * comm["uplink_messages"]
-    assert comm["weights_down_bytes"] * 50 < full * comm["downlink_messages"]
+    assert comm["weight_bytes_up"] * 50 < full * comm["uplink_messages"]
+    assert comm["weight_bytes_down"] * 50 < full * comm["downlink_messages"]
     # an eval copy per edge at each experience's end, counted apart from training traffic
     assert comm["eval_bytes"] >= 2 * 2 * full
     assert result.final["edge_accuracy"] > 0.5 and result.final["cloud_accuracy"] > 0.5
@@ -332,13 +332,13 @@ def test_sync_every_sends_weights_only_on_its_rounds(tmp_path):
     result = run_tiny(**{"weight-codec": "topk", "sync-every": 2})
     per_round = result.metrics["communication"]["per_round"]
     # rounds 1 and 3 (run-wide) send no update: an empty weights record, 0 bytes
-    assert [r["weights_up_bytes"] > 0 for r in per_round] == [False, True, False, True]
+    assert [r["weight_bytes_up"] > 0 for r in per_round] == [False, True, False, True]
 
 
 def test_averaged_none_sends_no_weights_and_edges_differ(tmp_path):
     result = run_tiny(**{"weight-codec": "topk", "averaged": "none"})
     comm = result.metrics["communication"]
     # a header-only update per round: the record holds one array of the 128-byte npy header
-    assert comm["weights_down_bytes"] == 0
-    assert comm["weights_up_bytes"] == NPY_HEADER * comm["uplink_messages"]
+    assert comm["weight_bytes_down"] == 0
+    assert comm["weight_bytes_up"] == NPY_HEADER * comm["uplink_messages"]
     assert json.dumps(result.metrics["per_client"])  # each edge has its own matrix
