@@ -32,7 +32,6 @@ from hierfl.app.protocol import (
     eval_state,
     is_split_step,
     link_seconds,
-    payload_bytes,
     read_update,
     request_config,
     traffic_parts,
@@ -45,7 +44,7 @@ from hierfl.cloud.validation import Expected
 from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
 from hierfl.registry import AGGREGATORS
-from hierfl.results.traffic import TrafficLog
+from hierfl.results.traffic import Direction, TrafficLog
 
 
 @contextmanager
@@ -165,9 +164,9 @@ class GridFederation:
         assert self.exchange is not None
         self.exchange.begin_round(edge_state, send_change=self._exchanged)
         self._exchanged = self.exchange.sends_updates(request)
+        eval_copy = self.exchange.eval_copy(request)
         for msg in messages:
             down = self.exchange.down_for(msg.metadata.dst_node_id)
-            eval_copy = self.exchange.eval_copy(request)
             encode_weights_down(msg.content, down, self.exchange.names, eval_copy=eval_copy)
 
     def _push(self, messages: list[Message]) -> None:
@@ -209,15 +208,7 @@ class GridFederation:
                 )
                 self._next_turn(self._last_state())
                 continue
-            nbytes = payload_bytes(reply.content)
-            self.uplink_bytes += nbytes
-            self.traffic_log.record(
-                node,
-                "up",
-                nbytes,
-                link_s=link_seconds(reply.content),
-                parts=traffic_parts(reply.content),
-            )
+            self.uplink_bytes += self._count(node, "up", reply.content)
             try:  # any failure while handling one reply is that edge's, never the cloud's
                 item = self._handle(node, reply)
             except Exception as exc:  # noqa: BLE001 - a malformed reply may raise anything
@@ -301,10 +292,16 @@ class GridFederation:
         return EdgeFailure(self._name(node), str(exc), self.partition_of.get(node), rejected=True)
 
     def _count_down(self, msg: Message) -> None:
-        nbytes = payload_bytes(msg.content)
-        self.downlink_bytes += nbytes
-        parts = traffic_parts(msg.content)
-        self.traffic_log.record(msg.metadata.dst_node_id, "down", nbytes, parts=parts)
+        self.downlink_bytes += self._count(msg.metadata.dst_node_id, "down", msg.content)
+
+    def _count(self, node: int, direction: Direction, content: RecordDict) -> int:
+        """Record one message in the traffic log, by kind; its payload bytes (codes and
+        weights, ``protocol.payload_bytes``)."""
+        parts = traffic_parts(content)
+        nbytes = parts["codes"] + parts["weights"]
+        link_s = link_seconds(content) if direction == "up" else 0.0
+        self.traffic_log.record(node, direction, nbytes, link_s=link_s, parts=parts)
+        return nbytes
 
     def _last_state(self) -> EdgeState:
         if self._replies:

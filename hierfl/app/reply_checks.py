@@ -169,8 +169,12 @@ def _weights(record: Mapping[str, Array], e: Expected, where: str = "edge weight
         return
     _keys(where, set(record), set(e.weights))
     for name, (dtype, shape) in e.weights.items():
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        nbytes = _nbytes(dtype, shape)
         check_array(f"weight {name}", record[name], dtypes={dtype}, shape=shape, max_bytes=nbytes)
+
+
+def _nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+    return math.prod(shape) * np.dtype(dtype).itemsize
 
 
 def _coded_update(content: RecordDict, chunk: Mapping[str, object], e: Expected) -> None:
@@ -180,10 +184,7 @@ def _coded_update(content: RecordDict, chunk: Mapping[str, object], e: Expected)
     record = content.array_records["arrays"]
     _keys("edge update", set(record), {"update"}, {"update"})
     if "update" in record:
-        model_bytes = sum(
-            math.prod(shape) * np.dtype(dtype).itemsize
-            for dtype, shape in (e.weights or {}).values()
-        )
+        model_bytes = sum(_nbytes(dtype, shape) for dtype, shape in (e.weights or {}).values())
         check_array("update", record["update"], dtypes={"uint8"}, shape=None, max_bytes=model_bytes)
     if len(str(chunk["weights-checksum"])) > _CHECKSUM_CHARS:
         raise ChunkRejected("weights-checksum is too long")

@@ -82,10 +82,6 @@ def run_edge_round(
     save_edge_state(state_dir, request, state, keep=config.rounds + 2)
     if mode.payload == "activations":
         chunk = through_uplink(config, request, stream.partition_id, state_dir, chunk)
-    if first_sight(config, request):  # the baseline: these samples uploaded as stored
-        chunk.cloud_only_uint8, chunk.cloud_only_png = stored_bytes(
-            round_data(config, stream, request)[0]
-        )
     weights = model.edge_state()
     return RoundResult(stream.partition_id, request.experience, request.round, weights, chunk)
 
@@ -148,6 +144,8 @@ def _train(
         ship_from=ship_from(config, len(batches)),
         extra_loss=lambda x, out, y: continual.edge_loss(x, out, y, experience=request.experience),
     )
+    if first_sight(config, request):  # the baseline: these samples uploaded as stored
+        chunk.cloud_only_uint8, chunk.cloud_only_png = stored_bytes(new_x)
     # ``edge-slowdown``: a weaker edge takes k times as long; the reply leaves that much later.
     chunk.compute_s += slow_down(chunk.compute_s, config.edge_slowdown)
     return chunk
