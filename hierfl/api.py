@@ -104,6 +104,8 @@ class RunKeys(TypedDict, total=False):
     max_failed_rounds: int
     weight_bound: float
     max_update_norm: float
+    centered_clip: float
+    label_screen: float
     weight_codec: str
     weight_density: float
     weight_values: str

@@ -199,6 +199,19 @@ class HierConfig:
     max_update_norm: float = option(
         0.0, "clip each edge's update to this L2 norm before aggregation (0: off)", ge=0
     )
+    centered_clip: float = option(
+        2.0,
+        "replace an edge's update farther than this many times the round's median distance "
+        "from the coordinate-wise median update by that median update (0: off)",
+        ge=0,
+    )
+    label_screen: float = option(
+        0.4,
+        "leave out an edge's round (its chunk and its weights) when its labels agree with the "
+        "other edges' class centroids less than this share of what the others' labels do (0: off)",
+        ge=0,
+        le=1,
+    )
     weight_codec: str = option(
         "topk",
         "how edge weights travel: fp32 (full weights both ways every round) or topk (changes "

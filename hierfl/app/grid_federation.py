@@ -39,7 +39,7 @@ from hierfl.app.protocol import (
 from hierfl.app.reply_checks import check_reply, check_split_step
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.exchange import WeightExchange
-from hierfl.cloud.robust import check_weights, clip_update
+from hierfl.cloud.robust import centered_clip, check_weights, clip_update
 from hierfl.cloud.validation import Expected
 from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
@@ -108,6 +108,7 @@ class GridFederation:
         self._request: RoundRequest | None = None
         self._expected: Expected | None = None  # None: replies are only decoded (unit tests)
         self._step_rows: dict[int, int] = {}  # split mode: samples each node stepped this round
+        self._clipped: list[tuple[int, float, float]] = []  # the last aggregate's (``clipped``)
 
     def expect(self, expected: Expected) -> None:
         """What the next round's replies may hold; each is checked against it before it is
@@ -330,6 +331,7 @@ class GridFederation:
             return None
         if self.sequential:  # relayed, not averaged: the last edge's weights are the model
             return usable[-1][0].edge_state
+        self._center(usable)
         replies = [m for _, m in usable]
         for m in replies:  # the strategy expects exactly one ArrayRecord: the edge weights
             for key in (ACTIVATIONS, EVAL):
@@ -338,6 +340,23 @@ class GridFederation:
         with quiet_flower():
             arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
         return arrays.to_torch_state_dict() if arrays is not None else None
+
+    def _center(self, usable: list[tuple[RoundResult, Message]]) -> None:
+        """``centered-clip``: an update beyond a multiple of the round's median distance from
+        the median update is replaced by it; the strategy aggregates the result."""
+        self._clipped = []
+        factor = self._expected.centered_clip if self._expected is not None else 0.0
+        states, clipped = centered_clip(
+            [r.edge_state for r, _ in usable], self._dispatched_state, factor
+        )
+        for c in clipped:
+            result, message = usable[c.index]
+            result.edge_state = states[c.index]
+            message.content[ARRAYS] = ArrayRecord(states[c.index])
+            self._clipped.append((result.partition_id, c.distance, c.radius))
+
+    def clipped(self) -> list[tuple[int, float, float]]:
+        return list(self._clipped)
 
     def traffic(self) -> tuple[int, int]:
         return self.uplink_bytes, self.downlink_bytes

@@ -1,6 +1,7 @@
 """The round's new edge weights: the strategy's aggregate, kept only when it is sound.
 
-Nothing usable this round leaves the weights as they were; an aggregate that is not finite or
+Updates clipped by ``centered-clip`` are events. Nothing usable this round leaves the weights
+as they were; an aggregate that is not finite or
 exceeds ``weight-bound`` is rolled back to the previous weights, with an event.
 """
 
@@ -11,7 +12,7 @@ import logging
 from hierfl.boundary import EdgeState, RoundRequest
 from hierfl.cloud.federation import Federation
 from hierfl.cloud.robust import aggregate_ok
-from hierfl.results.events import event
+from hierfl.results.events import event, update_clipped
 from hierfl.results.run_result import RunResult
 
 log = logging.getLogger("hierfl")
@@ -27,6 +28,10 @@ def next_edge_state(
 ) -> EdgeState:
     """The round's aggregate, or ``edge_state`` when there is none or it is rolled back."""
     aggregated = federation.aggregate()
+    for partition, distance, radius in federation.clipped():
+        result.failures.append(
+            update_clipped(request, partition, distance, radius, "centered-clip")
+        )
     if aggregated is None:
         log.warning("round %d: no usable edge result; edge weights unchanged", request.round + 1)
         return edge_state

@@ -20,13 +20,20 @@ from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.federation import Federation
 from hierfl.cloud.health import RunHealth
 from hierfl.cloud.robust import ActivationRange
+from hierfl.cloud.screen import LabelScreen
 from hierfl.cloud.trainer import CloudTrainer
 from hierfl.cloud.uploads import RawUploads
 from hierfl.cloud.validation import check_batch, validate_result
 from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
 from hierfl.modes import MODES
-from hierfl.results.events import backlog_shipped, edge_failed, event, update_clipped
+from hierfl.results.events import (
+    backlog_shipped,
+    edge_excluded,
+    edge_failed,
+    event,
+    update_clipped,
+)
 from hierfl.results.run_result import RunResult
 from hierfl.train.schedule import passes_per_chunk
 
@@ -53,6 +60,7 @@ class _Round:
     last_round: bool
     last_reply_at: float
     quorum_at: float | None = None  # when min-replies usable replies were in
+    held: list[RoundResult] = field(default_factory=list)  # chunks awaiting ``label-screen``
 
 
 class ReplyCollector:
@@ -79,6 +87,7 @@ class ReplyCollector:
         self.num_classes = num_classes
         self.clock, self.poll_interval = clock, poll_interval
         self.act_range = ActivationRange(config.act_max, config.act_range)
+        self.label_screen = LabelScreen(config.label_screen)
         self.request = RoundRequest(0, 0)  # the round being collected (split's cloud steps)
 
     def collect(self, request: RoundRequest, dispatched_at: float, result: RunResult) -> Collected:
@@ -102,6 +111,7 @@ class ReplyCollector:
                 break
             if not self.cloud.step() and self.federation.outstanding():
                 time.sleep(self.poll_interval)
+        self._release(now, result)
         result.edge_compute_s += now.collected.edge_s
         # From the request, or from when collecting began if the cloud was still busy with the
         # last experience's evaluation: the reply wait the run saw, not the evaluation.
@@ -146,7 +156,12 @@ class ReplyCollector:
         collected, chunk = now.collected, item.chunk
         collected.usable += 1
         if item.clipped_from:
-            result.failures.append(update_clipped(item, now.request, self.config.max_update_norm))
+            bound = self.config.max_update_norm
+            result.failures.append(
+                update_clipped(
+                    now.request, item.partition_id, item.clipped_from, bound, "max-update-norm"
+                )
+            )
         if now.last_round and self.mode.aggregate_edges:  # for the per-client matrices
             collected.client_states[item.partition_id] = item.eval_state or item.edge_state
         if chunk.backlog or chunk.backlog_dropped:
@@ -165,14 +180,40 @@ class ReplyCollector:
             result.raw_input_bytes_uplink += chunk.wire_bytes  # as sent
             if chunk.num_examples:
                 self.uploads.add(chunk.activations, chunk.labels)
+        elif chunk.num_examples and self.config.label_screen:
+            now.held.append(item)  # screened with the round's others (``_release``)
         elif chunk.num_examples:
-            self.cloud.enqueue(
-                chunk.activations,
-                chunk.labels,
-                experience=now.request.experience,
-                round=now.request.round,
+            self._enqueue(item, now.request)
+
+    def _enqueue(self, item: RoundResult, request: RoundRequest) -> None:
+        self.cloud.enqueue(
+            item.chunk.activations,
+            item.chunk.labels,
+            experience=request.experience,
+            round=request.round,
+        )
+        self._bound_queue()
+
+    def _release(self, now: _Round, result: RunResult) -> None:
+        """``label-screen``: the round's chunks go to the cloud, except an edge's whose labels
+        disagree with the other edges' data (``hierfl.cloud.screen``): its round is left out,
+        chunk and weights, with an event."""
+        held, now.held = now.held, []
+        chunks = [(item.chunk.activations, item.chunk.labels) for item in held]
+        flagged = {s.index: s for s in self.label_screen.screen(chunks)}
+        for i, item in enumerate(held):
+            if i not in flagged:
+                self._enqueue(item, now.request)
+                continue
+            self.federation.discard(item)
+            now.collected.usable -= 1
+            now.collected.client_states.pop(item.partition_id, None)
+            s = flagged[i]
+            result.failures.append(
+                edge_excluded(
+                    item, now.request, reason=s.reason, agreement=s.agreement, expected=s.expected
+                )
             )
-            self._bound_queue()
 
     def _fail(self, failure: EdgeFailure, request: RoundRequest, result: RunResult) -> None:
         """An edge failed or its reply was refused: the round goes on without it."""

@@ -53,6 +53,11 @@ class Federation(Protocol):
         """The round's aggregate of the usable replies (None: none was usable)."""
         ...
 
+    def clipped(self) -> list[tuple[int, float, float]]:
+        """The edges whose updates the last aggregate clipped (``centered-clip``): partition,
+        distance from the median update, radius."""
+        ...
+
     def traffic(self) -> tuple[int, int]:
         """Payload bytes sent up and down so far."""
         ...

@@ -3,6 +3,10 @@
 - ``check_weights``: an edge's weights must be finite and within ``bound`` (any |value|);
 - ``clip_update``: an edge's update (its weights minus those it was sent) is scaled down to
   an L2 norm of at most ``max_norm`` (norm clipping, Sun et al. 2019);
+- ``centered_clip``: an update farther from the round's coordinate-wise median update than a
+  multiple of the median distance is replaced by the median update (after centered clipping,
+  Karimireddy et al. 2021, started at the median): the honest majority sets the bound, so no
+  norm needs tuning per model or data set;
 - ``aggregate_ok``: the aggregate is kept only when finite and within ``bound``; otherwise
   the cloud rolls back to the previous edge weights;
 - ``ActivationRange``: a chunk whose largest |activation| is far above what recent chunks
@@ -17,7 +21,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -78,6 +83,61 @@ def clip_update(
         else:
             clipped[name] = t
     return clipped, norm
+
+
+@dataclass(frozen=True)
+class Clipped:
+    """One edge's update replaced by the round's median update (``centered_clip``)."""
+
+    index: int  # among the states passed in
+    distance: float  # from the median update
+    radius: float  # the bound it exceeded
+
+
+def centered_clip(
+    states: Sequence[State], base: State, factor: float
+) -> tuple[list[dict[str, torch.Tensor]], list[Clipped]]:
+    """``states`` with each update (``state - base``) farther than ``factor`` times the median
+    distance from the coordinate-wise median update replaced by that median update; and the
+    ones replaced.
+
+    The edge's vote still counts, its direction does not: an attacker that stays just within
+    the radius moves the aggregate by at most the radius times its weight (the bound of
+    centered clipping), and one that overshoots (boosting, IPM) is ignored. With fewer than
+    three states there is no majority to take the bound from, and they are
+    returned as they are. Updates within the radius, and the tensors that are not floating
+    point, are kept bit for bit.
+    """
+    out = [dict(s) for s in states]
+    names = [k for k, t in out[0].items() if t.is_floating_point() and k in base]
+    if not factor or len(out) < 3 or not names:
+        return out, []
+    flat = torch.stack(
+        [torch.cat([(s[k].float() - base[k].float()).flatten() for k in names]) for s in out]
+    )
+    center = median_rows(flat)
+    distances = (flat - center).norm(dim=1)
+    radius = factor * float(median_rows(distances))
+    clipped: list[Clipped] = []
+    for i, d in enumerate(distances.tolist()):
+        if d <= radius or d == 0:
+            continue
+        offset = 0
+        for k in names:
+            size = out[i][k].numel()
+            part = center[offset : offset + size].view_as(out[i][k])
+            out[i][k] = (base[k].float() + part).to(out[i][k].dtype)
+            offset += size
+        clipped.append(Clipped(i, d, radius))
+    return out, clipped
+
+
+def median_rows(t: torch.Tensor) -> torch.Tensor:
+    """The median along the first dimension, the mean of the middle two for an even count
+    (``torch.median`` takes the lower one)."""
+    ordered = t.sort(dim=0).values
+    n = t.shape[0]
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
 
 
 class ActivationRange:

@@ -35,6 +35,7 @@ class Expected:
     step_shape: tuple[int, ...] | None = None  # split mode: per-sample activations of a step
     weight_bound: float = 0.0  # largest |weight| an edge may return (0: no bound)
     max_update_norm: float = 0.0  # an edge's update is clipped to this L2 norm (0: off)
+    centered_clip: float = 0.0  # updates clipped to this many median distances (0: off)
     coded_updates: bool = False  # weights travel as coded updates, eval copies beside them
 
 
@@ -147,5 +148,6 @@ def expected_replies(
         step_shape=model.activation_shape() if split_steps else None,
         weight_bound=config.weight_bound,
         max_update_norm=config.max_update_norm,
+        centered_clip=config.centered_clip,
         coded_updates=update_codec(config) is not None,
     )

@@ -17,16 +17,38 @@ def event(name: str, request: RoundRequest, **fields: object) -> dict:
     return {"event": name, "experience": request.experience, "round": request.round, **fields}
 
 
-def update_clipped(item: RoundResult, request: RoundRequest, max_update_norm: float) -> dict:
-    log.warning(
-        "edge %d: update norm %.3g clipped to max-update-norm=%g",
-        item.partition_id,
-        item.clipped_from,
-        max_update_norm,
-    )
-    name = f"partition {item.partition_id}"
+def update_clipped(
+    request: RoundRequest, partition: int, norm: float, bound: float, setting: str
+) -> dict:
+    """An edge's update bounded before aggregation: ``max-update-norm`` scales its L2 norm
+    ``norm`` down to ``bound``; ``centered-clip`` replaces it by the round's median update
+    (``norm``: its distance from it, ``bound``: the radius)."""
+    log.warning("edge %d: update bounded by %s (%.3g above %.3g)", partition, setting, norm, bound)
     return event(
-        "update-clipped", request, partition=item.partition_id, node=name, norm=item.clipped_from
+        "update-clipped",
+        request,
+        partition=partition,
+        node=f"partition {partition}",
+        rule=setting,
+        norm=norm,
+        bound=bound,
+    )
+
+
+def edge_excluded(
+    item: RoundResult, request: RoundRequest, *, reason: str, agreement: float, expected: float
+) -> dict:
+    """``label-screen`` left an edge's round out: its chunk and its weights."""
+    log.warning("edge %d: round left out by label-screen: %s", item.partition_id, reason)
+    return event(
+        "edge-excluded",
+        request,
+        partition=item.partition_id,
+        node=f"partition {item.partition_id}",
+        rule="label-screen",
+        reason=reason,
+        agreement=round(agreement, 4),
+        expected=round(expected, 4),
     )
 
 

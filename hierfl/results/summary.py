@@ -115,6 +115,7 @@ def summary_lines(metrics: dict, out: Path | None) -> list[str]:
         )
         + f"; cloud busy {100 * time.get('cloud_busy_fraction', 0.0):.0f}% of wall time",
         *_bytes_lines(comm),
+        *_defence_lines(metrics.get("events", [])),
     ]
     if out is not None:
         lines.append(f"run folder {out}")
@@ -143,6 +144,28 @@ def _bytes_lines(comm: dict) -> list[str]:
             f"{_size(comm['cloud_only_png_bytes'])} as PNG files"
         )
     return lines
+
+
+_DEFENCE_WORDS = {
+    "reply-rejected": "replies rejected",
+    "update-clipped": "updates bounded",
+    "edge-excluded": "rounds left out by label-screen",
+}
+
+
+def _defence_lines(events: list[dict]) -> list[str]:
+    """Per edge the defences acted on: rejected replies, bounded updates, rounds left out."""
+    counts: dict[object, dict[str, int]] = {}
+    for e in events:
+        if e.get("event") in _DEFENCE_WORDS:
+            per = counts.setdefault(e.get("partition"), {})
+            per[e["event"]] = per.get(e["event"], 0) + 1
+    return [
+        f"defences on edge {p}: "
+        + ", ".join(f"{n} {_DEFENCE_WORDS[kind]}" for kind, n in sorted(per.items()))
+        + " (metrics.json events)"
+        for p, per in sorted(counts.items(), key=lambda kv: str(kv[0]))
+    ]
 
 
 def _size(nbytes: float) -> str:
