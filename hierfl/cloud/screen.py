@@ -12,9 +12,8 @@ the other edges' labels reach against the same centroids, per class (the median 
 weighted by the edge's class counts; for a class no other edge holds this round, their overall
 agreement): an edge holding only hard classes (non-IID) is compared on those classes, and a new
 class that every edge meets at once (class-incremental) is new for all of them alike. An edge
-whose agreement is below ``threshold`` times its expected one, over all its samples or on one
-class (a backdoor relabels into one class), is flagged; the cloud then leaves
-its round out (``hierfl.cloud.collect``).
+whose agreement over all its samples is below ``threshold`` times its expected one is flagged;
+the cloud then leaves its round out (``hierfl.cloud.collect``).
 
 It needs at least three edges in the round and an honest majority for each class; an edge with
 fewer than ``MIN_SCORED`` samples to judge, or whose expected agreement is not well above chance
@@ -47,8 +46,9 @@ class Screened:
     worst: tuple[int, float, float, int] = (-1, 1.0, 1.0, 0)  # class, agreement, expected, n
 
     def flagged(self, threshold: float) -> bool:
-        """Below ``threshold`` times the expected agreement over all its judged samples, or on
-        one class of at least ``MIN_SCORED`` samples (a backdoor relabels into one class)."""
+        """Below ``threshold`` times the expected agreement over all its judged samples. (Its
+        worst class is reported, not judged: honest non-IID edges fall below the threshold on
+        single classes of theirs, measured in docs/reliability.md.)"""
         if self.scored < MIN_SCORED:
             return False
         return self.agreement < threshold * self.expected
