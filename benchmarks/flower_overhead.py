@@ -12,8 +12,9 @@ The first round (the node caches its partition) and the last (evaluation) are le
 rule of ``hierfl.analysis.performance.min_work_per_message`` then gives the work a message must
 carry for the overhead to stay under 10 % of round time, and one run with at least 30 s of work
 per round (edge slowdown 10 at 1 Mbit/s) checks the share directly. Edges are ``hierfl-client`` with
-their default long-lived edge worker and poll interval. Simulation (Ray) is reported as
-unavailable when ``ray`` is not installed. Writes ``flower_overhead.json`` into ``--out``.
+their default long-lived edge worker and poll interval. The two light configurations also run
+through the simulation engine (``hierfl.deploy.simulate``; reported as unavailable when ``ray``
+is not installed). Writes ``flower_overhead.json`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -87,13 +88,16 @@ def round_overheads(metrics: dict, clients: int) -> list[dict]:
     return out
 
 
-def run_deployment(name: str, values: dict, out: Path) -> dict:
+def run_deployment(name: str, values: dict, out: Path, engine: str = "flower") -> dict:
+    """One configuration through the deployment (``flower``) or the simulation engine."""
     from hierfl.deploy.launch import run_local
+    from hierfl.deploy.simulate import run_simulated
 
-    folder = out / "runs" / "".join(c if c.isalnum() else "-" for c in name)
+    launch = run_simulated if engine == "simulation" else run_local
+    folder = out / "runs" / engine / "".join(c if c.isalnum() else "-" for c in name)
     config = HierConfig.from_mapping({**values, "out": str(folder)}).validate()
     start = time.perf_counter()
-    run_local(config, echo=io.StringIO(), timeout=900)
+    launch(config, echo=io.StringIO(), timeout=900)
     total = time.perf_counter() - start
     metrics = json.loads((folder / "metrics.json").read_text())
     rounds = round_overheads(metrics, config.clients)
@@ -106,6 +110,21 @@ def run_deployment(name: str, values: dict, out: Path) -> dict:
         "median": median,
         "overhead_share_of_round": median["round_overhead_s"] / median["wall_s"],
     }
+
+
+SIMULATED = ("1 edge", "3 edges (default work per round)")
+
+
+def _simulation(out: Path) -> dict:
+    """The light configurations through the simulation engine (Ray actors, no process per
+    message)."""
+    runs = {}
+    for name in SIMULATED:
+        print(f"running {name} (simulation) ...", flush=True)
+        runs[name] = run_deployment(name, CONFIGS[name], out, engine="simulation")
+        m = runs[name]["median"]
+        print(f"  {m['message_overhead_s']:.2f}s per message", flush=True)
+    return {"available": True, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     result["simulation"] = (
-        {"available": True, "note": "not measured by this script"}
+        _simulation(out)
         if importlib.util.find_spec("ray")
         else {
             "available": False,

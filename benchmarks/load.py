@@ -121,8 +121,8 @@ def classify(pid: int, procs: dict[int, Proc], root: int) -> str | None:
         top = procs[top][0]
     if top not in procs:
         return None
-    if _program(procs[pid][1]) == "flwr-serverapp":
-        return "serverapp"
+    if _program(procs[pid][1]) in ("flwr-serverapp", "flwr-simulation"):
+        return "serverapp"  # the simulation engine runs the ServerApp in flwr-simulation
     head = _program(procs[top][1])
     if head == "flower-superlink":
         return "superlink" if top == pid else "superexec"

@@ -97,7 +97,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
         default="flower",
         help="flower (default): a SuperLink and one hierfl-client per edge on 127.0.0.1; "
         "inprocess: the same orchestrator, strategy and edge code in this process (fast for "
-        "accuracy sweeps; its wall times are not a deployment's)",
+        "accuracy sweeps; its wall times are not a deployment's); simulation: Flower's "
+        "Simulation Engine, virtual edges in Ray actors (many edges; pip install -e "
+        "'.[simulation]')",
     )
     for flag, key in SHORTHANDS.items():
         p.add_argument(f"--{flag}", help=_help(key))
@@ -215,6 +217,10 @@ def _run_engine(engine: str, config: HierConfig) -> Path:
         from hierfl.deploy.launch import run_local
 
         return run_local(config)
+    if engine == "simulation":
+        from hierfl.deploy.simulate import run_simulated
+
+        return run_simulated(config)
     from hierfl.api import run
     from hierfl.util.logs import setup_logging
 

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from hierfl.deploy import edge_worker
@@ -82,3 +82,13 @@ def _handler(kind: str) -> Callable[[Message, Context], Message]:
 
 app.train()(_handler("round"))
 app.train("split")(_handler("split"))
+
+
+@app.query("partition")
+def partition(msg: Message, context: Context) -> Message:
+    """Which partition this node holds: the cloud asks once when it samples edges per round
+    (``clients-per-round``), so that every engine draws the same edges
+    (``hierfl.app.sampled_grid.learn_partitions`` reads the reply)."""
+    pid = int(context.node_config.get("partition-id", -1))
+    record = ConfigRecord({"partition-id": pid})
+    return Message(RecordDict({"partition": record}), reply_to=msg)

@@ -74,6 +74,9 @@ class HierConfig:
         choices=MODE_NAMES,
     )
     clients: int = option(3, "edge devices", ge=1)
+    clients_per_round: int = option(
+        0, "edges sampled per round, each edge once in every ceil(clients/k) rounds (0: all)", ge=0
+    )
     scenario: str = option("digits", "the stream of experiences", registry="scenario")
     experiences: int = option(5, "experiences in the stream; 1 = all classes at once", ge=1)
     partition: str = option("iid", "how training data is split across edges", registry="partition")
@@ -144,6 +147,17 @@ class HierConfig:
     jpeg_quality: int = option(90, "JPEG quality for raw-codec=jpeg", ge=1, le=100)
     edge_threads: int = option(1, "torch threads per edge process (0: torch's default)", ge=0)
     cloud_threads: int = option(1, "torch threads of the cloud (0: torch's default)", ge=0)
+    sim_cpus_per_edge: int = option(
+        1,
+        "simulation engine: CPUs Ray reserves per virtual edge (edges at once: CPUs / this)",
+        ge=1,
+    )
+    sim_gpus_per_edge: float = option(
+        -1.0,
+        "simulation engine: share of a GPU per virtual edge (-1: a share of one GPU among the "
+        "edges that run at once where edge-device is CUDA, else 0)",
+        ge=-1,
+    )
     edge_device: str = option("cpu", "where edges train", choices=DEVICES)
     cloud_device: str = option("cpu", "where the cloud trains", choices=DEVICES)
     exit_thresholds: str = option(
@@ -316,6 +330,11 @@ class HierConfig:
         return AUTO_BOTTLENECK if ships else 0
 
     @property
+    def round_clients(self) -> int:
+        """Edges asked each round: ``clients-per-round``, or every edge for 0 (the default)."""
+        return self.clients_per_round or self.clients
+
+    @property
     def cloud_passes(self) -> int:
         """Passes the cloud makes over each chunk: ``cloud-epochs``, or for 0 (the default)
         as many as the chunk stands for in hierarchical mode (``local-epochs`` with
@@ -387,9 +406,17 @@ class HierConfig:
         Returns the config with its plug-in settings coerced to their declared types.
         """
         check_fields(self, core_fields())
-        if self.min_replies > self.clients:
+        if self.clients_per_round > self.clients:
             raise ConfigError(
-                "min-replies", f"{self.min_replies} is more than clients={self.clients}"
+                "clients-per-round",
+                f"{self.clients_per_round} is more than clients={self.clients}",
+            )
+        if self.min_replies > self.round_clients:
+            asked = "clients-per-round" if self.clients_per_round else "clients"
+            raise ConfigError(
+                "min-replies",
+                f"{self.min_replies} is more than {asked}={self.round_clients}, the edges a "
+                "round asks",
             )
         unknown = sorted(set(self.user_keys) - set(self.keys()))
         if unknown:

@@ -1,9 +1,10 @@
 """Edge-aggregation strategies by name: any ``flwr.serverapp.strategy.Strategy`` works.
 
 Each declaration builds, from the run's ``HierConfig`` and its own settings, a Flower strategy
-that trains every edge in every round (``fraction_train=1``). Flower's own evaluate phase never
-runs: the cloud evaluates both exits itself. Register your own under the ``hierfl.aggregators``
-entry point (``hierfl.registry.declarations.Aggregator``).
+that trains every edge it is shown (``fraction_train=1``): every edge in every round, or with
+``clients-per-round`` the round's sample (``hierfl.app.sampled_grid``). Flower's own evaluate
+phase never runs: the cloud evaluates both exits itself. Register your own under the
+``hierfl.aggregators`` entry point (``hierfl.registry.declarations.Aggregator``).
 
 The FedOpt family (FedAdam, FedYogi, FedAdagrad; Reddi et al., "Adaptive Federated
 Optimization", ICLR 2021) and FedAvgM (Hsu et al. 2019) keep server-side state (moments, a
@@ -26,9 +27,9 @@ def _common(config: HierConfig) -> dict[str, Any]:
     return {
         "fraction_train": 1.0,
         "fraction_evaluate": 0.0,
-        "min_train_nodes": config.clients,
+        "min_train_nodes": config.round_clients,
         "min_evaluate_nodes": 0,
-        "min_available_nodes": config.clients,
+        "min_available_nodes": config.round_clients,
     }
 
 

@@ -160,7 +160,13 @@ def _exchange_round(content: RecordDict, node: NodeRun, proximal_mu: float) -> R
     held = load_held(node.run_dir, request)
     held = apply_down(down, held, names, shapes, codec, initial=edge.state_dict)
     result = run_edge_round(
-        config, request, held.state(), node.stream, node.run_dir, proximal_mu=proximal_mu
+        config,
+        request,
+        held.state(),
+        node.stream,
+        node.run_dir,
+        proximal_mu=proximal_mu,
+        recalibrate_norms=True,  # the edge's statistics are its own
     )
     send = exchanges_weights(config, request)
     encoded, held = take_update(held, result.edge_state, names, codec, send=send)

@@ -37,6 +37,7 @@ from hierfl.app.protocol import (
     traffic_parts,
 )
 from hierfl.app.reply_checks import check_reply, check_split_step
+from hierfl.app.sampled_grid import SampledGrid, learn_partitions
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.exchange import WeightExchange
 from hierfl.cloud.robust import centered_clip, check_weights, clip_update
@@ -83,8 +84,12 @@ class GridFederation:
         *,
         message_ttl: float,
         sequential: bool = False,
+        sampling: HierConfig | None = None,
     ) -> None:
+        """``sampling``: the run's config where it sets ``clients-per-round`` (the strategy
+        then sees each round's sample of the nodes, ``hierfl.app.sampled_grid``)."""
         self.grid = grid
+        self.sampling = sampling
         self.strategy = strategy
         self.sequential = sequential
         self.exchange: WeightExchange | None = None  # ``bind_exchange``
@@ -126,11 +131,15 @@ class GridFederation:
         return f"partition {pid} (node {node_id})" if pid is not None else f"node {node_id}"
 
     def wait_for_edges(self, count: int, timeout: float) -> int:
+        """Wait for ``count`` nodes; with client sampling, learn which partition each holds."""
         deadline = time.monotonic() + timeout
         while len(nodes := list(self.grid.get_node_ids())) < count:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.5)
+        if self.sampling is not None and len(nodes) >= count:
+            left = max(deadline - time.monotonic(), 30.0)
+            self.partition_of.update(learn_partitions(self.grid, self.partition_of, left))
         return len(nodes)
 
     def dispatch(self, request: RoundRequest, edge_state: EdgeState) -> int:
@@ -141,9 +150,13 @@ class GridFederation:
         self._request = request
         self.traffic_log.begin_round(request.experience, request.round)
         self._dispatched_state = edge_state
+        grid: Grid = self.grid
+        if self.sampling is not None:
+            view = SampledGrid(grid, self.sampling, self.partition_of, request=request)
+            grid = cast(Grid, view)
         with quiet_flower():
             configured = self.strategy.configure_train(
-                self.server_round, ArrayRecord(edge_state), request_config(request), self.grid
+                self.server_round, ArrayRecord(edge_state), request_config(request), grid
             )
         # A fixed order: strategies sample nodes in a random order.
         messages = sorted(configured, key=lambda msg: msg.metadata.dst_node_id)

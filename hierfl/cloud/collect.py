@@ -224,7 +224,7 @@ class ReplyCollector:
     def _bound_queue(self) -> None:
         """Back-pressure: past one round's worth of chunks the cloud trains before it reads
         more replies, which wait in the SuperLink; server memory stays bounded."""
-        cap = self.config.clients * self.config.max_chunk_bytes * self.config.cloud_passes
+        cap = self.config.round_clients * self.config.max_chunk_bytes * self.config.cloud_passes
         while self.cloud.queued_bytes > cap and self.cloud.step():
             pass
 

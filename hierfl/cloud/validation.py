@@ -112,7 +112,8 @@ def expected_replies(
 
     An edge may ship at most its fair share of the experience: twice an even share (non-IID
     partitions are uneven), at most the whole experience (``sizes``; unknown sizes: the byte
-    bound alone), a round's slice of it online, once per shipped pass, doubled where an
+    bound alone), a round's slice of it online (with ``clients-per-round`` the slices of
+    every round so far: an edge that sat out catches up), once per shipped pass, doubled where an
     edge-side method mixes replayed samples in and where an outage's backlog may ride along.
     """
     raw = mode.payload == "raw"
@@ -128,6 +129,8 @@ def expected_replies(
     size = sizes[request.experience] if request.experience < len(sizes) else 0
     if size:
         share = round_share(config, math.ceil(size * min(1.0, 2.0 / config.clients)))
+        if config.online and config.clients_per_round:  # an edge catches up on rounds missed
+            share *= request.round + 1
         replay = 2 if any("edge" in CONTINUAL.plugin(n).sides for n in config.methods) else 1
         backlog = 2 if config.link_down else 1
         epochs = passes_per_round(config)

@@ -351,7 +351,17 @@ def run_local(
     policy = owner_policy(config)
     with loopback(out / ".flwr", config.clients, out, logs, policy=policy) as (env, procs):
         argv = [flower_bin("flwr"), "run", str(out / "app"), CONNECTION, "--stream"]
-        _stream(argv, env, echo, logs / "flwr-run.log", procs, timeout)
+        stream_run(argv, env, echo, logs / "flwr-run.log", procs, timeout)
+    return finish_run(out, logs)
+
+
+def finish_run(out: Path, logs: Path) -> Path:
+    """The run folder of a finished ``flwr run``.
+
+    Raises:
+        LaunchError: the run wrote no ``metrics.json``.
+        RunFailed: ``metrics.json`` says the run stopped on a systematic failure.
+    """
     metrics = out / "metrics.json"
     if not metrics.exists():
         raise LaunchError(f"the run produced no metrics.json; see the logs in {logs}")
@@ -361,7 +371,7 @@ def run_local(
     return out
 
 
-def _stream(
+def stream_run(
     argv: list[str],
     env: dict[str, str],
     echo: IO[str],

@@ -10,6 +10,7 @@ stopped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,15 +28,25 @@ from hierfl.modes import MODES
 from hierfl.train.continual import Continual, build_continual
 from hierfl.train.devices import resolve_device
 from hierfl.train.masking import SeenClasses
+from hierfl.train.norms import recalibrate
 from hierfl.train.privacy import privacy_of
 from hierfl.train.schedule import (
+    Batches,
     batches_of,
     experience_of,
     first_sight,
+    first_untrained,
+    passes_per_round,
     round_data,
     seed_for,
     ship_from,
 )
+
+
+@dataclass
+class _RoundBatches:
+    batches: Batches  # what the edge trains on, replayed samples mixed in
+    new_x: torch.Tensor | None  # samples new to the edge this round (None: none)
 
 
 def edge_model(config: HierConfig, stream: ClientStream, edge_state: EdgeState) -> SplitModel:
@@ -54,14 +65,20 @@ def run_edge_round(
     state_dir: Path,
     *,
     proximal_mu: float = 0.0,
+    recalibrate_norms: bool = False,
 ) -> RoundResult:
-    """Load the aggregated edge weights, train this round's batches, ship a chunk."""
+    """Load the aggregated edge weights, train this round's batches, ship a chunk.
+
+    ``recalibrate_norms``: the edge keeps its BatchNorm statistics (a compressed weight
+    exchange); after training they are recomputed from the round's last pass
+    (``hierfl.train.norms``)."""
     state_dir = Path(state_dir)
     mode = MODES[config.mode]
-    if mode.payload == "raw":
-        return _raw_round(config, request, edge_state, stream)
-    model = edge_model(config, stream, edge_state)
     saved = state_before(state_dir, request)
+    since = first_untrained(saved["cursor"] if saved else None, request)
+    if mode.payload == "raw":
+        return _raw_round(config, request, edge_state, stream, state_dir, since)
+    model = edge_model(config, stream, edge_state)
     seen = SeenClasses(
         stream.num_classes,
         saved.get("seen", []) if saved else [],
@@ -72,7 +89,11 @@ def run_edge_round(
     if saved is not None:
         trainer.optimizer.load_state_dict(saved["optimizer"])
         continual.load_edge_state(saved.get("continual", {}))
-    chunk = _train(config, request, stream, model, trainer, continual)
+    batches = _batches(config, request, stream, continual, since)
+    chunk = _train(config, request, model, trainer, continual, batches)
+    if recalibrate_norms and not trainer.frozen:
+        last_pass = -(-len(batches.batches) // passes_per_round(config))
+        recalibrate(model.edge, batches.batches[-last_pass:], trainer.device)
     state = {
         "optimizer": trainer.optimizer.state_dict(),
         "cursor": _cursor(request, saved, chunk),
@@ -87,12 +108,20 @@ def run_edge_round(
 
 
 def _raw_round(
-    config: HierConfig, request: RoundRequest, edge_state: EdgeState, stream: ClientStream
+    config: HierConfig,
+    request: RoundRequest,
+    edge_state: EdgeState,
+    stream: ClientStream,
+    state_dir: Path,
+    since: int,
 ) -> RoundResult:
-    """Cloud mode: upload the experience once; the cloud keeps and reuses it."""
+    """Cloud mode: upload the experience once, in the first round the edge is asked in it;
+    the cloud keeps and reuses it."""
     exp = experience_of(stream, request)
-    once = [(exp.x, exp.y)] if request.round == 0 else []
+    once = [(exp.x, exp.y)] if since == 0 else []
     chunk = raw_chunk(once, max_bytes=config.max_chunk_bytes)
+    cursor = {"experience": request.experience, "round": request.round, "samples_seen": 0}
+    save_edge_state(state_dir, request, {"cursor": cursor}, keep=config.rounds + 2)
     return RoundResult(
         stream.partition_id, request.experience, request.round, dict(edge_state), chunk
     )
@@ -122,30 +151,45 @@ def _trainer(
     )
 
 
-def _train(
+def _batches(
     config: HierConfig,
     request: RoundRequest,
     stream: ClientStream,
+    continual: Continual,
+    since: int,
+) -> _RoundBatches:
+    """The round's batches, with the continual method's say: the samples since the last
+    round the edge trained (``since``, ``first_untrained``)."""
+    new_x, new_y = round_data(config, stream, request, since)
+    batches = batches_of(config, stream, request, new_x, new_y)
+    first = first_sight(config, request, since)
+    if first:
+        continual.edge_observe(new_x, new_y, experience=request.experience)
+    return _RoundBatches(
+        continual.edge_batches(batches, experience=request.experience),
+        new_x if first else None,
+    )
+
+
+def _train(
+    config: HierConfig,
+    request: RoundRequest,
     model: SplitModel,
     trainer: EdgeTrainer,
     continual: Continual,
+    batches: _RoundBatches,
 ) -> EdgeChunk:
-    """Train the round's batches (with the continual method's say) into a chunk."""
-    new_x, new_y = round_data(config, stream, request)
-    batches = batches_of(config, stream, request, new_x, new_y)
-    if first_sight(config, request):
-        continual.edge_observe(new_x, new_y, experience=request.experience)
-    batches = continual.edge_batches(batches, experience=request.experience)
+    """Train the round's batches into a chunk."""
     continual.edge_begin_round(model.edge, experience=request.experience)
     chunk = trainer.train_chunk(
-        batches,
+        batches.batches,
         max_bytes=config.max_chunk_bytes,
         ship=MODES[config.mode].payload == "activations",
-        ship_from=ship_from(config, len(batches)),
+        ship_from=ship_from(config, len(batches.batches)),
         extra_loss=lambda x, out, y: continual.edge_loss(x, out, y, experience=request.experience),
     )
-    if first_sight(config, request):  # the baseline: these samples uploaded as stored
-        chunk.cloud_only_uint8, chunk.cloud_only_png = stored_bytes(new_x)
+    if batches.new_x is not None:  # the baseline: these samples uploaded as stored
+        chunk.cloud_only_uint8, chunk.cloud_only_png = stored_bytes(batches.new_x)
     # ``edge-slowdown``: a weaker edge takes k times as long; the reply leaves that much later.
     chunk.compute_s += slow_down(chunk.compute_s, config.edge_slowdown)
     return chunk

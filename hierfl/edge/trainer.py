@@ -47,6 +47,7 @@ class EdgeTrainer:
         # the exit keeps learning on top of it.
         for p in self.edge.segment.parameters():
             p.requires_grad_(not freeze_segment)
+        self.frozen = freeze_segment
         self.optimizer = make_optimizer(optimizer, self.edge.parameters(), lr=lr, momentum=momentum)
         self.loss_fn = nn.CrossEntropyLoss()
         self.proximal_mu = proximal_mu

@@ -14,17 +14,20 @@ from hierfl.results.run_result import RunResult
 
 log = logging.getLogger("hierfl")
 _TOTALS = ("uplink_bytes", "downlink_bytes")  # written from RunResult's own totals
-ENGINES = ("flower", "inprocess")
+ENGINES = ("flower", "inprocess", "simulation")
+# Set by ``hierfl run --engine simulation`` for the processes it starts: the ServerApp's grid
+# does not say whether its nodes are SuperNodes or Ray actors.
+ENGINE_ENV = "HIERFL_ENGINE"
 
 
 def _overhead(config: HierConfig, result: RunResult, engine: str) -> RoundOverhead | None:
     """Flower's fixed cost per round; none in process, where edges run one after another."""
-    if engine != "flower":
+    if engine == "inprocess":
         return None
     per_round = cast(list[dict[str, Any]], result.communication.get("per_round", []))
     link_of = {(t["experience"], t["round"]): t.get("emulated_link_s", 0.0) for t in per_round}
     links = [link_of.get((r["experience"], r["round"]), 0.0) for r in result.rounds]
-    return round_overhead(result.rounds, links, config.clients)
+    return round_overhead(result.rounds, links, config.round_clients)
 
 
 def run_metrics(config: HierConfig, result: RunResult, *, engine: str = "flower") -> dict:

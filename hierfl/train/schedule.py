@@ -10,7 +10,7 @@ Every seed a round uses is derived here too, so that a round computes the same o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 
@@ -60,10 +60,22 @@ def ship_from(config: HierConfig, batches: int) -> int:
     return batches - batches // passes_per_chunk(config)
 
 
-def first_sight(config: HierConfig, request: RoundRequest) -> bool:
-    """Whether ``request``'s samples are new to the edge: every round online, else the
-    experience's first round."""
-    return config.online or request.round == 0
+def first_sight(config: HierConfig, request: RoundRequest, since: int | None = None) -> bool:
+    """Whether ``request``'s samples are new to the edge: every round online, else the first
+    round of the experience the edge trains (``since``, ``first_untrained``: 0 when it
+    trained none of the experience's earlier rounds; None: the experience's first round)."""
+    if config.online:
+        return True
+    return (request.round if since is None else since) == 0
+
+
+def first_untrained(cursor: Mapping[str, int] | None, request: RoundRequest) -> int:
+    """The first round of ``request``'s experience whose samples the edge has not trained:
+    the one after the last it trained (``cursor``: the experience and round of its last
+    round), or 0. An edge that sat out rounds (``clients-per-round``) catches up online."""
+    if cursor and cursor["experience"] == request.experience and cursor["round"] < request.round:
+        return int(cursor["round"]) + 1
+    return 0
 
 
 def round_share(config: HierConfig, samples: int) -> int:
@@ -80,15 +92,19 @@ def experience_of(stream: ClientStream, request: RoundRequest) -> ExperienceData
 
 
 def round_data(
-    config: HierConfig, stream: ClientStream, request: RoundRequest
+    config: HierConfig, stream: ClientStream, request: RoundRequest, since: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The samples this round trains on (all of the experience, or the online slice)."""
+    """The samples this round trains on: all of the experience, or online the round's slice;
+    with ``since`` (``first_untrained``) also the slices of the rounds since then, which
+    arrived while the edge sat out."""
     exp = experience_of(stream, request)
     if not config.online:
         return exp.x, exp.y
     gen = torch.Generator().manual_seed(seed_for(config, stream.partition_id, request.experience))
     order = torch.randperm(len(exp), generator=gen)
-    part = torch.tensor_split(order, config.rounds)[request.round]
+    slices = torch.tensor_split(order, config.rounds)
+    first = request.round if since is None else min(since, request.round)
+    part = torch.cat(slices[first : request.round + 1])
     return exp.x[part], exp.y[part]
 
 

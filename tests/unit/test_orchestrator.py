@@ -192,3 +192,21 @@ def test_the_cloud_queue_is_bounded_by_one_rounds_worth_of_chunks(digits_benchma
     assert orch.cloud.stats.examples > 0  # it trained to make room
     queued = sum(x.numel() * x.element_size() for x, _, _ in orch.cloud.queue)
     assert queued == orch.cloud.queued_bytes
+
+
+def test_many_edges_fill_the_queue_past_its_bound_memory_stays_bounded_and_nothing_is_lost(
+    digits_benchmark, tmp_path
+):
+    # 40 edges, 4 asked per round: the bound is 4 chunks' worth, whatever the number of edges
+    config = dataclasses.replace(TINY, clients=40, clients_per_round=4, max_chunk_mb=0.01)
+    orch = prepare(config, benchmark=digits_benchmark).orchestrator
+    cap = config.round_clients * config.max_chunk_bytes * config.cloud_passes
+    a = torch.randn(60, *orch.replies.activation_shape)
+    peak = 0
+    for i in range(40):  # every edge's chunk at once: ten times the bound
+        orch.cloud.enqueue(a, torch.full((60,), i % 10, dtype=torch.long))
+        orch.replies._bound_queue()
+        peak = max(peak, orch.cloud.queued_bytes)
+    assert peak <= cap
+    orch.cloud.drain()
+    assert orch.cloud.stats.examples == 40 * 60 * config.cloud_passes  # every sample trained
