@@ -12,6 +12,7 @@ transfer over loopback comes on top (it is part of the measured fixed overhead).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from hierfl.edge.policy import EdgePolicy
 from hierfl.edge.split import SplitEdge
 from hierfl.modes import MODES
 from hierfl.resolve import with_method_defaults
+from hierfl.results.summary import ENGINE_ENV
 from hierfl.train.exchange import (
     averaged_names,
     exchanged_params,
@@ -122,6 +124,7 @@ def node_of(job: EdgeJob) -> NodeRun:
         partition_id=partition_id,
         num_partitions=num_partitions,
         cache_dir=state_dir / "cache",
+        shared=os.environ.get(ENGINE_ENV) == "simulation",  # an actor serves many edges
     )
     # ``state-key`` names an interrupted run's folder when it is resumed.
     return NodeRun(

@@ -131,6 +131,20 @@ def install_fab_check(refusal: Callable[[bytes, int], str]) -> None:
     )
 
 
+def run_flwr_clientapp() -> None:
+    """Flower's ``flwr-clientapp`` command, with the arguments in ``sys.argv`` (imported
+    already where ``preload_flwr_clientapp`` ran)."""
+    from flwr.supernode.cli.flwr_clientapp import flwr_clientapp
+
+    flwr_clientapp()
+
+
+def preload_flwr_clientapp() -> None:
+    """Import what ``run_flwr_clientapp`` needs, ahead of the forks that run it."""
+    import flwr.clientapp  # noqa: F401
+    import flwr.supernode.cli.flwr_clientapp  # noqa: F401
+
+
 def run_supernode() -> None:
     """Flower's ``flower-supernode`` command, with the arguments in ``sys.argv``."""
     from flwr.supernode.cli import flower_supernode

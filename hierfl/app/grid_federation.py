@@ -32,6 +32,7 @@ from hierfl.app.protocol import (
     eval_state,
     is_split_step,
     link_seconds,
+    own_copy,
     read_update,
     request_config,
     traffic_parts,
@@ -180,6 +181,9 @@ class GridFederation:
         self._exchanged = self.exchange.sends_updates(request)
         eval_copy = self.exchange.eval_copy(request)
         for msg in messages:
+            # Flower's strategies give every message the same RecordDict: each edge's weights
+            # (a change, a full copy or none) go into a copy of its own.
+            msg.content = own_copy(msg.content)
             down = self.exchange.down_for(msg.metadata.dst_node_id)
             encode_weights_down(msg.content, down, self.exchange.names, eval_copy=eval_copy)
 

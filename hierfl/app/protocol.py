@@ -293,6 +293,15 @@ def _update_record(
     return ArrayRecord({UPDATE: Array(pack(encoded, names))})
 
 
+def own_copy(content: RecordDict) -> RecordDict:
+    """A request's content that can be changed without touching the others': its records
+    shared (their arrays are not copied), its config record copied."""
+    out = RecordDict(dict(content))
+    if CONFIG in content:
+        out[CONFIG] = ConfigRecord(dict(_record(content, CONFIG, ConfigRecord)))
+    return out
+
+
 def encode_weights_down(
     content: RecordDict, down: WeightsDown, names: tuple[str, ...], *, eval_copy: bool
 ) -> None:

@@ -22,6 +22,7 @@ from hierfl.cloud.collect import Collected, ReplyCollector
 from hierfl.cloud.exchange import WeightExchange, evaluated_edges
 from hierfl.cloud.federation import Federation, connect
 from hierfl.cloud.health import RunHealth
+from hierfl.cloud.sampling import coverage_warning
 from hierfl.cloud.trainer import CloudStats, CloudTrainer
 from hierfl.cloud.uploads import RawUploads
 from hierfl.cloud.validation import expected_replies
@@ -88,6 +89,8 @@ class Orchestrator:
     def run(self) -> RunResult:
         start = self.clock()
         connect(self.federation, self.config.clients, self.config.node_wait_timeout)
+        if warning := coverage_warning(self.config):
+            log.warning(warning)
         result, first, edge_state = self._begin()
         for i in range(first, len(self.schedule)):
             request = self.schedule[i]

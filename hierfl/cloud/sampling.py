@@ -61,3 +61,20 @@ def sample_for_run(config: HierConfig, edges: Sequence[T], request: RoundRequest
         experience=request.experience,
         round=request.round,
     )
+
+
+def coverage_warning(config: HierConfig) -> str | None:
+    """What to tell a user whose experiences are too short for every edge to be asked in each
+    (None: every edge is, or every edge is asked every round)."""
+    if not config.clients_per_round:
+        return None
+    cycle = cycle_rounds(config.clients, config.round_clients)
+    if config.rounds >= cycle:
+        return None
+    asked = config.rounds * config.round_clients
+    return (
+        f"clients-per-round={config.round_clients} of {config.clients} edges asks every edge "
+        f"once in {cycle} rounds, but an experience has rounds={config.rounds}: about "
+        f"{config.clients - min(asked, config.clients)} edges sit out each experience and their "
+        f"data of it is never trained on; use rounds >= {cycle} for every edge to take part"
+    )

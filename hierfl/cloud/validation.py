@@ -110,11 +110,12 @@ def expected_replies(
 ) -> Expected:
     """What the replies to ``request`` may hold in this run.
 
-    An edge may ship at most its fair share of the experience: twice an even share (non-IID
-    partitions are uneven), at most the whole experience (``sizes``; unknown sizes: the byte
-    bound alone), a round's slice of it online (with ``clients-per-round`` the slices of
-    every round so far: an edge that sat out catches up), once per shipped pass, doubled where an
-    edge-side method mixes replayed samples in and where an outage's backlog may ride along.
+    An edge may ship at most its fair share of the experience: twice an even share with an IID
+    partition, the whole experience with any other (a Dirichlet share of one edge among many
+    can be ten times the mean); unknown sizes: the byte bound alone. Online, a round's slice
+    of it (with ``clients-per-round`` the slices of every round so far: an edge that sat out
+    catches up); once per shipped pass, doubled where an edge-side method mixes replayed
+    samples in and where an outage's backlog may ride along.
     """
     raw = mode.payload == "raw"
     encoding = raw_encoding(config.raw_codec) if raw else config.wire_codec
@@ -128,7 +129,8 @@ def expected_replies(
         weights = {}  # cloud mode: the edges return no weights
     size = sizes[request.experience] if request.experience < len(sizes) else 0
     if size:
-        share = round_share(config, math.ceil(size * min(1.0, 2.0 / config.clients)))
+        fair = min(1.0, 2.0 / config.clients) if config.partition == "iid" else 1.0
+        share = round_share(config, math.ceil(size * fair))
         if config.online and config.clients_per_round:  # an edge catches up on rounds missed
             share *= request.round + 1
         replay = 2 if any("edge" in CONTINUAL.plugin(n).sides for n in config.methods) else 1

@@ -88,17 +88,38 @@ def _cached(path: Path, build: Callable[[], tuple[tuple[ExperienceData, ...], in
 
 
 def load_client_stream(
-    config: HierConfig, *, partition_id: int, num_partitions: int, cache_dir: Path
+    config: HierConfig,
+    *,
+    partition_id: int,
+    num_partitions: int,
+    cache_dir: Path,
+    shared: bool = False,
 ) -> ClientStream:
-    """This node's private stream, from the cache or built from the seed (never downloaded)."""
+    """This node's private stream, from the cache or built from the seed (never downloaded).
+
+    ``shared``: this process serves many edges (the simulation engine's actors): the whole
+    benchmark is built once and kept for the next edge's partition, instead of once per edge.
+    """
 
     def build() -> tuple[tuple[ExperienceData, ...], int, tuple]:
-        part = partition_stream(config, build_benchmark(config), partition_id, num_partitions)
+        bench = _shared_benchmark(config) if shared else build_benchmark(config)
+        part = partition_stream(config, bench, partition_id, num_partitions)
         return part.experiences, part.num_classes, part.input_shape
 
     path = Path(cache_dir) / f"stream-{_key(config, partition_id, num_partitions)}.pt"
     experiences, num_classes, input_shape = _cached(path, build)
     return ClientStream(partition_id, num_partitions, experiences, num_classes, input_shape)
+
+
+_SHARED: dict[str, Benchmark] = {}  # at most one: the run's
+
+
+def _shared_benchmark(config: HierConfig) -> Benchmark:
+    key = _key(config)
+    if key not in _SHARED:
+        _SHARED.clear()
+        _SHARED[key] = build_benchmark(config)
+    return _SHARED[key]
 
 
 def partition_stream(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,7 +28,16 @@ def _overhead(config: HierConfig, result: RunResult, engine: str) -> RoundOverhe
     per_round = cast(list[dict[str, Any]], result.communication.get("per_round", []))
     link_of = {(t["experience"], t["round"]): t.get("emulated_link_s", 0.0) for t in per_round}
     links = [link_of.get((r["experience"], r["round"]), 0.0) for r in result.rounds]
-    return round_overhead(result.rounds, links, config.round_clients)
+    return round_overhead(result.rounds, links, edges_at_once(config, engine))
+
+
+def edges_at_once(config: HierConfig, engine: str) -> int:
+    """How many of a round's edges compute side by side: all of them on their own devices; in
+    the simulation engine on this machine, as many as Ray has CPUs for (``sim-cpus-per-edge``
+    each), so that waiting for a free actor is not counted as overhead."""
+    if engine != "simulation":
+        return config.round_clients
+    return max(1, min(config.round_clients, (os.cpu_count() or 1) // config.sim_cpus_per_edge))
 
 
 def run_metrics(config: HierConfig, result: RunResult, *, engine: str = "flower") -> dict:

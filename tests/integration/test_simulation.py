@@ -59,9 +59,7 @@ def test_a_sampled_federation_completes_through_the_simulation_engine(simulated)
     assert list((simulated / "nodes-sim").rglob("edge_state-*.pt"))
 
 
-def test_the_simulation_engine_draws_the_same_edges_and_weights_as_in_process(
-    simulated, tmp_path
-):
+def test_the_simulation_engine_draws_the_same_edges_and_weights_as_in_process(simulated, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in each Ray actor: float sums depend on the thread count
     try:

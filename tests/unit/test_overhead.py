@@ -88,3 +88,17 @@ def test_no_advice_below_the_target_and_no_overhead_without_rounds():
 def test_links_must_match_rounds():
     with pytest.raises(ConfigError, match="link_per_round"):
         round_overhead([_round(1, 2)], [], clients=1)
+
+
+def test_edges_at_once_is_the_sample_on_devices_and_the_free_cpus_in_the_simulation():
+    import os
+
+    from hierfl.results.summary import edges_at_once
+    from hierfl.testing import tiny_config
+
+    config = tiny_config(clients=40, **{"clients-per-round": 8, "sim-cpus-per-edge": 1})
+    assert edges_at_once(config, "flower") == 8
+    cpus = os.cpu_count() or 1
+    assert edges_at_once(config, "simulation") == max(1, min(8, cpus))
+    wide = tiny_config(clients=40, **{"clients-per-round": 8, "sim-cpus-per-edge": 10 * cpus})
+    assert edges_at_once(wide, "simulation") == 1

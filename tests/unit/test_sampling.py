@@ -127,3 +127,43 @@ def test_first_untrained_and_first_sight_follow_the_cursor():
     assert first_sight(config, RoundRequest(0, 3), since=0)  # its first round of the experience
     assert not first_sight(config, RoundRequest(0, 3), since=2)
     assert first_sight(tiny_config(online=True), RoundRequest(0, 1), since=1)
+
+
+class Kinds(InProcessGrid):
+    """Records what each request says of the weights: a change, a full copy, or none."""
+
+    kinds: list[tuple[int, int, str]]
+
+    def answer(self, message):
+        cfg = message.content["config"]
+        pid = self.nodes[message.metadata.dst_node_id].stream.partition_id
+        row = (int(cfg["round"]), pid, str(cfg["weights"]))
+        self.kinds = [*getattr(self, "kinds", []), row]
+        return super().answer(message)
+
+
+def test_edges_of_one_round_get_each_their_own_weights_message(digits_benchmark, tmp_path):
+    # Flower's strategies share one RecordDict among a round's messages; an edge back from
+    # sitting out needs a full copy while one that was asked last round needs the change
+    config = tiny_config(clients=4, experiences=1, rounds=4, cl="naive", **{"clients-per-round": 2})
+    grid = make_grid(config, digits_benchmark, tmp_path, Kinds)
+    result = prepare(config, grid=grid, benchmark=digits_benchmark).run()
+
+    assert result.metrics["events"] == []  # no edge was out of step
+    by_round = {}
+    for r, _, kind in grid.kinds:
+        by_round.setdefault(r, set()).add(kind)
+    assert any(kinds == {"full", "delta"} for kinds in by_round.values()), by_round
+
+
+def test_experiences_too_short_for_every_edge_are_flagged():
+    from hierfl.cloud.sampling import coverage_warning
+
+    short = tiny_config(clients=100, rounds=5, **{"clients-per-round": 10})
+    message = coverage_warning(short)
+    assert message is not None
+    assert "about 50 edges sit out each experience" in message and "rounds >= 10" in message
+    assert (
+        coverage_warning(tiny_config(clients=100, rounds=10, **{"clients-per-round": 10})) is None
+    )
+    assert coverage_warning(tiny_config(clients=100, rounds=1)) is None  # no sampling
