@@ -307,6 +307,8 @@ class GridFederation:
         return None
 
     def _rejected(self, node: int, exc: Exception) -> EdgeFailure:
+        if self.exchange is not None:  # it applied the request's weights, or not: a full copy
+            self.exchange.forget(node)
         return EdgeFailure(self._name(node), str(exc), self.partition_of.get(node), rejected=True)
 
     def _count_down(self, msg: Message) -> None:
@@ -330,6 +332,9 @@ class GridFederation:
         return len(self._pending) + (len(self._turns) if self.sequential else 0)
 
     def expire(self) -> list[EdgeFailure]:
+        if self.exchange is not None:  # what they hold is unknown: a full copy next time
+            for node in self._pending.values():
+                self.exchange.forget(node)
         failures = [
             EdgeFailure(self._name(n), "no reply before reply-timeout", self.partition_of.get(n))
             for n in self._pending.values()

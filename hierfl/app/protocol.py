@@ -302,6 +302,13 @@ def own_copy(content: RecordDict) -> RecordDict:
     return out
 
 
+MAX_CHANGES = 10_000  # changes one request may carry: far more than ``kept_changes`` keeps
+
+
+def _change_key(index: int) -> str:
+    return UPDATE if index == 0 else f"{UPDATE}-{index}"
+
+
 def encode_weights_down(
     content: RecordDict, down: WeightsDown, names: tuple[str, ...], *, eval_copy: bool
 ) -> None:
@@ -309,8 +316,10 @@ def encode_weights_down(
     if down.kind == "full":
         assert down.full is not None
         content[ARRAYS] = ArrayRecord(down.full)
-    else:
-        content[ARRAYS] = _update_record(down.delta, names)
+    else:  # the changes, oldest first: "update", "update-1", ...
+        content[ARRAYS] = ArrayRecord(
+            {_change_key(i): Array(pack(d, names)) for i, d in enumerate(down.deltas)}
+        )
     config = _record(content, CONFIG, ConfigRecord)
     config[WEIGHTS], config[WEIGHTS_VERSION], config[EVAL_COPY] = down.kind, down.version, eval_copy
 
@@ -327,7 +336,15 @@ def decode_weights_down(
     if kind == "full":
         down = WeightsDown("full", version, full=arrays.to_torch_state_dict())
     elif kind == "delta":
-        down = WeightsDown("delta", version, delta=unpack(arrays[UPDATE].numpy(), shapes, codec))
+        count = len(arrays)
+        keys = [_change_key(i) for i in range(count)]
+        if not 0 < count <= MAX_CHANGES or set(arrays) != set(keys):
+            raise ChunkRejected(
+                f"a change request holds {sorted(arrays)[:5]}; expected {MAX_CHANGES} at most, "
+                "named update, update-1, ..."
+            )
+        deltas = tuple(unpack(arrays[k].numpy(), shapes, codec) for k in keys)
+        down = WeightsDown("delta", version, deltas=deltas)
     elif kind == "none":
         down = WeightsDown("none", version)
     else:

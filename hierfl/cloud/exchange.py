@@ -10,6 +10,7 @@ they do with ``weight-codec=fp32``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ from hierfl.train.exchange import (
     checksum,
     exchanged_params,
     exchanges_weights,
+    kept_changes,
     update_codec,
 )
 
@@ -41,9 +43,11 @@ class WeightExchange:
         names: tuple[str, ...],
         shapes: Mapping[str, tuple[int, ...]],
         config: HierConfig | None = None,
+        keep: int = 2,
     ) -> None:
         """``config``: the run's (its schedule says which rounds exchange weights and which
-        ask for eval copies; None: every round exchanges, none asks)."""
+        ask for eval copies; None: every round exchanges, none asks); ``keep``: how many of its
+        last changes it keeps for edges that missed some (``kept_changes``)."""
         self.codec, self.names, self.config = codec, names, config
         self.shapes = {n: tuple(shapes[n]) for n in names}
         self.version = 0
@@ -54,7 +58,8 @@ class WeightExchange:
         # or an edge's failure, -1: it gets a full copy)
         self.held: dict[Hashable, int] = {}
         self.unseen = 0
-        self._delta: dict[str, EncodedTensor] | None = None
+        # the last changes, oldest first; the newest takes the base to ``version``
+        self._changes: deque[dict[str, EncodedTensor]] = deque(maxlen=keep)
         self._state: EdgeState = {}  # the aggregate the round's requests start from
 
     @classmethod
@@ -65,7 +70,7 @@ class WeightExchange:
         if codec is None:
             return None
         shapes = {n: tuple(p.shape) for n, p in model.edge.named_parameters()}
-        return cls(codec, names, shapes, config)
+        return cls(codec, names, shapes, config, kept_changes(config))
 
     def sends_updates(self, request: RoundRequest) -> bool:
         """Whether ``request``'s replies carry updates (every ``sync-every``-th round)."""
@@ -79,24 +84,32 @@ class WeightExchange:
     def begin_round(self, state: EdgeState, *, send_change: bool) -> None:
         """Set up the round's requests from the aggregate ``state``: the first round makes it
         the base; after a round that exchanged weights the base takes the coded change."""
-        self._state, self._delta = state, None
+        self._state = state
         if not self.base:
             self.base = {n: state[n].detach().float().cpu().clone() for n in self.names}
         elif send_change:
             change = {n: state[n].detach().float().cpu() - self.base[n] for n in self.names}
-            self._delta = encode_update(change, self.codec)
-            self.base = add(self.base, decode_update(self._delta, self.shapes, self.codec))
+            delta = encode_update(change, self.codec)
+            self.base = add(self.base, decode_update(delta, self.shapes, self.codec))
             self.version += 1
+            self._changes.append(delta)
         self.digest = checksum(self.base, self.names)
 
     def down_for(self, node: Hashable) -> WeightsDown:
-        """What ``node``'s request carries: nothing new, the change, or a full copy."""
+        """What ``node``'s request carries: nothing new, the changes it missed (while the
+        cloud still keeps them and they are smaller than the weights), or a full copy."""
         held = self.held.get(node, self.unseen)
-        if held == self.version:
+        missed = self.version - held
+        if missed == 0:
             return WeightsDown("none", self.version)
-        if held == self.version - 1 and self._delta is not None:
-            return WeightsDown("delta", self.version, delta=self._delta)
+        if held >= 0 and 0 < missed <= len(self._changes):
+            deltas = tuple(list(self._changes)[-missed:])
+            if sum(e.nbytes for d in deltas for e in d.values()) < self._full_bytes():
+                return WeightsDown("delta", self.version, deltas=deltas)
         return WeightsDown("full", self.version, full=self.full_copy())
+
+    def _full_bytes(self) -> int:
+        return sum(t.numel() * 4 for t in self.base.values())
 
     def full_copy(self) -> EdgeState:
         """The base, with the aggregate's tensors that are not exchanged (buffers, and
@@ -150,6 +163,7 @@ class WeightExchange:
         self.version = int(state.get("version", 0))
         self.base = {n: torch.as_tensor(v) for n, v in dict(state.get("base", {})).items()}
         self.held, self.unseen = {}, -1
+        self._changes.clear()  # not checkpointed: every edge gets a full copy first
 
 
 def evaluated_edges(

@@ -232,12 +232,15 @@ def start_superlink(
     tls: TlsFiles | None = None,
     supernode_auth: bool = False,
     database: Path | None = None,
+    simulation: bool = False,
 ) -> None:
     """Start ``flower-superlink`` on loopback and wait until it answers ``/health``.
 
     Without ``tls`` it runs ``--insecure``. ``supernode_auth`` (which needs ``tls``) admits only
     SuperNodes whose public key was registered; ``database`` keeps that registry and the runs
-    in a SQLite file instead of memory, so they survive a SuperLink restart.
+    in a SQLite file instead of memory, so they survive a SuperLink restart. ``simulation``: it
+    runs the ServerApp and virtual SuperNodes itself (Flower's Simulation Engine,
+    ``hierfl.deploy.simulate``).
     """
     if supernode_auth and tls is None:
         raise LaunchError("SuperNode authentication needs TLS: pass tls= as well")
@@ -246,6 +249,8 @@ def start_superlink(
         security.append("--enable-supernode-auth")
     if database is not None:
         security += ["--database", str(database)]
+    if simulation:
+        security.append("--simulation")
     argv = [
         flower_bin("flower-superlink"),
         *security,

@@ -26,8 +26,8 @@ from hierfl.deploy.launch import (
     flower_bin,
     flower_env,
     free_port,
+    start_superlink,
     stream_run,
-    wait_healthy,
     write_app,
     write_connection,
 )
@@ -97,18 +97,7 @@ def run_simulated(
     write_connection(flwr_home, port)
     procs = Processes()
     try:
-        argv = [
-            flower_bin("flower-superlink"),
-            "--insecure",
-            "--simulation",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--disable-runtime-dependency-installation",
-        ]
-        procs.start("flower-superlink", argv, env, logs / "superlink.log")
-        wait_healthy(port, procs)
+        start_superlink(procs, env, port, logs, simulation=True)
         run = [flower_bin("flwr"), "run", str(out / "app"), CONNECTION, "--stream"]
         run += ["--federation-config", federation_config(config)]
         stream_run(run, env, echo, logs / "flwr-run.log", procs, timeout)

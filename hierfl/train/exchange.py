@@ -12,9 +12,10 @@ keeps a *base*, the averaged weights as every in-step edge holds them, bit for b
   Flower strategy, and sends the change of the new aggregate since the base, coded the same way;
   the part it did not send stays in the aggregate's lead over the base (the cloud's own error
   feedback) and goes out with a later change;
-- a ``version`` counts the changes; an edge that missed one, joined late or restarted gets a
-  full copy of the base, and a checksum of the base it holds, sent with its reply, finds an edge
-  out of step.
+- a ``version`` counts the changes; an edge that missed a few (it sat out rounds, or its reply
+  failed) gets the changes it missed, one after another (``kept_changes``); one further behind,
+  or that joined late or restarted, gets a full copy of the base; a checksum of the base it
+  holds, sent with its reply, finds an edge out of step.
 
 ``sync-every=K`` exchanges weights every K rounds (codes flow every round); ``averaged`` names
 which parameters are exchanged at all.
@@ -45,13 +46,26 @@ EXIT_PREFIX = "exit."  # the exit head's parameters in an edge state (``EdgeModu
 
 @dataclass(frozen=True)
 class WeightsDown:
-    """What a request carries of the weights: a full copy of the base, the change since the
-    previous version, or nothing (the edge holds this version already)."""
+    """What a request carries of the weights: a full copy of the base, the changes since the
+    version the edge holds (one per version, oldest first: an edge that sat out rounds gets
+    the ones it missed), or nothing (the edge holds this version already)."""
 
     kind: DownKind
     version: int
     full: EdgeState | None = None
-    delta: Mapping[str, EncodedTensor] | None = None
+    deltas: tuple[Mapping[str, EncodedTensor], ...] = ()
+
+    @property
+    def since(self) -> int:
+        """The version the edge must hold to apply this."""
+        return self.version - len(self.deltas) if self.kind == "delta" else self.version
+
+
+def kept_changes(config: HierConfig) -> int:
+    """How many of its last changes the cloud keeps for edges that missed some: two sampling
+    cycles (``clients-per-round``), at least 2; an edge further behind gets a full copy."""
+    cycle = -(-config.clients // config.round_clients)
+    return max(2, 2 * cycle)
 
 
 def update_codec(config: HierConfig, params: int = 0) -> UpdateCodec | None:

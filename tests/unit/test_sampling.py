@@ -130,21 +130,25 @@ def test_first_untrained_and_first_sight_follow_the_cursor():
 
 
 class Kinds(InProcessGrid):
-    """Records what each request says of the weights: a change, a full copy, or none."""
+    """Records what each request says of the weights: changes (how many), a full copy, or
+    none."""
 
     kinds: list[tuple[int, int, str]]
 
     def answer(self, message):
         cfg = message.content["config"]
         pid = self.nodes[message.metadata.dst_node_id].stream.partition_id
-        row = (int(cfg["round"]), pid, str(cfg["weights"]))
+        kind = str(cfg["weights"])
+        if kind == "delta":
+            kind += f" x{len(message.content['arrays'])}"
+        row = (int(cfg["round"]), pid, kind)
         self.kinds = [*getattr(self, "kinds", []), row]
         return super().answer(message)
 
 
 def test_edges_of_one_round_get_each_their_own_weights_message(digits_benchmark, tmp_path):
     # Flower's strategies share one RecordDict among a round's messages; an edge back from
-    # sitting out needs a full copy while one that was asked last round needs the change
+    # sitting out needs the two changes it missed while one asked last round needs one
     config = tiny_config(clients=4, experiences=1, rounds=4, cl="naive", **{"clients-per-round": 2})
     grid = make_grid(config, digits_benchmark, tmp_path, Kinds)
     result = prepare(config, grid=grid, benchmark=digits_benchmark).run()
@@ -153,7 +157,7 @@ def test_edges_of_one_round_get_each_their_own_weights_message(digits_benchmark,
     by_round = {}
     for r, _, kind in grid.kinds:
         by_round.setdefault(r, set()).add(kind)
-    assert any(kinds == {"full", "delta"} for kinds in by_round.values()), by_round
+    assert any(kinds == {"delta x1", "delta x2"} for kinds in by_round.values()), by_round
 
 
 def test_experiences_too_short_for_every_edge_are_flagged():

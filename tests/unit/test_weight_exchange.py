@@ -170,21 +170,43 @@ def test_a_drifted_edge_is_refused_and_resynced_with_a_full_copy():
     assert cloud.down_for(7).kind == "full"
 
 
+def _advanced(cloud, initial, names, changes):
+    """The cloud after its first round and ``changes`` rounds that each send a change; the
+    aggregate it last saw."""
+    state = dict(initial)
+    cloud.begin_round(state, send_change=False)
+    for t in range(changes):
+        state = _nudge(state, names, seed=t)
+        cloud.begin_round(state, send_change=True)
+    return state
+
+
 def test_a_change_for_a_base_the_edge_does_not_hold_is_refused():
     edge, names, shapes, cloud = _exchange("small-cnn", (1, 8, 8))
     initial = edge.state_dict()
-    state = dict(initial)
-    cloud.begin_round(state, send_change=False)
-    for t in range(2):
-        state = _nudge(state, names, seed=t)
-        cloud.begin_round(state, send_change=True)
-    delta = cloud.down_for(0)  # never seen: holds version 0, but this is 1 -> 2
-    assert delta.kind == "full"
+    _advanced(cloud, initial, names, 2)
     cloud.held[0] = 1
     delta = cloud.down_for(0)
-    assert delta.kind == "delta"
-    with pytest.raises(ChunkRejected, match="out of step"):
+    assert delta.kind == "delta" and len(delta.deltas) == 1
+    with pytest.raises(ChunkRejected, match="holds version 0, the request needs version 1"):
         apply_down(delta, None, names, shapes, CODEC, initial=lambda: initial)
+
+
+def test_an_edge_that_missed_changes_gets_them_all_until_the_cloud_no_longer_keeps_them():
+    edge, names, shapes, _ = _exchange("small-cnn", (1, 8, 8))
+    cloud = WeightExchange(CODEC, names, dict(shapes), keep=3)
+    initial = edge.state_dict()
+    state = _advanced(cloud, initial, names, 3)
+    down = cloud.down_for("back")  # never seen: holds version 0, the cloud is at 3
+    assert down.kind == "delta" and down.since == 0 and len(down.deltas) == 3
+    sent, _ = _over_the_wire(down, names, shapes, CODEC)
+    held = apply_down(sent, None, names, shapes, CODEC, initial=lambda: initial)
+    assert held.version == 3 and checksum(held.base, names) == cloud.digest  # bit for bit
+    state = _nudge(state, names, seed=9)
+    cloud.begin_round(state, send_change=True)  # version 4: the change 0 -> 1 is gone
+    assert cloud.down_for("back").kind == "full"
+    cloud.held["late"] = 2
+    assert len(cloud.down_for("late").deltas) == 2
 
 
 def test_bytes_counted_are_the_serialized_payloads():
@@ -194,10 +216,11 @@ def test_bytes_counted_are_the_serialized_payloads():
     cloud.begin_round(_nudge(initial, names, seed=0), send_change=True)
     cloud.held["n"] = 0
     _, content = _over_the_wire(cloud.down_for("n"), names, shapes, CODEC)
-    blob = pack(cloud._delta, names)
+    change = cloud._changes[-1]
+    blob = pack(change, names)
     assert blob.size == HEADER_BYTES * len(names) + sum(
         values_nbytes(CODEC, CODEC.kept(math.prod(shapes[n])))
-        + (0 if cloud._delta[n].positions is None else cloud._delta[n].positions.size)
+        + (0 if change[n].positions is None else change[n].positions.size)
         for n in names
     )
     update = content[ARRAYS][UPDATE]
