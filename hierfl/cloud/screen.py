@@ -8,12 +8,14 @@ A class's centroid is the coordinate-wise median of the other edges' per-edge me
 at least ``MIN_CLASS`` samples) when at least two of them hold it, so that one edge can neither
 define a class for the others nor move it; else the last such centroid of an earlier round (the
 classes of past experiences); else the class is not judged. Its **expected** agreement is what
-the other edges' labels reach against the same centroids, per class (the median over them,
-weighted by the edge's class counts; for a class no other edge holds this round, their overall
-agreement): an edge holding only hard classes (non-IID) is compared on those classes, and a new
-class that every edge meets at once (class-incremental) is new for all of them alike. An edge
-whose agreement over all its samples is below ``threshold`` times its expected one is flagged;
-the cloud then leaves its round out (``hierfl.cloud.collect``).
+the other edges' labels reach, each against the centroids of the rest of them (its own data
+left out, as the judged edge's is), per class (the median over them, weighted by the edge's
+class counts; for a class no other edge holds this round, their overall agreement): an edge
+holding only hard classes (non-IID) is compared on those classes, and a new class that every
+edge meets at once (class-incremental) is new for all of them alike. An edge whose agreement
+over all its samples is below ``threshold`` times its expected one is flagged; the cloud then
+leaves its round out (``hierfl.cloud.collect``). The screen assumes an honest majority: where
+it would flag half of the round's edges or more, it flags none and says so.
 
 It needs at least three edges in the round and an honest majority for each class; an edge with
 fewer than ``MIN_SCORED`` samples to judge, or whose expected agreement is not well above chance
@@ -24,12 +26,15 @@ what honest edges reached on Dirichlet 0.3 data (docs/reliability.md).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from hierfl.cloud.robust import median_rows
+
+log = logging.getLogger(__name__)
 
 MIN_SCORED = 32  # samples an edge needs in judged classes to be judged
 MIN_CLASS = 8  # samples of a class an edge needs for its mean to count towards a centroid
@@ -80,6 +85,14 @@ class LabelScreen:
         means = [_class_means(f, y) for f, y in zip(feats, labels, strict=True)]
         scores = score_labels(feats, labels, means, self.references)
         flagged = [s for s in scores if s.flagged(self.threshold)]
+        if flagged and 2 * len(flagged) >= len(chunks):
+            log.warning(
+                "label-screen: %d of %d edges of the round below the threshold; no honest "
+                "majority to judge by (their features moved apart), none left out",
+                len(flagged),
+                len(chunks),
+            )
+            flagged = []
         out = {s.index for s in flagged}
         self.references.update(_centroids([m for i, m in enumerate(means) if i not in out]))
         return flagged
@@ -100,14 +113,15 @@ def score_labels(
         centroids = {**references, **_centroids([means[j] for j in others])}
         if len(centroids) < 2:
             continue
-        rates = [_per_class(f, y, centroids) for f, y in zip(feats, labels, strict=True)]
-        correct, counts = rates[i]
+        correct, counts = _per_class(feats[i], labels[i], centroids)
+        rates = [
+            _per_class(feats[j], labels[j], _left_out(j, others, means, references)) for j in others
+        ]
         scored = sum(counts.values())
-        overall = [sum(rates[j][0].values()) / max(sum(rates[j][1].values()), 1) for j in others]
+        overall = [sum(c.values()) / max(sum(n.values()), 1) for c, n in rates]
         expected, worst = 0.0, (-1, 1.0, 1.0, 0)
         for k, n in counts.items():
-            per_class = [rates[j][0][k] / rates[j][1][k] for j in others if rates[j][1].get(k)]
-            e = _median(per_class or overall)
+            e = _median([c[k] / m[k] for c, m in rates if m.get(k)] or overall)
             expected += n * e
             a = correct[k] / n
             if n >= MIN_SCORED and e and a / e < worst[1] / worst[2]:
@@ -116,6 +130,21 @@ def score_labels(
             agreement = sum(correct.values()) / scored
             out.append(Screened(i, agreement, expected / scored, scored, worst))
     return out
+
+
+def _left_out(
+    j: int,
+    others: Sequence[int],
+    means: Sequence[dict[int, torch.Tensor]],
+    references: dict[int, torch.Tensor],
+) -> dict[int, torch.Tensor]:
+    """The centroids edge ``j`` of ``others`` is scored against for an expected agreement:
+    the rest's, without its own means (scored against centroids of its own data an edge agrees
+    with itself, and with few edges the others' expected agreement would be near 1 however far
+    apart honest edges' features are). A class one of the rest holds counts: the edge judged
+    is not among them."""
+    rest = [means[m] for m in others if m != j]
+    return {**references, **_centroids(rest, holders=1)}
 
 
 def _median(values: list[float]) -> float:
@@ -130,12 +159,14 @@ def _class_means(f: torch.Tensor, y: torch.Tensor) -> dict[int, torch.Tensor]:
     }
 
 
-def _centroids(means: Sequence[dict[int, torch.Tensor]]) -> dict[int, torch.Tensor]:
-    """Per class that at least two of ``means`` hold, the median of their means."""
+def _centroids(
+    means: Sequence[dict[int, torch.Tensor]], holders: int = 2
+) -> dict[int, torch.Tensor]:
+    """Per class that at least ``holders`` of ``means`` hold, the median of their means."""
     out = {}
     for k in sorted({k for m in means for k in m}):
         held = [m[k] for m in means if k in m]
-        if len(held) >= 2:
+        if len(held) >= holders:
             out[k] = median_rows(torch.stack(held))
     return out
 

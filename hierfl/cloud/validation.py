@@ -105,6 +105,33 @@ def _counts_agree(chunk: EdgeChunk, passes: int) -> bool:
     return passes > 1 and chunk.truncated and chunk.trained > shipped
 
 
+def _weight_shapes(model: SplitModel, mode: Mode) -> dict[str, tuple[str, tuple]] | None:
+    """The edge weights a reply must hold (dtype and shape by name): the edge segment's where
+    edges are aggregated, none in ``cloud`` mode, anything (None) otherwise."""
+    if mode.aggregate_edges:
+        return {
+            name: (str(t.detach().cpu().numpy().dtype), tuple(t.shape))
+            for name, t in model.edge.state_dict().items()
+        }
+    return {} if mode.payload == "raw" else None
+
+
+def _row_bounds(config: HierConfig, size: int, request: RoundRequest) -> tuple[int, int]:
+    """The rows a reply may ship and the samples it may say it trained on, for an experience
+    of ``size`` samples (0: unknown, the byte bound alone decides)."""
+    if not size:
+        return config.max_chunk_bytes, config.max_chunk_bytes
+    fair = min(1.0, 2.0 / config.clients) if config.partition == "iid" else 1.0
+    share = round_share(config, math.ceil(size * fair))
+    if config.online and config.clients_per_round:  # an edge catches up on rounds missed
+        share *= request.round + 1
+    replay = 2 if any("edge" in CONTINUAL.plugin(n).sides for n in config.methods) else 1
+    backlog = 2 if config.link_down else 1
+    epochs = passes_per_round(config)
+    max_rows = share * (epochs // passes_per_chunk(config)) * replay * backlog
+    return max_rows, share * epochs * replay * backlog
+
+
 def expected_replies(
     config: HierConfig, model: SplitModel, mode: Mode, sizes: tuple[int, ...], request: RoundRequest
 ) -> Expected:
@@ -119,27 +146,8 @@ def expected_replies(
     """
     raw = mode.payload == "raw"
     encoding = raw_encoding(config.raw_codec) if raw else config.wire_codec
-    weights = None
-    if mode.aggregate_edges:
-        weights = {
-            name: (str(t.detach().cpu().numpy().dtype), tuple(t.shape))
-            for name, t in model.edge.state_dict().items()
-        }
-    elif raw:
-        weights = {}  # cloud mode: the edges return no weights
     size = sizes[request.experience] if request.experience < len(sizes) else 0
-    if size:
-        fair = min(1.0, 2.0 / config.clients) if config.partition == "iid" else 1.0
-        share = round_share(config, math.ceil(size * fair))
-        if config.online and config.clients_per_round:  # an edge catches up on rounds missed
-            share *= request.round + 1
-        replay = 2 if any("edge" in CONTINUAL.plugin(n).sides for n in config.methods) else 1
-        backlog = 2 if config.link_down else 1
-        epochs = passes_per_round(config)
-        max_rows = share * (epochs // passes_per_chunk(config)) * replay * backlog
-        max_trained = share * epochs * replay * backlog
-    else:
-        max_rows = max_trained = config.max_chunk_bytes  # the byte bound decides
+    max_rows, max_trained = _row_bounds(config, size, request)
     split_steps = mode.edge_learns_from == "cloud"
     return Expected(
         sample_shape=mode.payload_shape(model),
@@ -147,7 +155,7 @@ def expected_replies(
         max_bytes=config.max_chunk_bytes,
         max_rows=max_rows,
         clients=config.clients,
-        weights=weights,
+        weights=_weight_shapes(model, mode),
         compress=frozenset({config.compress}),
         max_trained=max_trained,
         step_shape=model.activation_shape() if split_steps else None,

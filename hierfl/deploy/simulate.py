@@ -12,7 +12,6 @@ buffer, exchange residuals) in its node-local state folder, as on a device: unde
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from typing import IO
@@ -51,12 +50,12 @@ def gpus_per_edge(config: HierConfig) -> float:
     once where the edges train on CUDA, else none."""
     if config.sim_gpus_per_edge >= 0:
         return config.sim_gpus_per_edge
+    from hierfl.results.summary import edges_at_once
     from hierfl.train.devices import resolve_device
 
     if resolve_device("edge-device", config.edge_device) == "cpu":
         return 0.0
-    at_once = max(1, min(config.round_clients, (os.cpu_count() or 1) // config.sim_cpus_per_edge))
-    return round(1.0 / at_once, 4)
+    return round(1.0 / edges_at_once(config, "simulation"), 4)
 
 
 def federation_config(config: HierConfig) -> str:

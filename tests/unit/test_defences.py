@@ -107,6 +107,31 @@ def test_relabelling_into_a_past_class_is_caught_by_its_remembered_centroid():
     assert [s.index for s in screen.screen(new)] == [3]
 
 
+def _drifted(seed, size=6.0):
+    """An honest edge whose segment moved its own way: every class's samples around its own
+    displaced center (measured: replayed past classes on the online ResNet-18 run)."""
+    a, y = _chunk([20] * CLASSES, seed)
+    g = torch.Generator().manual_seed(100 + seed)
+    moved = size * torch.randn(CLASSES, 16, generator=g)
+    return (a.view(len(y), 16) + moved[y]).view(len(y), 4, 2, 2), y
+
+
+def test_honest_edges_whose_features_moved_apart_are_not_flagged():
+    """Four honest edges, each class displaced differently on each: the others' expected
+    agreement is measured against centroids without their own data, as the judged edge's is
+    (with their own data in them the others agreed with themselves and every edge was flagged,
+    as on the online ResNet-18 run)."""
+    assert LabelScreen(0.4).screen([_drifted(seed) for seed in range(4)]) == []
+
+
+def test_no_edge_is_left_out_without_an_honest_majority(caplog):
+    """Where half of the round's edges or more fall below the threshold the screen has no
+    majority to judge by: it leaves none out, and says so."""
+    flipped = [_chunk([20] * CLASSES, seed, shift=1) for seed in range(2)]
+    assert LabelScreen(0.4).screen([*flipped, *[_chunk([20] * CLASSES, s) for s in (5, 6)]]) == []
+    assert "no honest majority" in caplog.text
+
+
 def test_too_few_edges_or_samples_are_not_judged():
     two = [_chunk([20] * CLASSES, 0), _chunk([20] * CLASSES, 1, shift=1)]
     assert LabelScreen(0.4).screen(two) == []
