@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-from hierfl.app.grid_federation import GridFederation, build_strategy
+from hierfl.app.grid_federation import GridFederation
 from hierfl.app.inprocess import InProcessGrid
+from hierfl.app.strategy import build_strategy
 from hierfl.cloud.orchestrator import Orchestrator
 from hierfl.config import HierConfig
 from hierfl.data.avalanche import from_avalanche

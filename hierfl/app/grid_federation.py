@@ -7,10 +7,8 @@ counted (``protocol.payload_bytes``) and aggregated by the configured strategy.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, cast
 
 import torch
@@ -39,34 +37,14 @@ from hierfl.app.protocol import (
 )
 from hierfl.app.reply_checks import check_reply, check_split_step
 from hierfl.app.sampled_grid import SampledGrid, learn_partitions
+from hierfl.app.strategy import quiet_flower
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.exchange import WeightExchange
 from hierfl.cloud.robust import centered_clip, check_weights, clip_update
 from hierfl.cloud.validation import Expected
 from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
-from hierfl.registry import AGGREGATORS
 from hierfl.results.traffic import Direction, TrafficLog
-
-
-@contextmanager
-def quiet_flower() -> Iterator[None]:
-    """Hold back Flower's INFO lines and its warning that federated evaluation is skipped
-    (the cloud evaluates both exits itself): they mean nothing to a hierfl user."""
-    logger = logging.getLogger("flwr")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def build_strategy(config: HierConfig) -> Strategy:
-    """The run's edge-aggregation strategy, from the ``hierfl.aggregators`` registry."""
-    plugin = AGGREGATORS.plugin(config.strategy)
-    with quiet_flower():
-        return plugin.make(config, settings=config.settings(config.strategy))  # type: ignore[no-any-return]
 
 
 class GridFederation:

@@ -19,8 +19,6 @@ from typing import IO
 from hierfl.config import HierConfig
 from hierfl.deploy.launch import (
     CONNECTION,
-    LaunchError,
-    Processes,
     finish_run,
     flower_bin,
     flower_env,
@@ -30,6 +28,7 @@ from hierfl.deploy.launch import (
     write_app,
     write_connection,
 )
+from hierfl.deploy.processes import LaunchError, Processes
 from hierfl.results.summary import ENGINE_ENV
 
 # Ray's own start-up (its dashboard, usage stats) adds seconds and tries the network.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hierfl import cli, preflight
-from hierfl.deploy.launch import processes_mentioning
+from hierfl.deploy.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.deploy.launch import processes_mentioning
+from hierfl.deploy.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent

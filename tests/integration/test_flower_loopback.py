@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hierfl.deploy.launch import Processes, flower_env, free_port, start_superlink, write_connection
+from hierfl.deploy.launch import flower_env, free_port, start_superlink, write_connection
+from hierfl.deploy.processes import Processes
 
 BIN = Path(sys.executable).parent
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hierfl.cloud.checkpoint import CHECKPOINT, load_checkpoint
-from hierfl.deploy.launch import processes_mentioning
+from hierfl.deploy.processes import processes_mentioning
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

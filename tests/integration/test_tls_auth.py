@@ -21,15 +21,14 @@ import pytest
 from hierfl.config import HierConfig
 from hierfl.deploy.launch import (
     CONNECTION,
-    Processes,
     flower_env,
     free_port,
-    processes_mentioning,
     start_clients,
     start_superlink,
     write_app,
     write_connection,
 )
+from hierfl.deploy.processes import Processes, processes_mentioning
 from hierfl.deploy.secure import (
     list_supernodes,
     make_supernode_key,

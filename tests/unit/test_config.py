@@ -151,7 +151,7 @@ def test_plugin_settings_are_typed_checked_and_reach_the_plugin():
 
 
 def test_a_strategy_is_built_with_its_settings():
-    from hierfl.app.grid_federation import build_strategy
+    from hierfl.app.strategy import build_strategy
 
     strategy = build_strategy(HierConfig.from_mapping({"strategy": "fedprox"}))
     assert strategy.proximal_mu == 0.01
