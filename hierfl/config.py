@@ -87,7 +87,13 @@ class HierConfig:
         "", "exit head: conv or mlp (empty: the model's own)", choices=("", "conv", "mlp")
     )
     strategy: str = option("fedavg", "edge aggregation (a Flower strategy)", registry="strategy")
-    rounds: int = option(5, "rounds per experience (one chunk per edge per round)", ge=1)
+    rounds: int = option(
+        5,
+        "rounds per experience (one chunk per edge per round); left at 5 with clients-per-round, "
+        "5 times the sampling cycle of ceil(clients / clients-per-round) rounds (online: one cycle "
+        "at least)",
+        ge=1,
+    )
     local_epochs: int = option(5, "passes over the edge's current experience per round", ge=1)
     batch_size: int = option(16, "mini-batch size on edge and cloud", ge=2)
     optimizer: str = option("adam", "optimizer of edge and cloud", choices=OPTIMIZERS)

@@ -5,7 +5,9 @@
 
 1. the layers are merged, later ones winning;
 2. the continual methods' own defaults (``ContinualMethod.defaults``) fill the keys left at
-   hierfl's default that no layer named (``with_method_defaults``; said, with ``say``);
+   hierfl's default that no layer named (``with_method_defaults``; said, with ``say``), and
+   ``rounds`` grows with the sampling cycle where ``clients-per-round`` samples the edges
+   (``with_sampling_rounds``);
 3. the config is validated (``ConfigError`` names the key);
 4. keys set to a value this run never reads are named with the reason (``warn``): ``lwf.alpha=2``
    without ``cl=lwf``, ``cloud-lr`` in edge mode or ``local-epochs`` in an online run are valid
@@ -44,6 +46,9 @@ def resolve(
     config, applied = with_method_defaults(config, [key for layer in layers for key in layer])
     if applied and say is not None:
         say(describe_defaults(config, applied))
+    config, rounds_line = with_sampling_rounds(config)
+    if rounds_line and say is not None:
+        say(rounds_line)
     config = config.validate()
     if (unused := describe_unused(config)) and warn is not None:
         warn(unused)
@@ -81,6 +86,38 @@ def with_method_defaults(
     if applied:
         config = HierConfig.from_mapping(applied, base=config)
     return config, {k: getattr(config, k.replace("-", "_")) for k in applied}
+
+
+def with_sampling_rounds(config: HierConfig) -> tuple[HierConfig, str]:
+    """``rounds`` left at its default while ``clients-per-round`` samples the edges: as many
+    rounds as it takes every edge to be asked as often as without sampling (``rounds`` times
+    the sampling cycle of ceil(clients / clients-per-round) rounds; online, where an edge that
+    sat out catches up on what arrived, at least one cycle). Without it 10 edges of 100 a round
+    would train each edge's data once in ten of the default's visits, and half the edges would
+    sit out each experience. Returns the config and the log line ("" when unchanged).
+    Idempotent: a config whose ``rounds`` is no longer the default is left alone."""
+    plain = HierConfig()
+    if (
+        not config.clients_per_round
+        or "rounds" in config.user_keys
+        or config.rounds != plain.rounds
+    ):
+        return config, ""
+    cycle = -(-config.clients // config.clients_per_round)
+    rounds = max(config.rounds, cycle) if config.online else config.rounds * cycle
+    if rounds == config.rounds:
+        return config, ""
+    config = dataclasses.replace(config, rounds=rounds)
+    return config, (
+        f"using rounds={rounds} per experience (clients-per-round={config.clients_per_round} of "
+        f"{config.clients} edges asks each edge once in {cycle} rounds; "
+        + (
+            "every edge asked in each experience"
+            if config.online
+            else f"each edge asked {plain.rounds} times an experience, as without sampling"
+        )
+        + "); set rounds to change"
+    )
 
 
 def describe_defaults(config: HierConfig, applied: Mapping[str, Any]) -> str:

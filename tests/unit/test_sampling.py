@@ -171,3 +171,24 @@ def test_experiences_too_short_for_every_edge_are_flagged():
         coverage_warning(tiny_config(clients=100, rounds=10, **{"clients-per-round": 10})) is None
     )
     assert coverage_warning(tiny_config(clients=100, rounds=1)) is None  # no sampling
+
+
+@pytest.mark.parametrize(
+    ("keys", "rounds"),
+    [
+        ({"clients": 100, "clients-per-round": 10}, 50),  # 5 visits of each edge an experience
+        ({"clients": 25, "clients-per-round": 10}, 15),  # a cycle of ceil(25 / 10) = 3 rounds
+        ({"clients": 100, "clients-per-round": 10, "online": True}, 10),  # one cycle at least
+        ({"clients": 100, "clients-per-round": 10, "rounds": 5}, 5),  # set by the user: kept
+        ({"clients": 100, "clients-per-round": 10, "rounds": 7}, 7),
+        ({"clients": 100}, 5),  # no sampling
+    ],
+)
+def test_default_rounds_grow_with_the_sampling_cycle(keys, rounds):
+    from hierfl.resolve import resolve
+
+    lines: list[str] = []
+    config = resolve([keys], say=lines.append)
+    assert config.rounds == rounds
+    assert any(f"rounds={rounds}" in line for line in lines) == (rounds != keys.get("rounds", 5))
+    assert resolve([config.to_flwr()]).rounds == rounds  # the ServerApp's copy: not grown again
