@@ -61,6 +61,7 @@ class _Round:
     last_reply_at: float
     quorum_at: float | None = None  # when min-replies usable replies were in
     held: list[RoundResult] = field(default_factory=list)  # chunks awaiting ``label-screen``
+    later: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # to mix
 
 
 class ReplyCollector:
@@ -183,15 +184,15 @@ class ReplyCollector:
         elif chunk.num_examples and self.config.label_screen:
             now.held.append(item)  # screened with the round's others (``_release``)
         elif chunk.num_examples:
-            self._enqueue(item, now.request)
+            self._enqueue(item, now)
 
-    def _enqueue(self, item: RoundResult, request: RoundRequest) -> None:
-        self.cloud.enqueue(
-            item.chunk.activations,
-            item.chunk.labels,
-            experience=request.experience,
-            round=request.round,
+    def _enqueue(self, item: RoundResult, now: _Round) -> None:
+        """The chunk's first pass now, its later passes with the round's others (``_release``)."""
+        chunk, request = item.chunk, now.request
+        self.cloud.enqueue_first(
+            chunk.activations, chunk.labels, experience=request.experience, round=request.round
         )
+        now.later.append((chunk.activations, chunk.labels))
         self._bound_queue()
 
     def _release(self, now: _Round, result: RunResult) -> None:
@@ -201,9 +202,17 @@ class ReplyCollector:
         held, now.held = now.held, []
         chunks = [(item.chunk.activations, item.chunk.labels) for item in held]
         flagged = {s.index: s for s in self.label_screen.screen(chunks)}
+        kept = [c for i, c in enumerate(chunks) if i not in flagged]
+        request = now.request
+        for activations, labels in kept:
+            self.cloud.enqueue_first(
+                activations, labels, experience=request.experience, round=request.round
+            )
+        self.cloud.enqueue_later(now.later + kept, experience=request.experience)
+        now.later = []
+        self._bound_queue()
         for i, item in enumerate(held):
             if i not in flagged:
-                self._enqueue(item, now.request)
                 continue
             self.federation.discard(item)
             now.collected.usable -= 1
