@@ -88,30 +88,11 @@ class CloudTrainer:
             seen=SeenClasses(num_classes, enabled=config.class_mask == "seen"),
         )
 
-    def enqueue(
-        self,
-        activations: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        experience: int = 0,
-        round: int = 0,
-    ) -> None:
-        """Queue one edge's chunk as mini-batches: first in the order the edge trained them,
-        then ``epochs - 1`` more shuffled passes."""
-        self.enqueue_round([(activations, labels)], experience=experience, round=round)
-
-    def enqueue_round(
-        self,
-        chunks: Sequence[tuple[torch.Tensor, torch.Tensor]],
-        *,
-        experience: int = 0,
-        round: int = 0,
-    ) -> None:
-        """Queue a round's chunks together: each chunk's first pass, then the later passes
-        shuffled over all of them (``enqueue_first``, ``enqueue_later``)."""
-        for activations, labels in chunks:
-            self.enqueue_first(activations, labels, experience=experience, round=round)
-        self.enqueue_later(chunks, experience=experience)
+    def enqueue(self, activations: torch.Tensor, labels: torch.Tensor, **where: int) -> None:
+        """Queue one chunk (``experience``, ``round``: where it belongs) as mini-batches: first
+        in the order the edge trained them, then ``epochs - 1`` more shuffled passes."""
+        self.enqueue_first(activations, labels, **where)
+        self.enqueue_later([(activations, labels)], experience=where.get("experience", 0))
 
     def enqueue_first(
         self,

@@ -36,7 +36,9 @@ def test_a_round_of_edges_that_code_differently_is_learned_for_every_edge():
     g = torch.Generator().manual_seed(0)
     a, b = _edge_codes(0, 0, 128, g), _edge_codes(1, 1, 128, g)
     trainer = _trainer(epochs=8)
-    trainer.enqueue_round([a, b])
+    for chunk in (a, b):  # as the round's replies arrive
+        trainer.enqueue_first(*chunk)
+    trainer.enqueue_later([a, b])  # when the round closes
     trainer.drain()
     # one edge's 8 passes after the other's leave this cloud at 0.0 on the first edge's codes
     assert _accuracy(trainer, *a) == 1.0
@@ -46,12 +48,10 @@ def test_a_round_of_edges_that_code_differently_is_learned_for_every_edge():
 def test_the_first_pass_is_each_chunk_in_order_and_later_passes_mix_every_chunk():
     ids_a, ids_b = torch.arange(40.0), torch.arange(40.0, 72.0)  # a sample's id as its feature
     trainer = _trainer(epochs=3, batch_size=8)
-    trainer.enqueue_round(
-        [
-            (ids_a[:, None], torch.zeros(40, dtype=torch.long)),
-            (ids_b[:, None], torch.ones(32).long()),
-        ]
-    )
+    chunks = [(ids_a[:, None], torch.zeros(40).long()), (ids_b[:, None], torch.ones(32).long())]
+    for chunk in chunks:
+        trainer.enqueue_first(*chunk)
+    trainer.enqueue_later(chunks)
     batches = [a.flatten() for a, _, _ in trainer.queue]
     first, later = batches[:9], batches[9:]  # 5 batches of chunk a, then 4 of chunk b
     assert torch.equal(torch.cat(first), torch.cat([ids_a, ids_b]))
