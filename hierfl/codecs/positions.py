@@ -62,22 +62,46 @@ def decode_positions(stream: np.ndarray, count: int, b: int, size: int) -> np.nd
     if not count:
         return np.zeros(0, dtype=np.int64)
     bits = np.unpackbits(stream)
-    zeros = np.flatnonzero(bits == 0)
-    indices = np.empty(count, dtype=np.int64)
-    position, previous = 0, -1
-    weights = 1 << np.arange(b - 1, -1, -1, dtype=np.int64)
-    for i in range(count):
-        k = np.searchsorted(zeros, position)
-        if k == zeros.size or zeros[k] + 1 + b > bits.size:
-            raise ChunkRejected("the positions stream ends early")
-        stop = int(zeros[k])
-        remainder = int(bits[stop + 1 : stop + 1 + b] @ weights) if b else 0
-        previous += (((stop - position) << b) | remainder) + 1
-        if previous >= size:
-            raise ChunkRejected(f"position {previous} outside a tensor of {size}")
-        indices[i] = previous
-        position = stop + 1 + b
+    starts = _codeword_starts(bits, count, b)
+    if starts is None:
+        raise ChunkRejected("the positions stream ends early")
+    stops = _next_zero(bits)[starts]  # each codeword's unary part ends at its first zero
+    gaps = (stops - starts) << b
+    for j in range(b):  # the remainders, most significant bit first
+        gaps |= bits[stops + 1 + j].astype(np.int64) << (b - 1 - j)
+    indices = np.cumsum(gaps + 1) - 1
+    if indices[-1] >= size:
+        raise ChunkRejected(f"position {int(indices[-1])} outside a tensor of {size}")
     return indices
+
+
+def _next_zero(bits: np.ndarray) -> np.ndarray:
+    """For each position 0..len(bits), the first zero bit at or after it (len(bits): none)."""
+    n = bits.size
+    at = np.where(bits == 0, np.arange(n), n)
+    return np.append(np.minimum.accumulate(at[::-1])[::-1], n)
+
+
+def _codeword_starts(bits: np.ndarray, count: int, b: int) -> np.ndarray | None:
+    """Where each of the first ``count`` codewords starts (None: the stream ends before them).
+
+    A codeword starting at p ends b bits after its first zero, which gives the next start: a
+    jump table over every bit position, walked for all codewords at once by pointer doubling
+    (log2(count) whole-array steps instead of a Python step per codeword).
+    """
+    n = bits.size
+    end = n + 1  # "past the stream": a codeword that does not fit
+    jump = _next_zero(bits) + 1 + b
+    jump[jump > n] = end  # no zero left, or its remainder cut short
+    jump = np.append(jump, end)  # the end stays at the end
+    starts, power = np.zeros(1, dtype=np.int64), jump  # power: ``jump`` applied len(starts) times
+    while starts.size < count:
+        starts = np.concatenate([starts, power[starts]])
+        power = power[power]
+    starts = starts[:count]
+    if starts[-1] >= n or jump[starts[-1]] == end:
+        return None
+    return starts
 
 
 def _ranges(counts: np.ndarray) -> np.ndarray:
