@@ -196,23 +196,16 @@ class ReplyCollector:
         self._bound_queue()
 
     def _release(self, now: _Round, result: RunResult) -> None:
-        """``label-screen``: the round's chunks go to the cloud, except an edge's whose labels
-        disagree with the other edges' data (``hierfl.cloud.screen``): its round is left out,
-        chunk and weights, with an event."""
+        """The round closes. ``label-screen``: the held chunks get their first pass, except an
+        edge's whose labels disagree with the other edges' data (``hierfl.cloud.screen``): its
+        round is left out, chunk and weights, with an event. Then the cloud's later passes over
+        all the round's chunks, mixed (``CloudTrainer.enqueue_later``)."""
         held, now.held = now.held, []
         chunks = [(item.chunk.activations, item.chunk.labels) for item in held]
         flagged = {s.index: s for s in self.label_screen.screen(chunks)}
-        kept = [c for i, c in enumerate(chunks) if i not in flagged]
-        request = now.request
-        for activations, labels in kept:
-            self.cloud.enqueue_first(
-                activations, labels, experience=request.experience, round=request.round
-            )
-        self.cloud.enqueue_later(now.later + kept, experience=request.experience)
-        now.later = []
-        self._bound_queue()
         for i, item in enumerate(held):
             if i not in flagged:
+                self._enqueue(item, now)
                 continue
             self.federation.discard(item)
             now.collected.usable -= 1
@@ -223,6 +216,9 @@ class ReplyCollector:
                     item, now.request, reason=s.reason, agreement=s.agreement, expected=s.expected
                 )
             )
+        later, now.later = now.later, []
+        self.cloud.enqueue_later(later, experience=now.request.experience)
+        self._bound_queue()
 
     def _fail(self, failure: EdgeFailure, request: RoundRequest, result: RunResult) -> None:
         """An edge failed or its reply was refused: the round goes on without it."""

@@ -62,10 +62,11 @@ def decode_positions(stream: np.ndarray, count: int, b: int, size: int) -> np.nd
     if not count:
         return np.zeros(0, dtype=np.int64)
     bits = np.unpackbits(stream)
-    starts = _codeword_starts(bits, count, b)
+    next_zero = _next_zero(bits)
+    starts = _codeword_starts(next_zero, count, b)
     if starts is None:
         raise ChunkRejected("the positions stream ends early")
-    stops = _next_zero(bits)[starts]  # each codeword's unary part ends at its first zero
+    stops = next_zero[starts]  # each codeword's unary part ends at its first zero
     gaps = (stops - starts) << b
     for j in range(b):  # the remainders, most significant bit first
         gaps |= bits[stops + 1 + j].astype(np.int64) << (b - 1 - j)
@@ -82,16 +83,17 @@ def _next_zero(bits: np.ndarray) -> np.ndarray:
     return np.append(np.minimum.accumulate(at[::-1])[::-1], n)
 
 
-def _codeword_starts(bits: np.ndarray, count: int, b: int) -> np.ndarray | None:
-    """Where each of the first ``count`` codewords starts (None: the stream ends before them).
+def _codeword_starts(next_zero: np.ndarray, count: int, b: int) -> np.ndarray | None:
+    """Where each of the first ``count`` codewords starts (None: the stream ends before them),
+    from ``_next_zero`` of the stream's bits.
 
     A codeword starting at p ends b bits after its first zero, which gives the next start: a
     jump table over every bit position, walked for all codewords at once by pointer doubling
     (log2(count) whole-array steps instead of a Python step per codeword).
     """
-    n = bits.size
+    n = next_zero.size - 1  # the stream's bits
     end = n + 1  # "past the stream": a codeword that does not fit
-    jump = _next_zero(bits) + 1 + b
+    jump = next_zero + 1 + b
     jump[jump > n] = end  # no zero left, or its remainder cut short
     jump = np.append(jump, end)  # the end stays at the end
     starts, power = np.zeros(1, dtype=np.int64), jump  # power: ``jump`` applied len(starts) times
