@@ -241,7 +241,8 @@ class HierConfig:
     weight_density: float = option(
         0.0,
         "topk: share of each tensor's entries a weight update sends (0: at least 0.1 % and "
-        f"at least {AUTO_MIN_ENTRIES:,} entries a message)",
+        f"{AUTO_MIN_ENTRIES:,} entries a message; an edge asked once in K rounds sends K times "
+        "that)",
         ge=0,
         le=1,
     )

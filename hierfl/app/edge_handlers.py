@@ -156,12 +156,13 @@ def _exchange_round(content: RecordDict, node: NodeRun, proximal_mu: float) -> R
     config, request = node.config, decode_request(content)[0]
     edge = edge_model(config, node.stream, {}).edge  # the run's initial weights: version 0
     names = averaged_names(edge, config.averaged)
-    codec = update_codec(config, exchanged_params(edge, names))
-    assert codec is not None  # _round checked
+    params = exchanged_params(edge, names)
+    codec, down_codec = update_codec(config, params), update_codec(config, params, down=True)
+    assert codec is not None and down_codec is not None  # _round checked
     shapes = {n: tuple(p.shape) for n, p in edge.named_parameters()}
-    down, eval_copy = decode_weights_down(content, {n: shapes[n] for n in names}, codec)
+    down, eval_copy = decode_weights_down(content, {n: shapes[n] for n in names}, down_codec)
     held = load_held(node.run_dir, request)
-    held = apply_down(down, held, names, shapes, codec, initial=edge.state_dict)
+    held = apply_down(down, held, names, shapes, down_codec, initial=edge.state_dict)
     result = run_edge_round(
         config,
         request,

@@ -44,11 +44,14 @@ class WeightExchange:
         shapes: Mapping[str, tuple[int, ...]],
         config: HierConfig | None = None,
         keep: int = 2,
+        down: UpdateCodec | None = None,
     ) -> None:
-        """``config``: the run's (its schedule says which rounds exchange weights and which
+        """``codec``: the edges' updates'; ``down``: the cloud's changes' (None: ``codec``);
+        ``config``: the run's (its schedule says which rounds exchange weights and which
         ask for eval copies; None: every round exchanges, none asks); ``keep``: how many of its
         last changes it keeps for edges that missed some (``kept_changes``)."""
         self.codec, self.names, self.config = codec, names, config
+        self.down_codec = down or codec
         self.shapes = {n: tuple(shapes[n]) for n in names}
         self.version = 0
         self.base: EdgeState = {}
@@ -66,11 +69,13 @@ class WeightExchange:
     def for_run(cls, config: HierConfig, model: SplitModel) -> WeightExchange | None:
         """The run's exchange; None where the full weights travel (``weight-codec=fp32``)."""
         names = averaged_names(model.edge, config.averaged)
-        codec = update_codec(config, exchanged_params(model.edge, names))
+        params = exchanged_params(model.edge, names)
+        codec = update_codec(config, params)
         if codec is None:
             return None
         shapes = {n: tuple(p.shape) for n, p in model.edge.named_parameters()}
-        return cls(codec, names, shapes, config, kept_changes(config))
+        down = update_codec(config, params, down=True)
+        return cls(codec, names, shapes, config, kept_changes(config), down)
 
     def sends_updates(self, request: RoundRequest) -> bool:
         """Whether ``request``'s replies carry updates (every ``sync-every``-th round)."""
@@ -89,8 +94,8 @@ class WeightExchange:
             self.base = {n: state[n].detach().float().cpu().clone() for n in self.names}
         elif send_change:
             change = {n: state[n].detach().float().cpu() - self.base[n] for n in self.names}
-            delta = encode_update(change, self.codec)
-            self.base = add(self.base, decode_update(delta, self.shapes, self.codec))
+            delta = encode_update(change, self.down_codec)
+            self.base = add(self.base, decode_update(delta, self.shapes, self.down_codec))
             self.version += 1
             self._changes.append(delta)
         self.digest = checksum(self.base, self.names)

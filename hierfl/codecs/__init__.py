@@ -19,25 +19,31 @@ WEIGHT_VALUES = ("fp32", "q8", "sign")
 """How a compressed weight update's kept entries travel (``weight-values``): float32, 8-bit with
 a scale per tensor, or one sign bit each with a scale (``hierfl.codecs.updates``)."""
 AVERAGED = ("all", "segment", "exit", "none")
+"""Which edge parameters the edges and the cloud average (``averaged``): all of them, the segment
+without the exit head, only the exit head, or none (each edge keeps its own)."""
 
 AUTO_MIN_DENSITY = 0.001
 AUTO_MIN_ENTRIES = 1000
 
 
-def auto_density(params: int) -> float:
+def auto_density(params: int, cycle: int = 1) -> float:
     """``weight-density=0`` (the default): the share of entries a weight message sends for a
     model exchanging ``params`` parameters: at least 0.1 % and at least 1,000 entries, so that a
     large model sends 0.1 % (ResNet-18 to layer3: 3,080 entries) and a small one enough to keep
     its edges together (the small CNN: 4.7 %); measured in docs/results.md.
 
+    With client sampling an edge is asked once in ``cycle`` rounds (``clients-per-round``), so
+    a visit sends ``cycle`` times as many entries: each edge sends as many a cycle, and the
+    federation as many a round, as when every edge is asked every round. Fewer would leave
+    most of what an edge learned a visit in its residual until its next visit, ``cycle``
+    rounds later, and the edges would drift apart (docs/results.md, 100 edges).
+
     >>> auto_density(3_080_000), round(auto_density(21_386), 4), auto_density(500)
     (0.001, 0.0468, 1.0)
+    >>> auto_density(3_080_000, cycle=10), round(auto_density(21_386, cycle=10), 3)
+    (0.01, 0.468)
     """
-    return min(1.0, max(AUTO_MIN_DENSITY, AUTO_MIN_ENTRIES / max(params, 1)))
-
-
-"""Which edge parameters the edges and the cloud average (``averaged``): all of them, the segment
-without the exit head, only the exit head, or none (each edge keeps its own)."""
+    return min(1.0, cycle * max(AUTO_MIN_DENSITY, AUTO_MIN_ENTRIES / max(params, 1)))
 
 
 def code_codec(bits: int) -> str:

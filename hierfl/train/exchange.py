@@ -18,7 +18,8 @@ keeps a *base*, the averaged weights as every in-step edge holds them, bit for b
   holds, sent with its reply, finds an edge out of step.
 
 ``sync-every=K`` exchanges weights every K rounds (codes flow every round); ``averaged`` names
-which parameters are exchanged at all.
+which parameters are exchanged at all. With ``clients-per-round`` an edge is asked once a
+sampling cycle, and its update sends a cycle's worth of entries (``update_codec``).
 """
 
 from __future__ import annotations
@@ -64,19 +65,27 @@ class WeightsDown:
 def kept_changes(config: HierConfig) -> int:
     """How many of its last changes the cloud keeps for edges that missed some: two sampling
     cycles (``clients-per-round``), at least 2; an edge further behind gets a full copy."""
-    cycle = -(-config.clients // config.round_clients)
-    return max(2, 2 * cycle)
+    return max(2, 2 * sampling_cycle(config))
 
 
-def update_codec(config: HierConfig, params: int = 0) -> UpdateCodec | None:
-    """The run's weight-update codec for ``params`` exchanged parameters (``weight-density=0``
-    resolves to ``auto_density(params)``); None where the full weights travel (``fp32``, and
-    modes whose edges hold no weights of their own between rounds: split, cloud)."""
+def sampling_cycle(config: HierConfig) -> int:
+    """Rounds in which every edge is asked once: ``ceil(clients / clients-per-round)``."""
+    return -(-config.clients // config.round_clients)
+
+
+def update_codec(config: HierConfig, params: int = 0, *, down: bool = False) -> UpdateCodec | None:
+    """The run's weight-update codec for ``params`` exchanged parameters: of the edges' updates,
+    or with ``down`` of the cloud's changes. ``weight-density=0`` resolves to ``auto_density``;
+    with ``clients-per-round`` an edge's update sends a sampling cycle's worth (it is asked
+    once a cycle), the cloud's change one round's (it sends one every round, and an edge that
+    sat out gets the ones it missed). None where the full weights travel (``fp32``, and modes
+    whose edges hold no weights of their own between rounds: split, cloud)."""
     mode = MODES[config.mode]
     if not mode.aggregate_edges or mode.sequential:
         return None
     if not config.weight_density:
-        config = dataclasses.replace(config, weight_density=auto_density(params))
+        cycle = 1 if down else sampling_cycle(config)
+        config = dataclasses.replace(config, weight_density=auto_density(params, cycle))
     codec: UpdateCodec | None = WEIGHT_CODECS.plugin(config.weight_codec).make(config)
     return codec
 

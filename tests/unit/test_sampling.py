@@ -192,3 +192,21 @@ def test_default_rounds_grow_with_the_sampling_cycle(keys, rounds):
     assert config.rounds == rounds
     assert any(f"rounds={rounds}" in line for line in lines) == (rounds != keys.get("rounds", 5))
     assert resolve([config.to_flwr()]).rounds == rounds  # the ServerApp's copy: not grown again
+
+
+def test_a_sampled_edge_sends_a_cycles_worth_of_entries_and_the_cloud_one_rounds():
+    from hierfl.train.exchange import update_codec
+
+    def densities(**keys):
+        config = tiny_config(**keys)
+        up, down = update_codec(config, 100_000), update_codec(config, 100_000, down=True)
+        return up.density, down.density
+
+    # 1,000 entries of 100,000: 1 %; asked once in ceil(10 / 2) = 5 rounds, an edge sends 5 %
+    assert densities(clients=10) == (0.01, 0.01)
+    assert densities(clients=10, **{"clients-per-round": 2}) == (pytest.approx(0.05), 0.01)
+    assert densities(clients=10, **{"clients-per-round": 3}) == (pytest.approx(0.04), 0.01)
+    # set by the user: both ways as set; never above every entry
+    assert densities(clients=10, **{"clients-per-round": 2, "weight-density": 0.2}) == (0.2, 0.2)
+    config = tiny_config(clients=100, **{"clients-per-round": 2})
+    assert update_codec(config, 20_000).density == 1.0  # 5 % x 50
