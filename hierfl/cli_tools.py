@@ -9,11 +9,13 @@ Like ``hierfl run`` they take ``--config FILE.toml`` and ``key=value`` overrides
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from hierfl.analysis.fleet import Device, FleetPlan, format_fleet, plan_fleet
 from hierfl.analysis.plan_text import format_plan, format_settings, plan_to_dict, recommendation
 from hierfl.analysis.planner import (
     DEFAULT_BATCH_SIZE,
@@ -84,6 +86,14 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
         "--raw-bytes",
         help="bytes of one raw input as cloud mode uploads it (default: its uint8 pixels; "
         "give a PNG or JPEG file's size to compare against those)",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        metavar="SLOWDOWN:BITRATE[:LATENCY]",
+        help="plan a fleet: one edge device per flag, SLOWDOWN times slower than --edge-flops "
+        "on its own link (e.g. --device 1:10e6 --device 4:1e6 --device 16:0.25e6); the plan "
+        "gives each device its own cut and compares the best single cut",
     )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
@@ -205,6 +215,9 @@ def plan(args: argparse.Namespace) -> None:
         code_bits=args.code_bits,
     )
     model, shape = _model_and_shape(args, values)
+    devices = [Device.parse(text) for text in args.device or ()]
+    if devices and not values.get("bitrate"):
+        values["bitrate"] = devices[0].bitrate_bps  # each device plans on its own link
     settings = _plan_settings(args, values)
     head = values.get("exit-head") or None
     bits = _code_bits(values)
@@ -212,6 +225,9 @@ def plan(args: argparse.Namespace) -> None:
     cuts = measure_cuts(
         model, shape, _classes(values), exit_head=head, bottlenecks=widths, code_bits=bits
     )
+    if devices:
+        _print_fleet(plan_fleet(cuts, devices, settings), as_json=args.json)
+        return
     result = plan_cuts(cuts, settings)
     if args.json:
         print(json.dumps(plan_to_dict(result), indent=2))
@@ -219,6 +235,13 @@ def plan(args: argparse.Namespace) -> None:
     print(f"{model} on {'x'.join(map(str, shape))}: {format_settings(settings)}")
     print(format_plan(result.rows, result.recommended))
     print(recommendation(result))
+
+
+def _print_fleet(fleet: FleetPlan, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(dataclasses.asdict(fleet), indent=2))
+        return
+    print(format_fleet(fleet))
 
 
 def _plan_settings(args: argparse.Namespace, values: dict[str, Any]) -> PlanSettings:
