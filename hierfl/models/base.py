@@ -37,8 +37,10 @@ class SplitModel(nn.Module):
     """A network cut at a named separation point.
 
     Subclasses declare ``cut_points`` (ordered names) and build ``self.edge`` (an
-    ``EdgeModule``) and ``self.cloud`` for the chosen cut. ``forward`` is the monolithic
-    network: ``forward_cloud(forward_edge(x).activations)``.
+    ``EdgeModule``) and ``self.cloud`` for the chosen cut. Edges at several depths
+    (``hierfl.models.depths``) need the cloud to be an ``nn.Sequential`` whose first module
+    each later cut moves to the edge segment, as the registered models do. ``forward`` is the
+    monolithic network: ``forward_cloud(forward_edge(x).activations)``.
     """
 
     cut_points: ClassVar[tuple[str, ...]] = ()

@@ -1,0 +1,68 @@
+"""Edges at several depths and one cloud (``hierfl.models.depths``), for every model and cut:
+the edge at any cut plus the cloud's part after it is the monolithic network, and the cloud's
+loss reaches no edge and none of the cloud's layers before the chunk's cut."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hierfl.errors import ConfigError
+from hierfl.models import create_model, list_models
+from hierfl.models.depths import cloud_from
+from hierfl.registry import MODELS
+
+INPUT_SHAPES = {"small-cnn": (1, 8, 8), "vgg16": (3, 32, 32), "resnet18": (3, 32, 32)}
+CASES = [(name, cut) for name in list_models() for cut in MODELS.get(name).cut_points]
+
+
+def _build(name: str, cut: str, **kwargs) -> nn.Module:
+    shape = INPUT_SHAPES.get(name, (3, 32, 32))
+    return create_model(name, cut=cut, num_classes=10, input_shape=shape, seed=5, **kwargs)
+
+
+def _input(name: str) -> torch.Tensor:
+    return torch.rand(
+        4, *INPUT_SHAPES.get(name, (3, 32, 32)), generator=torch.Generator().manual_seed(1)
+    )
+
+
+@pytest.mark.parametrize(("name", "cut"), CASES)
+def test_two_edges_at_different_cuts_and_one_cloud_equal_the_monolithic_network(name, cut):
+    first = MODELS.get(name).cut_points[0]
+    cloud_model = _build(name, first)  # the fleet's shallowest cut: the cloud holds the rest
+    shallow, deep = _build(name, first), _build(name, cut)  # two edges, the same seed
+    x = _input(name)
+    # train mode: BatchNorm normalises with the batch's own statistics, not the identity
+    expected = cloud_model.train()(x)
+    for edge in (shallow, deep):
+        activations = edge.train().forward_edge(x).activations
+        got = cloud_from(cloud_model, edge.cut)(activations)
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize(("name", "cut"), CASES)
+def test_the_cloud_loss_reaches_no_edge_and_no_cloud_layer_before_the_cut(name, cut):
+    cuts = MODELS.get(name).cut_points
+    cloud_model, edge = _build(name, cuts[0]), _build(name, cut)
+    activations = edge.forward_edge(_input(name)).activations
+    part = cloud_from(cloud_model, cut)
+    loss = nn.functional.cross_entropy(part(activations.detach()), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert all(p.grad is None for p in edge.edge.parameters())
+    trained = {id(p) for p in part.parameters()}
+    for p in cloud_model.cloud.parameters():
+        assert (p.grad is not None) == (id(p) in trained)
+    before = cuts.index(cut) - cuts.index(cuts[0])  # the cloud's modules the chunk skips
+    assert len(list(cloud_model.cloud.children())) == len(list(part.children())) + before
+
+
+def test_a_cut_the_cloud_does_not_hold_is_refused():
+    cloud_model = _build("small-cnn", "block2")
+    with pytest.raises(ConfigError, match="shallower than the cloud's block2"):
+        cloud_from(cloud_model, "block1")
+    with pytest.raises(ConfigError, match="unknown cut 'block9'"):
+        cloud_from(cloud_model, "block9")
+    with pytest.raises(ConfigError, match="without a bottleneck"):
+        cloud_from(_build("small-cnn", "block1", bottleneck=4), "block2")
