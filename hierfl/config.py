@@ -32,6 +32,7 @@ from hierfl.codecs import (
 from hierfl.errors import ConfigError
 from hierfl.modes import MODE_NAMES, MODES
 from hierfl.options import (
+    check_fields,
     coerce,
     dashed,
     option,
@@ -40,7 +41,8 @@ from hierfl.options import (
     parse_shape,
     unknown_key,
 )
-from hierfl.registry.settings import all_settings, settings_of
+from hierfl.registry import BY_KEY, CONTINUAL, MODELS
+from hierfl.registry.settings import all_settings, checked_settings, settings_of
 
 # Named starting points of ``hierfl run --preset``: ``tiny`` runs anything end to end in about a
 # minute on a laptop CPU (``hierfl.testing``'s tiny run too).
@@ -406,14 +408,85 @@ class HierConfig:
 
     # ---- validation --------------------------------------------------------------------------
     def validate(self) -> HierConfig:
-        """Check every value; raise ``ConfigError`` naming the key and what is allowed
-        (``hierfl.config_checks``).
+        """Check every value; raise ``ConfigError`` naming the key and what is allowed.
 
         Returns the config with its plug-in settings coerced to their declared types.
         """
-        from hierfl.config_checks import validated  # it reads this module's fields
+        check_fields(self, core_fields())
+        if self.clients_per_round > self.clients:
+            raise ConfigError(
+                "clients-per-round",
+                f"{self.clients_per_round} is more than clients={self.clients}",
+            )
+        if self.min_replies > self.round_clients:
+            asked = "clients-per-round" if self.clients_per_round else "clients"
+            raise ConfigError(
+                "min-replies",
+                f"{self.min_replies} is more than {asked}={self.round_clients}, the edges a "
+                "round asks",
+            )
+        unknown = sorted(set(self.user_keys) - set(self.keys()))
+        if unknown:
+            raise ConfigError("set-keys", f"names no config key: {', '.join(unknown)}")
+        _ = self.image_shape, self.thresholds, self.arrival_delays, self.link_outages
+        if self.state_key and not is_plain_name(self.state_key):
+            raise ConfigError(
+                "state-key",
+                f"must be a plain folder name (letters, digits, . _ -), got {self.state_key!r}",
+            )
+        if self.bottleneck > 0 and self.codec != "fp32":
+            raise ConfigError(
+                "codec",
+                f"with bottleneck={self.bottleneck} the codes travel as {self.code_bits}-bit "
+                "integers (code-bits); leave codec at fp32",
+            )
+        MODES[self.mode].check_keys(self)
+        self._check_names()
+        self._check_weight_exchange()
+        return dataclasses.replace(self, plugin_settings=self._checked_plugin_settings())
 
-        return validated(self)
+    def _check_names(self) -> None:
+        """Registered plug-ins, the model's cuts, and continual methods that fit the mode."""
+        for f in core_fields():
+            registry = f.metadata.get("registry")
+            if registry:
+                BY_KEY[registry].check(getattr(self, f.name))
+        cuts = MODELS.get(self.model).cut_points
+        if self.cut and self.cut not in cuts:
+            raise ConfigError(
+                "cut", f"unknown cut {self.cut!r} for {self.model}; allowed: {', '.join(cuts)}"
+            )
+        if not all(self.methods):
+            raise ConfigError("cl", f"expected names joined by '+', got {self.cl!r}")
+        for name in self.methods:
+            method = CONTINUAL.plugin(name)
+            if not method.supports(self.mode):
+                raise ConfigError(
+                    "cl",
+                    f"{name!r} works in {', '.join(method.modes)} mode, not {self.mode} "
+                    f"({method.summary}); pick another method or mode".replace(" ()", ""),
+                )
+
+    def _check_weight_exchange(self) -> None:
+        """``sync-every`` and ``averaged`` need edges that keep weights between exchanges."""
+        if self.weight_codec != "fp32":
+            return
+        for key, value, default in (
+            ("sync-every", self.sync_every, 1),
+            ("averaged", self.averaged, "all"),
+        ):
+            if value != default:
+                raise ConfigError(
+                    key,
+                    f"{value} needs weight-codec=topk: fp32 sends the full weights every round "
+                    "(weight-codec=topk weight-density=1 weight-values=fp32 is an exact dense "
+                    "exchange)",
+                )
+
+    def _checked_plugin_settings(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: checked_settings(name, values) for name, values in self.plugin_settings.items()
+        }
 
 
 def core_fields() -> list[dataclasses.Field]:
