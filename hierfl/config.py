@@ -342,6 +342,11 @@ class HierConfig:
         return self.clients_per_round or self.clients
 
     @property
+    def sampling_cycle(self) -> int:
+        """Rounds in which every edge is asked once: ceil(clients / ``round_clients``)."""
+        return -(-self.clients // self.round_clients)
+
+    @property
     def cloud_passes(self) -> int:
         """Passes the cloud makes over each chunk: ``cloud-epochs``, or for 0 (the default)
         as many as the chunk stands for in hierarchical mode (``local-epochs`` with

@@ -103,7 +103,7 @@ def with_sampling_rounds(config: HierConfig) -> tuple[HierConfig, str]:
         or config.rounds != plain.rounds
     ):
         return config, ""
-    cycle = -(-config.clients // config.clients_per_round)
+    cycle = config.sampling_cycle
     rounds = max(config.rounds, cycle) if config.online else config.rounds * cycle
     if rounds == config.rounds:
         return config, ""

@@ -68,7 +68,7 @@ def coverage_warning(config: HierConfig) -> str | None:
     (None: every edge is, or every edge is asked every round)."""
     if not config.clients_per_round:
         return None
-    cycle = cycle_rounds(config.clients, config.round_clients)
+    cycle = config.sampling_cycle
     if config.rounds >= cycle:
         return None
     asked = config.rounds * config.round_clients

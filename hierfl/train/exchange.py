@@ -65,12 +65,7 @@ class WeightsDown:
 def kept_changes(config: HierConfig) -> int:
     """How many of its last changes the cloud keeps for edges that missed some: two sampling
     cycles (``clients-per-round``), at least 2; an edge further behind gets a full copy."""
-    return max(2, 2 * sampling_cycle(config))
-
-
-def sampling_cycle(config: HierConfig) -> int:
-    """Rounds in which every edge is asked once: ``ceil(clients / clients-per-round)``."""
-    return -(-config.clients // config.round_clients)
+    return max(2, 2 * config.sampling_cycle)
 
 
 def update_codec(config: HierConfig, params: int = 0, *, down: bool = False) -> UpdateCodec | None:
@@ -84,7 +79,7 @@ def update_codec(config: HierConfig, params: int = 0, *, down: bool = False) -> 
     if not mode.aggregate_edges or mode.sequential:
         return None
     if not config.weight_density:
-        cycle = 1 if down else sampling_cycle(config)
+        cycle = 1 if down else config.sampling_cycle
         config = dataclasses.replace(config, weight_density=auto_density(params, cycle))
     codec: UpdateCodec | None = WEIGHT_CODECS.plugin(config.weight_codec).make(config)
     return codec
