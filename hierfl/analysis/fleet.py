@@ -10,13 +10,13 @@ another. A round takes as long as the slower of the two:
 ``plan_fleet`` finds the cuts that minimise it, exactly: for every candidate bound on the
 devices' own times it gives each device, among its cuts within the bound, the one that costs
 the cloud least. The optimum's own bound is one of the candidates, and there this choice is
-no slower on either term, so the best candidate is the optimum (``brute_force`` checks it by
-trying every combination). The best single cut for all devices is planned beside it.
+no slower on either term, so the best candidate is the optimum (tests/unit/test_fleet_planner.py
+checks it against trying every combination). The best single cut for all devices is planned
+beside it.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -156,14 +156,6 @@ def best_cuts(
 def _cheapest(within: dict[str, float], cloud: dict[str, float]) -> str:
     """The cut of ``within`` (cut -> own seconds) that costs the cloud least, then the device."""
     return min(within, key=lambda c: (cloud[c], within[c]))
-
-
-def brute_force(
-    own: Sequence[dict[str, float]], cloud: dict[str, float]
-) -> tuple[float, tuple[str, ...]]:
-    """Every combination of cuts tried: the least round time and one choice reaching it."""
-    combos = itertools.product(*(sorted(options) for options in own))
-    return min((round_seconds(c, own, cloud), tuple(c)) for c in combos)
 
 
 def format_fleet(plan: FleetPlan) -> str:

@@ -3,13 +3,14 @@ device flag and `hierfl plan --device`."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import replace
 
 import pytest
 from test_planner import CUT_A, CUT_B, SETTINGS
 
-from hierfl.analysis.fleet import Device, best_cuts, brute_force, fleet_costs, plan_fleet
+from hierfl.analysis.fleet import Device, best_cuts, fleet_costs, plan_fleet, round_seconds
 from hierfl.analysis.planner import plan_cuts
 from hierfl.cli import main
 from hierfl.errors import ConfigError
@@ -49,6 +50,12 @@ def test_each_devices_own_time_is_the_single_device_plan_on_its_speed_and_link()
         plan = plan_cuts([CUT_A, CUT_B], alone)
         assert times == {r.cut: r.epoch_s for r in plan.rows if r.mode == "hierarchical"}
     assert cloud == pytest.approx({"a": 15.0, "b": 7.5})
+
+
+def brute_force(own, cloud):
+    """Every combination of cuts tried: the least round time and one choice reaching it."""
+    combos = itertools.product(*(sorted(options) for options in own))
+    return min((round_seconds(c, own, cloud), tuple(c)) for c in combos)
 
 
 @pytest.mark.parametrize("seed", range(200))
