@@ -75,6 +75,7 @@ class RunKeys(TypedDict, total=False):
     downlink_bitrate: float
     latency: float
     edge_slowdown: float
+    per_edge: str
     codec: str
     bottleneck: int
     code_bits: int
@@ -284,6 +285,7 @@ def _assemble(
         message_ttl=cfg.reply_timeout,  # a request lives as long as the cloud waits for it
         sequential=MODES[cfg.mode].sequential,
         sampling=cfg if cfg.clients_per_round else None,
+        learn_partitions=bool(cfg.fleet_cuts),
     )
     orchestrator = Orchestrator(
         cfg,

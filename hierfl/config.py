@@ -38,6 +38,7 @@ from hierfl.options import (
     option,
     parse_delays,
     parse_outages,
+    parse_per_edge,
     parse_shape,
     unknown_key,
 )
@@ -56,6 +57,7 @@ CLASS_MASKS = ("seen", "none")
 AUTO_BOTTLENECK = 4
 """``bottleneck=-1`` (the default): channels of hierarchical mode's bottleneck (the small CNN's
 best measured rate at its default cut, docs/results.md)."""
+PER_EDGE_KEYS = ("cut", "edge-slowdown", "bitrate", "downlink-bitrate", "latency")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -117,6 +119,13 @@ class HierConfig:
     downlink_bitrate: float = option(0.0, "emulated downlink bits/s (0: as bitrate)", ge=0)
     latency: float = option(0.0, "emulated one-way latency per message, s", ge=0)
     edge_slowdown: float = option(1.0, "emulate edges this many times slower", ge=1)
+    per_edge: str = option(
+        "",
+        "values of their own for some edges: KEY=V0,V1,... joined by ';', partition p taking "
+        f"value p mod their count, for {', '.join(PER_EDGE_KEYS)} (cut=layer4,layer1,stem: "
+        "edges at three depths, one cloud)",
+        bad=("cut=nope", "clients=2", "edge-slowdown=0.5"),
+    )
     codec: str = option(
         ACTIVATION_CODECS[0],
         "uplink activation codec (without a bottleneck)",
@@ -403,6 +412,25 @@ class HierConfig:
         return parse_outages("link-down", self.link_down, self.clients, total)
 
     @property
+    def per_edge_table(self) -> dict[str, list[str]]:
+        """``per-edge`` parsed: key -> the values of partitions 0, 1, ... (cycled)."""
+        return parse_per_edge("per-edge", self.per_edge, PER_EDGE_KEYS)
+
+    def for_edge(self, partition: int) -> HierConfig:
+        """The config edge ``partition`` runs with: ``per-edge``'s values for it."""
+        table = self.per_edge_table
+        values = {key: listed[partition % len(listed)] for key, listed in table.items()}
+        return HierConfig.from_mapping(values, base=self) if values else self
+
+    @property
+    def fleet_cuts(self) -> tuple[str, ...]:
+        """The edges' cuts, shallowest first, where ``per-edge`` sets them (edges at several
+        depths, ``hierfl.models.depths``); empty where every edge cuts at ``cut``."""
+        listed = self.per_edge_table.get("cut", [])
+        cls = MODELS.get(self.model)
+        return tuple(c for c in cls.cut_points if c in {v or cls.default_cut for v in listed})
+
+    @property
     def image_shape(self) -> tuple[int, int, int] | None:
         """``input-shape`` parsed from ``CxHxW``; None when empty (the scenario decides)."""
         return parse_shape("input-shape", self.input_shape) if self.input_shape else None
@@ -448,6 +476,7 @@ class HierConfig:
         MODES[self.mode].check_keys(self)
         self._check_names()
         self._check_weight_exchange()
+        self._check_per_edge()
         return dataclasses.replace(self, plugin_settings=self._checked_plugin_settings())
 
     def _check_names(self) -> None:
@@ -487,6 +516,34 @@ class HierConfig:
                     "(weight-codec=topk weight-density=1 weight-values=fp32 is an exact dense "
                     "exchange)",
                 )
+
+    def _check_per_edge(self) -> None:
+        """Each edge's own values are valid; edges at their own cuts need what one cloud for
+        several depths supports (``hierfl.models.depths``)."""
+        table = self.per_edge_table
+        for partition in range(max((len(v) for v in table.values()), default=0)):
+            try:
+                edge = self.for_edge(partition)
+                check_fields(edge, core_fields())
+                edge._check_names()
+            except ConfigError as exc:
+                raise ConfigError("per-edge", f"partition {partition}'s {exc}") from None
+        if "cut" not in table:
+            return
+        needs = {
+            "mode=hierarchical": self.mode == "hierarchical",
+            "a strategy without server state (fedavg, fedprox, fedmedian, fedtrimmedavg)": (
+                not BY_KEY["strategy"].plugin(self.strategy).keeps_state
+            ),
+            "continual methods on the edge side only (the cloud sees several depths)": all(
+                "cloud" not in CONTINUAL.plugin(n).sides for n in self.methods
+            ),
+        }
+        missing = [what for what, ok in needs.items() if not ok]
+        if missing:
+            raise ConfigError(
+                "per-edge", f"edges at their own cuts need {'; '.join(missing)} for now"
+            )
 
     def _checked_plugin_settings(self) -> dict[str, dict[str, Any]]:
         return {

@@ -240,3 +240,27 @@ def parse_outages(key: str, text: str, clients: int, total: int) -> dict[int, se
             )
         outages.setdefault(partition, set()).update(range(a, b + 1))
     return outages
+
+
+def parse_per_edge(key: str, text: str, allowed: Sequence[str]) -> dict[str, list[str]]:
+    """``KEY=V0,V1,...;KEY=...`` (``cut=layer4,layer1,stem;edge-slowdown=1,4,16``): per key,
+    the values of partitions 0, 1, ...; partition ``p`` takes value ``p mod len``."""
+    table: dict[str, list[str]] = {}
+    for item in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        listed = [v.strip() for v in values.split(",")]
+        if not sep or not all(listed):
+            raise ConfigError(
+                key,
+                f"expected KEY=V0,V1,... joined by ';' (values for partitions 0, 1, ...; "
+                f"partition p takes value p mod their count), got {item!r}",
+            )
+        if name not in allowed or name in table:
+            raise ConfigError(
+                key,
+                f"{name!r} {'repeats' if name in table else 'is not a per-edge key'}; "
+                f"per-edge keys: {', '.join(allowed)}",
+            )
+        table[name] = listed
+    return table

@@ -79,6 +79,7 @@ fedavgm = Aggregator(
         **_common(config),
     ),
     settings=FedAvgMSettings,
+    keeps_state=True,
     summary="FedAvg with server momentum",
 )
 
@@ -101,11 +102,13 @@ def _fedopt(cls: type[fs.FedAdam | fs.FedYogi]) -> Any:
 fedadam = Aggregator(
     build=_fedopt(fs.FedAdam),
     settings=FedOptSettings,
+    keeps_state=True,
     summary="adaptive server optimizer (Adam) over the averaged update",
 )
 fedyogi = Aggregator(
     build=_fedopt(fs.FedYogi),
     settings=FedOptSettings,
+    keeps_state=True,
     summary="adaptive server optimizer (Yogi) over the averaged update",
 )
 fedadagrad = Aggregator(
@@ -113,6 +116,7 @@ fedadagrad = Aggregator(
         eta=settings.eta, tau=settings.tau, **_common(config)
     ),
     settings=FedAdagradSettings,
+    keeps_state=True,
     summary="adaptive server optimizer (Adagrad) over the averaged update",
 )
 fedmedian = Aggregator(

@@ -37,9 +37,10 @@ from hierfl.data.containers import ClientStream
 from hierfl.data.streams import load_client_stream
 from hierfl.edge.exchange import apply_down, held_checksum, load_held, save_held, take_update
 from hierfl.edge.link import LinkSpec, slow_down
-from hierfl.edge.node import edge_model, run_edge_round
+from hierfl.edge.node import edge_model, run_edge_round, to_cloud
 from hierfl.edge.policy import EdgePolicy
 from hierfl.edge.split import SplitEdge
+from hierfl.models.depths import fleet_name
 from hierfl.modes import MODES
 from hierfl.resolve import with_method_defaults
 from hierfl.results.summary import ENGINE_ENV
@@ -112,6 +113,7 @@ def node_of(job: EdgeJob) -> NodeRun:
     policy = EdgePolicy.from_node_config(job.node_config)
     policy.check(config)  # before anything touches this device's data
     partition_id = int(job.node_config["partition-id"])
+    config = config.for_edge(partition_id)  # ``per-edge``: this edge's own cut, link, speed
     num_partitions = int(job.node_config["num-partitions"])
     state_dir = node_state_dir(job.node_config, partition_id)
     data_dir = str(job.node_config.get("data-dir", "") or "")
@@ -154,15 +156,21 @@ def _exchange_round(content: RecordDict, node: NodeRun, proximal_mu: float) -> R
     """A round with a compressed weight exchange (``hierfl.edge.exchange``): apply the
     request's change to the held base, train from base plus residual, send the coded update."""
     config, request = node.config, decode_request(content)[0]
-    edge = edge_model(config, node.stream, {}).edge  # the run's initial weights: version 0
-    names = averaged_names(edge, config.averaged)
-    params = exchanged_params(edge, names)
+    model = edge_model(config, node.stream, {})  # the run's initial weights: version 0
+    names = averaged_names(model.edge, config.averaged)
+    params = exchanged_params(model.edge, names)
     codec, down_codec = update_codec(config, params), update_codec(config, params, down=True)
     assert codec is not None and down_codec is not None  # _round checked
-    shapes = {n: tuple(p.shape) for n, p in edge.named_parameters()}
+    shapes = {n: tuple(p.shape) for n, p in model.edge.named_parameters()}
+    if config.fleet_cuts:  # edges at several depths: the weights go by the fleet's names
+        coded = model.bottleneck is not None
+        names = tuple(fleet_name(n, model.cut, coded=coded) for n in names)
+        shapes = {fleet_name(n, model.cut, coded=coded): s for n, s in shapes.items()}
     down, eval_copy = decode_weights_down(content, {n: shapes[n] for n in names}, down_codec)
     held = load_held(node.run_dir, request)
-    held = apply_down(down, held, names, shapes, down_codec, initial=edge.state_dict)
+    held = apply_down(
+        down, held, names, shapes, down_codec, initial=lambda: to_cloud(config, model)
+    )
     result = run_edge_round(
         config,
         request,

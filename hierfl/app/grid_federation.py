@@ -7,6 +7,7 @@ counted (``protocol.payload_bytes``) and aggregated by the configured strategy.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, cast
@@ -39,7 +40,7 @@ from hierfl.app.reply_checks import check_reply, check_split_step
 from hierfl.app.sampled_grid import SampledGrid, learn_partitions
 from hierfl.app.strategy import quiet_flower
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
-from hierfl.cloud.exchange import WeightExchange
+from hierfl.cloud.exchange import FleetExchange, WeightExchange
 from hierfl.cloud.robust import centered_clip, check_weights, clip_update
 from hierfl.cloud.validation import Expected
 from hierfl.config import HierConfig
@@ -64,14 +65,18 @@ class GridFederation:
         message_ttl: float,
         sequential: bool = False,
         sampling: HierConfig | None = None,
+        learn_partitions: bool = False,
     ) -> None:
         """``sampling``: the run's config where it sets ``clients-per-round`` (the strategy
-        then sees each round's sample of the nodes, ``hierfl.app.sampled_grid``)."""
+        then sees each round's sample of the nodes, ``hierfl.app.sampled_grid``);
+        ``learn_partitions``: ask each node its partition before the first round (edges at
+        several depths: a node's partition says its cut)."""
+        self.learn_partitions = learn_partitions or sampling is not None
         self.grid = grid
         self.sampling = sampling
         self.strategy = strategy
         self.sequential = sequential
-        self.exchange: WeightExchange | None = None  # ``bind_exchange``
+        self.exchange: WeightExchange | FleetExchange | None = None  # ``bind_exchange``
         self._exchanged = False  # whether the round dispatched last exchanges weights
         self._exchange_saved: dict[str, Any] = {}  # the exchange as of ``completed_rounds``
         self._turns: list[int] = []
@@ -99,8 +104,10 @@ class GridFederation:
         decoded (``hierfl.app.reply_checks``)."""
         self._expected = expected
 
-    def bind_exchange(self, exchange: WeightExchange) -> None:
+    def bind_exchange(self, exchange: WeightExchange | FleetExchange) -> None:
         self.exchange = exchange
+        if isinstance(exchange, FleetExchange):  # a node's depth from its partition
+            exchange.partition_of = self.partition_of
 
     def bind_split(self, cloud_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         self._cloud_step = cloud_step
@@ -116,7 +123,7 @@ class GridFederation:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        if self.sampling is not None and len(nodes) >= count:
+        if self.learn_partitions and len(nodes) >= count:
             left = max(deadline - time.monotonic(), 30.0)
             self.partition_of.update(learn_partitions(self.grid, self.partition_of, left))
         return len(nodes)
@@ -162,8 +169,10 @@ class GridFederation:
             # Flower's strategies give every message the same RecordDict: each edge's weights
             # (a change, a full copy or none) go into a copy of its own.
             msg.content = own_copy(msg.content)
-            down = self.exchange.down_for(msg.metadata.dst_node_id)
-            encode_weights_down(msg.content, down, self.exchange.names, eval_copy=eval_copy)
+            node = msg.metadata.dst_node_id
+            down = self.exchange.down_for(node)
+            names = self.exchange.names_for(node)
+            encode_weights_down(msg.content, down, names, eval_copy=eval_copy)
 
     def _push(self, messages: list[Message]) -> None:
         for msg in messages:
@@ -236,7 +245,7 @@ class GridFederation:
         its coded update (none on a round without exchange), and its eval copy."""
         assert self.exchange is not None
         e = self.exchange
-        version, digest, encoded = read_update(reply.content, e.shapes, e.codec)
+        version, digest, encoded = read_update(reply.content, e.shapes_for(node), e.codec_for(node))
         expected = self._request is None or e.sends_updates(self._request)
         full = e.receive(node, version, digest, encoded, expected=expected)
         result.edge_state = full or {}
@@ -331,20 +340,52 @@ class GridFederation:
             return None
         if self.sequential:  # relayed, not averaged: the last edge's weights are the model
             return usable[-1][0].edge_state
-        self._center(usable)
-        replies = [m for _, m in usable]
-        for m in replies:  # the strategy expects exactly one ArrayRecord: the edge weights
+        # by partition, not by arrival: the same sums, bit for bit, in every engine
+        usable.sort(key=lambda item: item[0].partition_id)
+        for _, m in usable:  # the strategy expects exactly one ArrayRecord: the edge weights
             for key in (ACTIVATIONS, EVAL):
                 if key in m.content:
                     del m.content[key]
+        groups = shared_groups([r.edge_state for r, _ in usable])
+        if len(groups) == 1:
+            return self._aggregate_group(usable)
+        # Edges at several depths: each set of weights is averaged among the edges that hold
+        # it (the shared layers by all, an exit by the edges at its cut); the rest is kept.
+        out = dict(self._dispatched_state)
+        self._clipped = []
+        depth = [frozenset(r.edge_state) for r, _ in usable]  # edges at one cut hold one set
+        for names, members in groups:
+            group = [_only(usable[i], names) for i in members]
+            # ``centered-clip`` judges an update against the edges at its own depth: a shared
+            # layer moves differently under an exit right after it than under deeper layers
+            peers: dict[frozenset[str], list[tuple[RoundResult, Message]]] = {}
+            for item, i in zip(group, members, strict=True):
+                peers.setdefault(depth[i], []).append(item)
+            for same_depth in peers.values():
+                self._center(same_depth, keep=True)
+            aggregated = self._aggregate_group(group, center=False)
+            if aggregated is None:
+                return None
+            out.update(aggregated)
+        return out
+
+    def _aggregate_group(
+        self, usable: list[tuple[RoundResult, Message]], *, center: bool = True
+    ) -> EdgeState | None:
+        """The strategy's aggregate of ``usable`` (each reply's weights of one set of names),
+        after ``centered-clip`` over them (``center``)."""
+        if center:
+            self._center(usable)
         with quiet_flower():
-            arrays, _ = self.strategy.aggregate_train(self.server_round, replies)
+            arrays, _ = self.strategy.aggregate_train(self.server_round, [m for _, m in usable])
         return arrays.to_torch_state_dict() if arrays is not None else None
 
-    def _center(self, usable: list[tuple[RoundResult, Message]]) -> None:
+    def _center(self, usable: list[tuple[RoundResult, Message]], *, keep: bool = False) -> None:
         """``centered-clip``: an update beyond a multiple of the round's median distance from
-        the median update is replaced by it; the strategy aggregates the result."""
-        self._clipped = []
+        the median update is replaced by it; the strategy aggregates the result. ``keep``: add
+        to the clipped updates found so far this round (several sets of weights)."""
+        if not keep:
+            self._clipped = []
         factor = self._expected.centered_clip if self._expected is not None else 0.0
         states, clipped = centered_clip(
             [r.edge_state for r, _ in usable], self._dispatched_state, factor
@@ -385,3 +426,28 @@ class GridFederation:
     def communication(self) -> dict:
         """Per-round and per-client traffic for metrics.json, clients named by partition id."""
         return self.traffic_log.summary(names=cast(Mapping[Hashable, object], self.partition_of))
+
+
+def shared_groups(states: list[EdgeState]) -> list[tuple[tuple[str, ...], list[int]]]:
+    """The replies' weights as sets of names, each with the replies that hold it: one set
+    held by all where every edge has the same model; with edges at several depths
+    (``hierfl.models.depths``) the shared layers' sets and each depth's own."""
+    holders: dict[str, list[int]] = {}
+    for i, state in enumerate(states):
+        for name in state:
+            holders.setdefault(name, []).append(i)
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name, members in holders.items():
+        groups.setdefault(tuple(members), []).append(name)
+    return [(tuple(names), list(members)) for members, names in groups.items()]
+
+
+def _only(item: tuple[RoundResult, Message], names: tuple[str, ...]) -> tuple[RoundResult, Message]:
+    """A reply with only the weights ``names``: the message carries a content of its own with
+    them (its other records as they were), the result a copy."""
+    result, message = item
+    state = {n: result.edge_state[n] for n in names}
+    content = RecordDict({k: v for k, v in message.content.items() if k != ARRAYS})
+    content[ARRAYS] = ArrayRecord(state)
+    message.content = content
+    return dataclasses.replace(result, edge_state=state), message

@@ -62,7 +62,10 @@ class InProcessGrid(Grid):
         run_dir = config.state_key or f"run-{run_id}"
         self.nodes: dict[int, NodeRun] = {
             FIRST_NODE_ID + s.partition_id: NodeRun(
-                config, s, Path(state_root) / f"node-{s.partition_id}" / run_dir, sleep
+                config.for_edge(s.partition_id),
+                s,
+                Path(state_root) / f"node-{s.partition_id}" / run_dir,
+                sleep,
             )
             for s in streams
         }

@@ -208,6 +208,7 @@ def check_reply(content: RecordDict, e: Expected) -> None:
         "chunk", set(chunk), _RESULT_CHUNK | (_CODED if e.coded_updates else set()), _OPTIONAL_CHUNK
     )
     _chunk_values(chunk, e)
+    e = e.for_partition(cast(int, chunk["partition-id"]))  # its type was checked just above
     n = _activations(
         content.array_records["activations"], str(chunk["encoding"]), str(chunk["compress"]), e
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -20,7 +20,7 @@ from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.federation import Federation
 from hierfl.cloud.health import RunHealth
 from hierfl.cloud.robust import ActivationRange
-from hierfl.cloud.screen import LabelScreen
+from hierfl.cloud.screen import LabelScreen, Screened
 from hierfl.cloud.trainer import CloudTrainer
 from hierfl.cloud.uploads import RawUploads
 from hierfl.cloud.validation import check_batch, validate_result
@@ -61,7 +61,8 @@ class _Round:
     last_reply_at: float
     quorum_at: float | None = None  # when min-replies usable replies were in
     held: list[RoundResult] = field(default_factory=list)  # chunks awaiting ``label-screen``
-    later: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # to mix
+    # chunks to mix in the later passes, by the cut they come from (edges at several depths)
+    later: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
 
 
 class ReplyCollector:
@@ -80,15 +81,19 @@ class ReplyCollector:
         num_classes: int,
         clock: Callable[[], float],
         poll_interval: float,
+        depth_shapes: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
+        """``depth_shapes``: where edges cut at several depths (``per-edge``), the shipped
+        per-sample shape at each cut; each chunk is checked against its edge's."""
         self.config = config
+        self.depth_shapes = dict(depth_shapes or {})
         self.mode = MODES[config.mode]
         self.federation, self.cloud, self.uploads, self.health = federation, cloud, uploads, health
         self.payload_shape, self.activation_shape = payload_shape, activation_shape
         self.num_classes = num_classes
         self.clock, self.poll_interval = clock, poll_interval
-        self.act_range = ActivationRange(config.act_max, config.act_range)
-        self.label_screen = LabelScreen(config.label_screen)
+        self.act_ranges: dict[str, ActivationRange] = {}  # per depth: peaks differ by cut
+        self.label_screens: dict[str, LabelScreen] = {}  # per depth: it remembers centroids
         self.request = RoundRequest(0, 0)  # the round being collected (split's cloud steps)
 
     def collect(self, request: RoundRequest, dispatched_at: float, result: RunResult) -> Collected:
@@ -124,7 +129,7 @@ class ReplyCollector:
         check_batch(
             activations, labels, sample_shape=self.activation_shape, num_classes=self.num_classes
         )
-        self.act_range.check(activations)
+        self._act_range("").check(activations)
         request = self.request
         return self.cloud.train_batch_grad(
             activations, labels, experience=request.experience, round=request.round
@@ -135,16 +140,17 @@ class ReplyCollector:
         if isinstance(item, EdgeFailure):
             self._fail(item, now.request, result)
             return
+        depth = self._depth(item.partition_id)
         try:
             validate_result(
                 item,
                 request=now.request,
-                activation_shape=self.payload_shape,
+                activation_shape=self.depth_shapes.get(depth, self.payload_shape),
                 num_classes=self.num_classes,
                 max_bytes=self.config.max_chunk_bytes,
                 passes=passes_per_chunk(self.config),
             )
-            self.act_range.check(item.chunk.activations)
+            self._act_range(depth).check(item.chunk.activations)
         except ChunkRejected as exc:
             self.federation.discard(item)
             name = f"partition {item.partition_id}"
@@ -189,11 +195,25 @@ class ReplyCollector:
     def _enqueue(self, item: RoundResult, now: _Round) -> None:
         """The chunk's first pass now, its later passes with the round's others (``_release``)."""
         chunk, request = item.chunk, now.request
+        depth = self._depth(item.partition_id)
         self.cloud.enqueue_first(
-            chunk.activations, chunk.labels, experience=request.experience, round=request.round
+            chunk.activations,
+            chunk.labels,
+            experience=request.experience,
+            round=request.round,
+            depth=depth,
         )
-        now.later.append((chunk.activations, chunk.labels))
+        now.later.setdefault(depth, []).append((chunk.activations, chunk.labels))
         self._bound_queue()
+
+    def _depth(self, partition: int) -> str:
+        """The cut ``partition``'s edge ships from where edges cut at several depths, else ""."""
+        return self.config.for_edge(partition).cut if self.depth_shapes else ""
+
+    def _act_range(self, depth: str) -> ActivationRange:
+        if depth not in self.act_ranges:
+            self.act_ranges[depth] = ActivationRange(self.config.act_max, self.config.act_range)
+        return self.act_ranges[depth]
 
     def _release(self, now: _Round, result: RunResult) -> None:
         """The round closes. ``label-screen``: the held chunks get their first pass, except an
@@ -201,8 +221,7 @@ class ReplyCollector:
         round is left out, chunk and weights, with an event. Then the cloud's later passes over
         all the round's chunks, mixed (``CloudTrainer.enqueue_later``)."""
         held, now.held = now.held, []
-        chunks = [(item.chunk.activations, item.chunk.labels) for item in held]
-        flagged = {s.index: s for s in self.label_screen.screen(chunks)}
+        flagged = self._screen(held)
         for i, item in enumerate(held):
             if i not in flagged:
                 self._enqueue(item, now)
@@ -216,9 +235,24 @@ class ReplyCollector:
                     item, now.request, reason=s.reason, agreement=s.agreement, expected=s.expected
                 )
             )
-        later, now.later = now.later, []
-        self.cloud.enqueue_later(later, experience=now.request.experience)
+        later, now.later = now.later, {}
+        for depth, chunks in later.items():
+            self.cloud.enqueue_later(chunks, experience=now.request.experience, depth=depth)
         self._bound_queue()
+
+    def _screen(self, held: list[RoundResult]) -> dict[int, Screened]:
+        """``label-screen`` over the held chunks, by index; edges at several depths are
+        screened among the edges at their own cut (activations of one kind)."""
+        groups: dict[str, list[int]] = {}
+        for i, item in enumerate(held):
+            groups.setdefault(self._depth(item.partition_id), []).append(i)
+        flagged: dict[int, Screened] = {}
+        for depth, members in groups.items():
+            chunks = [(held[i].chunk.activations, held[i].chunk.labels) for i in members]
+            screen = self.label_screens.setdefault(depth, LabelScreen(self.config.label_screen))
+            for s in screen.screen(chunks):
+                flagged[members[s.index]] = s
+        return flagged
 
     def _fail(self, failure: EdgeFailure, request: RoundRequest, result: RunResult) -> None:
         """An edge failed or its reply was refused: the round goes on without it."""

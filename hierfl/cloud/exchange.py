@@ -11,7 +11,7 @@ they do with ``weight-codec=fp32``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from hierfl.codecs.updates import EncodedTensor, UpdateCodec, decode_update, enc
 from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
 from hierfl.models import SplitModel
+from hierfl.models.depths import FleetModel, fleet_name
 from hierfl.modes import Mode
 from hierfl.train.exchange import (
     WeightsDown,
@@ -45,12 +46,15 @@ class WeightExchange:
         config: HierConfig | None = None,
         keep: int = 2,
         down: UpdateCodec | None = None,
+        keys: tuple[str, ...] | None = None,
     ) -> None:
         """``codec``: the edges' updates'; ``down``: the cloud's changes' (None: ``codec``);
         ``config``: the run's (its schedule says which rounds exchange weights and which
         ask for eval copies; None: every round exchanges, none asks); ``keep``: how many of its
-        last changes it keeps for edges that missed some (``kept_changes``)."""
-        self.codec, self.names, self.config = codec, names, config
+        last changes it keeps for edges that missed some (``kept_changes``); ``keys``: the
+        state keys its edges hold, where the aggregate holds more (one depth of a fleet; None:
+        all of them)."""
+        self.codec, self.names, self.config, self.keys = codec, names, config, keys
         self.down_codec = down or codec
         self.shapes = {n: tuple(shapes[n]) for n in names}
         self.version = 0
@@ -66,16 +70,41 @@ class WeightExchange:
         self._state: EdgeState = {}  # the aggregate the round's requests start from
 
     @classmethod
-    def for_run(cls, config: HierConfig, model: SplitModel) -> WeightExchange | None:
+    def for_run(
+        cls, config: HierConfig, model: SplitModel
+    ) -> WeightExchange | FleetExchange | None:
         """The run's exchange; None where the full weights travel (``weight-codec=fp32``)."""
+        if isinstance(model, FleetModel):
+            return FleetExchange.for_run(config, model)
+        return cls.for_edge(config, model)
+
+    @classmethod
+    def for_edge(
+        cls, config: HierConfig, model: SplitModel, rename: Callable[[str], str] | None = None
+    ) -> WeightExchange | None:
+        """The exchange of edges with ``model``'s edge, under ``rename``'s names (one depth of
+        a fleet: the fleet's names, and only that depth's keys of the aggregate)."""
         names = averaged_names(model.edge, config.averaged)
         params = exchanged_params(model.edge, names)
         codec = update_codec(config, params)
         if codec is None:
             return None
-        shapes = {n: tuple(p.shape) for n, p in model.edge.named_parameters()}
+        name = rename or (lambda n: n)
+        shapes = {name(n): tuple(p.shape) for n, p in model.edge.named_parameters()}
         down = update_codec(config, params, down=True)
-        return cls(codec, names, shapes, config, kept_changes(config), down)
+        keys = tuple(name(k) for k in model.edge.state_dict()) if rename else None
+        named = tuple(name(n) for n in names)
+        return cls(codec, named, shapes, config, kept_changes(config), down, keys)
+
+    # one edge's view (``FleetExchange`` gives each node its depth's)
+    def names_for(self, node: Hashable) -> tuple[str, ...]:
+        return self.names
+
+    def shapes_for(self, node: Hashable) -> Mapping[str, tuple[int, ...]]:
+        return self.shapes
+
+    def codec_for(self, node: Hashable) -> UpdateCodec:
+        return self.codec
 
     def sends_updates(self, request: RoundRequest) -> bool:
         """Whether ``request``'s replies carry updates (every ``sync-every``-th round)."""
@@ -89,7 +118,7 @@ class WeightExchange:
     def begin_round(self, state: EdgeState, *, send_change: bool) -> None:
         """Set up the round's requests from the aggregate ``state``: the first round makes it
         the base; after a round that exchanged weights the base takes the coded change."""
-        self._state = state
+        self._state = state if self.keys is None else {k: state[k] for k in self.keys}
         if not self.base:
             self.base = {n: state[n].detach().float().cpu().clone() for n in self.names}
         elif send_change:
@@ -171,9 +200,95 @@ class WeightExchange:
         self._changes.clear()  # not checkpointed: every edge gets a full copy first
 
 
+class FleetExchange:
+    """Edges at several depths: one ``WeightExchange`` per depth (its own base, version and
+    codec, over the fleet's names of that depth's weights); each node's requests and replies
+    go through its depth's. The shared layers are exchanged by every depth's, each against the
+    aggregate: what one depth's codec leaves unsent stays in that depth's lead.
+
+    ``partition_of`` (node -> partition, ``GridFederation`` fills it) and ``depth_of``
+    (partition -> cut) find a node's depth.
+    """
+
+    def __init__(self, depths: Mapping[str, WeightExchange], depth_of: Callable[[int], str]):
+        self.depths, self.depth_of = dict(depths), depth_of
+        self.partition_of: Mapping[Any, int] = {}
+        self.config = next(iter(self.depths.values())).config
+
+    @classmethod
+    def for_run(cls, config: HierConfig, model: FleetModel) -> FleetExchange | None:
+        depths = {}
+        for cut in model.cuts:
+            exchange = WeightExchange.for_edge(
+                config,
+                model.depth(cut),
+                lambda n, cut=cut: fleet_name(n, cut, coded=model.coded),  # type: ignore[misc]
+            )
+            if exchange is None:
+                return None
+            depths[cut] = exchange
+        return cls(depths, lambda p: config.for_edge(p).cut)
+
+    def at(self, node: Hashable) -> WeightExchange:
+        """``node``'s depth's exchange.
+
+        Raises:
+            ChunkRejected: the node's partition is not known yet (it has not replied and did
+                not answer the partition query).
+        """
+        partition = self.partition_of.get(node)
+        if partition is None:
+            raise ChunkRejected(f"node {node}: its partition, so its cut, is not known yet")
+        return self.depths[self.depth_of(partition)]
+
+    def names_for(self, node: Hashable) -> tuple[str, ...]:
+        return self.at(node).names
+
+    def shapes_for(self, node: Hashable) -> Mapping[str, tuple[int, ...]]:
+        return self.at(node).shapes
+
+    def codec_for(self, node: Hashable) -> UpdateCodec:
+        return self.at(node).codec
+
+    def sends_updates(self, request: RoundRequest) -> bool:
+        return next(iter(self.depths.values())).sends_updates(request)
+
+    def eval_copy(self, request: RoundRequest) -> bool:
+        return next(iter(self.depths.values())).eval_copy(request)
+
+    def begin_round(self, state: EdgeState, *, send_change: bool) -> None:
+        for exchange in self.depths.values():
+            exchange.begin_round(state, send_change=send_change)
+
+    def down_for(self, node: Hashable) -> WeightsDown:
+        return self.at(node).down_for(node)
+
+    def receive(
+        self,
+        node: Hashable,
+        version: int,
+        digest: str,
+        encoded: Mapping[str, EncodedTensor] | None,
+        *,
+        expected: bool = True,
+    ) -> EdgeState | None:
+        return self.at(node).receive(node, version, digest, encoded, expected=expected)
+
+    def forget(self, node: Hashable) -> None:
+        for exchange in self.depths.values():
+            exchange.forget(node)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {cut: e.state_dict() for cut, e in self.depths.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for cut, exchange in self.depths.items():
+            exchange.load_state_dict(state.get(cut, {}))
+
+
 def evaluated_edges(
     mode: Mode,
-    exchange: WeightExchange | None,
+    exchange: WeightExchange | FleetExchange | None,
     edge_state: EdgeState,
     client_states: Mapping[int, EdgeState],
 ) -> list[EdgeState]:

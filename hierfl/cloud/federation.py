@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import torch
 
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
-from hierfl.cloud.exchange import WeightExchange
+from hierfl.cloud.exchange import FleetExchange, WeightExchange
 from hierfl.cloud.validation import Expected
 from hierfl.errors import HierflError
 
@@ -76,7 +76,7 @@ class Federation(Protocol):
     def bind_split(self, cloud_step: CloudStep) -> None:
         """Split mode: how to get the cloud's gradient at the cut for a batch of activations."""
 
-    def bind_exchange(self, exchange: WeightExchange) -> None:
+    def bind_exchange(self, exchange: WeightExchange | FleetExchange) -> None:
         """A compressed weight exchange: requests carry coded changes, replies coded updates
         (``hierfl.cloud.exchange``)."""
 

@@ -29,6 +29,7 @@ from hierfl.cloud.validation import expected_replies
 from hierfl.config import HierConfig
 from hierfl.data.containers import Benchmark
 from hierfl.models import SplitModel, model_for
+from hierfl.models.depths import FleetModel, by_depth, fleet_model
 from hierfl.modes import MODES
 from hierfl.results.accuracy import AccuracyMatrix
 from hierfl.results.progress import log_round, round_record
@@ -60,7 +61,11 @@ class Orchestrator:
         self.checkpoint_dir, self.state_key = checkpoint_dir, state_key
         self.mode = MODES[config.mode]
         self.schedule = run_schedule(config)
-        self.model: SplitModel = model_for(config, test.num_classes, test.input_shape)
+        self.model: SplitModel = (
+            fleet_model(config, test.num_classes, test.input_shape)
+            if config.fleet_cuts
+            else model_for(config, test.num_classes, test.input_shape)
+        )
         self.device = resolve_device("cloud-device", config.cloud_device)
         self.model.to(self.device)
         module = self.mode.cloud_module(self.model)
@@ -81,9 +86,17 @@ class Orchestrator:
             num_classes=test.num_classes,
             clock=clock,
             poll_interval=poll_interval,
+            depth_shapes=self._depth_shapes(),
         )
         self._dispatched_at = 0.0
         self._prior_wall, self._prior_traffic = 0.0, (0, 0)  # the run before a resume
+
+    def _depth_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Edges at several depths: the shipped per-sample shape at each cut."""
+        if not isinstance(self.model, FleetModel):
+            return {}
+        shapes = {c: self.mode.payload_shape(self.model.depth(c)) for c in self.model.cuts}
+        return {c: s for c, s in shapes.items() if s is not None}
 
     # ---- the story -------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -193,6 +206,9 @@ class Orchestrator:
         client_states: dict[int, EdgeState],
     ) -> None:
         """Fill row ``experience`` of the accuracy matrices: each edge's own, then overall."""
+        edge_states = evaluated_edges(self.mode, self.exchange, edge_state, client_states)
+        if isinstance(self.model, FleetModel):  # each depth's weights, the accuracy averaged
+            edge_states = [d for s in edge_states for d in by_depth(s, self.model.cuts)]
         evaluate_experience(
             self.model,
             self.test.test,
@@ -201,7 +217,7 @@ class Orchestrator:
             masked=self.config.class_mask == "seen",
             thresholds=self.config.thresholds,
             client_states=client_states,
-            edge_states=evaluated_edges(self.mode, self.exchange, edge_state, client_states),
+            edge_states=edge_states,
             result=result,
         )
 

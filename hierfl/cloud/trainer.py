@@ -6,6 +6,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +64,9 @@ class CloudTrainer:
         self.batch_size = batch_size
         self.epochs = epochs
         self.generator = torch.Generator().manual_seed(seed)
-        self.queue: deque[tuple[torch.Tensor, torch.Tensor, int]] = deque()
+        # mini-batches: activations, labels, experience, and the cut they come from ("": the
+        # cloud's own; a fleet's ``DepthCloud`` enters each at its cut)
+        self.queue: deque[tuple[torch.Tensor, torch.Tensor, int, str]] = deque()
         self.queued_bytes = 0  # activations waiting in the queue
         self.continual = continual or Continual(())
         self.stats = CloudStats()
@@ -88,7 +91,7 @@ class CloudTrainer:
             seen=SeenClasses(num_classes, enabled=config.class_mask == "seen"),
         )
 
-    def enqueue(self, activations: torch.Tensor, labels: torch.Tensor, **where: int) -> None:
+    def enqueue(self, activations: torch.Tensor, labels: torch.Tensor, **where: Any) -> None:
         """Queue one chunk (``experience``, ``round``: where it belongs) as mini-batches: first
         in the order the edge trained them, then ``epochs - 1`` more shuffled passes."""
         self.enqueue_first(activations, labels, **where)
@@ -101,13 +104,19 @@ class CloudTrainer:
         *,
         experience: int = 0,
         round: int = 0,
+        depth: str = "",
     ) -> None:
-        """Queue a chunk's first pass, in the order its edge trained it."""
+        """Queue a chunk's first pass, in the order its edge trained it (``depth``: the cut
+        its edge ships from, where edges cut at several depths)."""
         self.continual.cloud_observe(activations, labels, experience=experience, round=round)
-        self._queue_pass(activations, labels, None, experience)
+        self._queue_pass(activations, labels, None, experience, depth)
 
     def enqueue_later(
-        self, chunks: Sequence[tuple[torch.Tensor, torch.Tensor]], *, experience: int = 0
+        self,
+        chunks: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        *,
+        experience: int = 0,
+        depth: str = "",
     ) -> None:
         """Queue ``epochs - 1`` passes shuffled over all of a round's ``chunks`` together.
 
@@ -126,7 +135,7 @@ class CloudTrainer:
             labels = torch.cat([y for _, y in chunks])
         for _ in range(self.epochs - 1):
             order = torch.randperm(len(labels), generator=self.generator)
-            self._queue_pass(activations, labels, order, experience)
+            self._queue_pass(activations, labels, order, experience, depth)
 
     def _queue_pass(
         self,
@@ -134,6 +143,7 @@ class CloudTrainer:
         labels: torch.Tensor,
         order: torch.Tensor | None,
         experience: int,
+        depth: str = "",
     ) -> None:
         """One pass as mini-batches, in ``order`` (None: as given, views of the chunk)."""
         for start in range(0, int(labels.shape[0]), self.batch_size):
@@ -143,7 +153,7 @@ class CloudTrainer:
             else:
                 idx = order[start : start + self.batch_size]
                 a, y = activations[idx], labels[idx]
-            self.queue.append((a, y, experience))
+            self.queue.append((a, y, experience, depth))
             self.queued_bytes += a.numel() * a.element_size()
 
     @property
@@ -154,9 +164,9 @@ class CloudTrainer:
         """Train on the next queued mini-batch; return False if the queue was empty."""
         if not self.queue:
             return False
-        a, y, experience = self.queue.popleft()
+        a, y, experience, depth = self.queue.popleft()
         self.queued_bytes -= a.numel() * a.element_size()
-        self.train_batch(*self.continual.cloud_batch(a, y, experience=experience))
+        self.train_batch(*self.continual.cloud_batch(a, y, experience=experience), depth=depth)
         return True
 
     def drain(self) -> None:
@@ -186,8 +196,11 @@ class CloudTrainer:
             return torch.zeros_like(activations).cpu()
         return (a.grad * (len(mixed_labels) / len(labels))).detach().cpu()
 
-    def train_batch(self, activations: torch.Tensor, labels: torch.Tensor) -> float:
-        """One step of ``CE(f_c(a), y)``; returns the loss.
+    def train_batch(
+        self, activations: torch.Tensor, labels: torch.Tensor, *, depth: str = ""
+    ) -> float:
+        """One step of ``CE(f_c(a), y)``; returns the loss. ``depth``: the cut ``a`` comes
+        from, for a fleet's ``DepthCloud`` (``hierfl.models.depths``).
 
         A step whose loss or gradient is not finite is not taken (``stats.skipped`` counts
         it): one bad batch must not turn every cloud weight into NaN.
@@ -195,7 +208,7 @@ class CloudTrainer:
         start = time.perf_counter()
         self.cloud.train()
         a, y = activations.to(self.device), labels.to(self.device)
-        logits = self.cloud(a)
+        logits = self.cloud(a, depth) if depth else self.cloud(a)
         if self.seen is not None:
             self.seen.add(y)
             logits = self.seen.apply(logits)

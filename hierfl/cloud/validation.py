@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -13,10 +13,13 @@ from hierfl.codecs import COMPRESSIONS, raw_encoding
 from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
 from hierfl.models import SplitModel
+from hierfl.models.depths import FleetModel, to_fleet
 from hierfl.modes import Mode
 from hierfl.registry import CONTINUAL
 from hierfl.train.exchange import update_codec
 from hierfl.train.schedule import passes_per_chunk, passes_per_round, round_share
+
+Weights = Mapping[str, tuple[str, tuple[int, ...]]] | None
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class Expected:
     max_bytes: int  # tensors of one reply
     max_rows: int  # samples one reply (or one round's split steps) may ship
     clients: int
-    weights: Mapping[str, tuple[str, tuple[int, ...]]] | None = None  # name -> (dtype, shape)
+    weights: Weights = None  # name -> (dtype, shape)
     compress: frozenset[str] = field(default_factory=lambda: frozenset(COMPRESSIONS))
     max_trained: int | None = None  # samples an edge may claim to have trained on
     step_shape: tuple[int, ...] | None = None  # split mode: per-sample activations of a step
@@ -37,6 +40,17 @@ class Expected:
     max_update_norm: float = 0.0  # an edge's update is clipped to this L2 norm (0: off)
     centered_clip: float = 0.0  # updates clipped to this many median distances (0: off)
     coded_updates: bool = False  # weights travel as coded updates, eval copies beside them
+    # edges at several depths (``per-edge``): each partition's cut, and per cut the shipped
+    # per-sample shape and the fleet-named weights (``hierfl.models.depths``)
+    depth_of: tuple[str, ...] = ()
+    depths: Mapping[str, tuple[tuple[int, ...] | None, Weights]] = field(default_factory=dict)
+
+    def for_partition(self, partition: int) -> Expected:
+        """What ``partition``'s reply may hold: its own depth's shapes and weights."""
+        if not self.depth_of:
+            return self
+        shape, weights = self.depths[self.depth_of[partition]]
+        return replace(self, sample_shape=shape, weights=weights)
 
 
 def check_batch(
@@ -163,4 +177,21 @@ def expected_replies(
         max_update_norm=config.max_update_norm,
         centered_clip=config.centered_clip,
         coded_updates=update_codec(config) is not None,
+        **_depths(config, model, mode),
     )
+
+
+def _depths(config: HierConfig, model: SplitModel, mode: Mode) -> dict:
+    """``Expected``'s per-depth fields for a fleet's model (none for one cut)."""
+    if not isinstance(model, FleetModel):
+        return {}
+    depths = {}
+    for cut in model.cuts:
+        at = model.depth(cut)
+        weights = _weight_shapes(at, mode)
+        named = to_fleet(weights, cut, coded=model.coded) if weights is not None else None
+        depths[cut] = (mode.payload_shape(at), named)
+    return {
+        "depth_of": tuple(config.for_edge(p).cut for p in range(config.clients)),
+        "depths": depths,
+    }

@@ -24,6 +24,7 @@ from hierfl.edge.link import slow_down
 from hierfl.edge.state import EdgeRecord, save_edge_state, state_before
 from hierfl.edge.trainer import EdgeTrainer, raw_chunk
 from hierfl.models import SplitModel, model_for
+from hierfl.models.depths import from_fleet, to_fleet
 from hierfl.modes import MODES
 from hierfl.train.continual import Continual, build_continual
 from hierfl.train.devices import resolve_device
@@ -50,11 +51,23 @@ class _RoundBatches:
 
 
 def edge_model(config: HierConfig, stream: ClientStream, edge_state: EdgeState) -> SplitModel:
-    """The run's model with the edge weights the cloud sent (none: the initial ones)."""
+    """The run's model with the edge weights the cloud sent (none: the initial ones). Edges
+    at several depths (``per-edge``) take their own from the fleet's (``hierfl.models.depths``)."""
     model = model_for(config, stream.num_classes, stream.input_shape)
+    if edge_state and config.fleet_cuts:
+        names = model.edge.state_dict()
+        edge_state = from_fleet(edge_state, names, model.cut, coded=model.bottleneck is not None)
     if edge_state:
         model.edge.load_state_dict(edge_state)
     return model
+
+
+def to_cloud(config: HierConfig, model: SplitModel) -> EdgeState:
+    """The edge's weights as it sends them: fleet-named where edges cut at several depths."""
+    state = model.edge_state()
+    if not config.fleet_cuts:
+        return state
+    return to_fleet(state, model.cut, coded=model.bottleneck is not None)
 
 
 def run_edge_round(
@@ -103,7 +116,7 @@ def run_edge_round(
     save_edge_state(state_dir, request, state, keep=config.rounds + 2)
     if mode.payload == "activations":
         chunk = through_uplink(config, request, stream.partition_id, state_dir, chunk)
-    weights = model.edge_state()
+    weights = to_cloud(config, model)
     return RoundResult(stream.partition_id, request.experience, request.round, weights, chunk)
 
 

@@ -50,10 +50,13 @@ class Aggregator(Plugin):
     """Edge aggregation: ``build(config, settings=...)`` returns a Flower ``Strategy``.
 
     ``robust``: it bounds what one edge can do to the aggregate (a median, a trimmed mean),
-    the kind to pick when edges are not trusted.
+    the kind to pick when edges are not trusted. ``keeps_state``: it keeps server-side state
+    from round to round (FedAdam's moments, FedAvgM's momentum); edges at several depths,
+    whose shared and per-depth layers are aggregated by separate calls, cannot use it.
     """
 
     robust: bool = False
+    keeps_state: bool = False  # server-side state across rounds (moments, momentum)
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ def poisoning_grid(
     grid = PoisoningGrid(config, streams, folder)
     grid.attacker = ATTACKER if attack != "none" else -1
     model = model_for(config, bench.num_classes, bench.input_shape)
-    grid.view = UpdateView(WeightExchange.for_run(config, model))
+    grid.view = UpdateView(WeightExchange.for_edge(config, model))
     grid.update_attack = UPDATE_ATTACKS.get(attack)
     if attack == "label-flip":
         grid.attacks = [label_flip(bench.num_classes)]

@@ -10,7 +10,7 @@ from torch import nn
 
 from hierfl.errors import ConfigError
 from hierfl.models import create_model, list_models
-from hierfl.models.depths import cloud_from
+from hierfl.models.depths import FleetModel, cloud_from, from_fleet, to_fleet
 from hierfl.registry import MODELS
 
 INPUT_SHAPES = {"small-cnn": (1, 8, 8), "vgg16": (3, 32, 32), "resnet18": (3, 32, 32)}
@@ -66,3 +66,52 @@ def test_a_cut_the_cloud_does_not_hold_is_refused():
         cloud_from(cloud_model, "block9")
     with pytest.raises(ConfigError, match="without a bottleneck"):
         cloud_from(_build("small-cnn", "block1", bottleneck=4), "block2")
+
+
+def _fleet(name: str, cuts: tuple[str, ...], bottleneck: int = 0) -> FleetModel:
+    return FleetModel({c: _build(name, c, bottleneck=bottleneck) for c in cuts})
+
+
+@pytest.mark.parametrize("bottleneck", [0, 2])
+@pytest.mark.parametrize(("name", "cut"), CASES)
+def test_a_fleet_model_at_each_depth_is_that_depths_monolithic_network(name, cut, bottleneck):
+    """The cloud's model of a fleet (the first cut and ``cut``): loading one depth's weights,
+    its two exits equal that depth's own model built alone (a bottleneck's decoder too)."""
+    first = MODELS.get(name).cut_points[0]
+    cuts = tuple(dict.fromkeys((first, cut)))
+    fleet = _fleet(name, cuts, bottleneck).train()
+    x = _input(name)
+    for c in cuts:
+        alone = _build(name, c, bottleneck=bottleneck).train()
+        weights = to_fleet(alone.edge_state(), c, coded=bool(bottleneck))
+        fleet.edge.load_state_dict(weights)
+        assert fleet.active == c
+        out = fleet.forward_edge(x)
+        expected = alone.forward_edge(x)
+        torch.testing.assert_close(out.exit_logits, expected.exit_logits)
+        torch.testing.assert_close(fleet.forward_cloud(out.activations), alone(x))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_a_fleets_shared_layers_keep_their_names_and_each_depths_own_are_apart(name):
+    cuts = MODELS.get(name).cut_points
+    states = {c: _build(name, c, bottleneck=2).edge_state() for c in (cuts[0], cuts[-1])}
+    named = {c: to_fleet(s, c, coded=True) for c, s in states.items()}
+    shared = set(named[cuts[0]]) & set(named[cuts[-1]])
+    # the shallow edge's backbone is shared with the deep one, bit for bit (the same seed)
+    backbone = {k for k in named[cuts[0]] if k.startswith("segment.0.")}
+    assert shared == backbone and backbone
+    for k in shared:
+        torch.testing.assert_close(named[cuts[0]][k], named[cuts[-1]][k])
+    # the exit and the encoder are each depth's own; the deep edge's deeper layers are shared
+    # names too (an edge at a third cut between them would share some)
+    for c, state in named.items():
+        own = {k for k in state if not k.startswith("segment.0.")}
+        assert own and all(k.startswith(f"{c}:") for k in own)
+    union = {**named[cuts[0]], **named[cuts[-1]]}
+    for c, state in states.items():
+        back = from_fleet(union, state, c, coded=True)
+        assert back.keys() == state.keys()
+        assert all(torch.equal(back[k], state[k]) for k in state)
+    with pytest.raises(ConfigError, match="disagree on the edges' cuts"):
+        from_fleet(named[cuts[0]], states[cuts[-1]], cuts[-1], coded=True)

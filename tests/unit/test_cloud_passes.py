@@ -52,7 +52,7 @@ def test_the_first_pass_is_each_chunk_in_order_and_later_passes_mix_every_chunk(
     for chunk in chunks:
         trainer.enqueue_first(*chunk)
     trainer.enqueue_later(chunks)
-    batches = [a.flatten() for a, _, _ in trainer.queue]
+    batches = [a.flatten() for a, _, _, _ in trainer.queue]
     first, later = batches[:9], batches[9:]  # 5 batches of chunk a, then 4 of chunk b
     assert torch.equal(torch.cat(first), torch.cat([ids_a, ids_b]))
     assert len(later) == 2 * 9
@@ -69,6 +69,6 @@ def test_one_chunk_queues_its_passes_as_enqueue_always_did():
     trainer.enqueue(x, y)
     g = torch.Generator().manual_seed(0)  # the trainer's generator, seeded as for_run seeds it
     expected = [torch.arange(20)] + [torch.randperm(20, generator=g) for _ in range(2)]
-    got = torch.cat([a.flatten() for a, _, _ in trainer.queue]).long()
+    got = torch.cat([a.flatten() for a, _, _, _ in trainer.queue]).long()
     assert torch.equal(got, torch.cat(expected))
     assert trainer.queued_bytes == 3 * 20 * 4

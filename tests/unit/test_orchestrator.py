@@ -190,7 +190,7 @@ def test_the_cloud_queue_is_bounded_by_one_rounds_worth_of_chunks(digits_benchma
         orch.replies._bound_queue()
         assert orch.cloud.queued_bytes <= cap
     assert orch.cloud.stats.examples > 0  # it trained to make room
-    queued = sum(x.numel() * x.element_size() for x, _, _ in orch.cloud.queue)
+    queued = sum(x.numel() * x.element_size() for x, _, _, _ in orch.cloud.queue)
     assert queued == orch.cloud.queued_bytes
 
 

@@ -1,0 +1,130 @@
+"""Edges at their own cuts (``per-edge``): each edge's config, the refusals, and averaging only
+what edges share: the shared layers among all, each depth's own among the edges at that depth."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from hierfl.app.grid_federation import GridFederation, shared_groups
+from hierfl.app.protocol import encode_result
+from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
+from hierfl.config import HierConfig
+from hierfl.errors import ConfigError
+
+FP32 = {"weight-codec": "fp32"}
+
+
+def _config(per_edge: str, **extra) -> HierConfig:
+    return HierConfig.from_mapping({"per-edge": per_edge, **FP32, **extra}).validate()
+
+
+def test_each_edge_takes_its_own_values_cycling_over_the_partitions():
+    config = _config("cut=block3,block1;edge-slowdown=1,4,16;bitrate=1e6", clients=4)
+    edges = [config.for_edge(p) for p in range(4)]
+    assert [e.cut for e in edges] == ["block3", "block1", "block3", "block1"]
+    assert [e.edge_slowdown for e in edges] == [1.0, 4.0, 16.0, 1.0]
+    assert {e.bitrate for e in edges} == {1e6}
+    assert config.fleet_cuts == ("block1", "block3")  # shallowest first, as the model orders
+    assert config.cut == "" and config.edge_slowdown == 1.0  # the cloud's own stay
+    assert _config("edge-slowdown=2,3").fleet_cuts == ()  # one cut for all: no fleet
+
+
+@pytest.mark.parametrize(
+    ("per_edge", "extra", "message"),
+    [
+        ("cut=block1,nope", {}, "partition 1's cut: unknown cut 'nope'"),
+        ("edge-slowdown=1,0.5", {}, "partition 1's edge-slowdown: must be >= 1"),
+        ("rounds=2", {}, "'rounds' is not a per-edge key"),
+        ("cut=block1;cut=block2", {}, "'cut' repeats"),
+        ("cut=", {}, "expected KEY=V0,V1,..."),
+        ("cut=block1,block3", {"mode": "split"}, "need mode=hierarchical"),
+        ("cut=block1,block3", {"strategy": "fedadam"}, "a strategy without server state"),
+        ("cut=block1,block3", {"cl": "cloud-replay"}, "continual methods on the edge side"),
+    ],
+)
+def test_what_per_edge_refuses_is_named(per_edge, extra, message):
+    with pytest.raises(ConfigError, match="per-edge") as err:
+        HierConfig.from_mapping({"per-edge": per_edge, **FP32, **extra}).validate()
+    assert message in str(err.value)
+
+
+def test_weights_are_grouped_by_the_edges_that_hold_them():
+    states = [
+        {"segment.w": 0, "a:exit.w": 0},
+        {"segment.w": 0, "a:exit.w": 0},
+        {"segment.w": 0, "segment.deep": 0, "b:exit.w": 0},
+    ]
+    groups = {names: members for names, members in shared_groups(states)}  # type: ignore[misc]
+    assert groups == {
+        ("segment.w",): [0, 1, 2],
+        ("a:exit.w",): [0, 1],
+        ("segment.deep", "b:exit.w"): [2],
+    }
+    assert shared_groups(states[:2]) == [(("segment.w", "a:exit.w"), [0, 1])]
+
+
+class _Grid:
+    """Three nodes (partition = node - 11); each reply's weights from ``states``."""
+
+    def __init__(self, states: list[dict[str, torch.Tensor]], request: RoundRequest):
+        self.states, self.request = states, request
+        self.ids, self.inbox = itertools.count(), []
+
+    def get_node_ids(self):
+        return [11, 12, 13]
+
+    def push_messages(self, messages):
+        ids = []
+        for msg in messages:
+            mid, partition = f"m{next(self.ids)}", msg.metadata.dst_node_id - 11
+            chunk = EdgeChunk(torch.zeros(4, 3), torch.tensor([0, 1, 2, 3]), 1, 0.5, 2, 0.01)
+            result = RoundResult(partition, 0, 0, self.states[partition], chunk)
+            self.inbox.append(
+                SimpleNamespace(
+                    metadata=SimpleNamespace(reply_to_message_id=mid),
+                    has_error=lambda: False,
+                    content=encode_result(result),
+                )
+            )
+            ids.append(mid)
+        return ids
+
+    def pull_messages(self, ids):
+        out, self.inbox = self.inbox, []
+        return out
+
+
+def test_only_what_edges_share_is_averaged_and_a_private_layer_is_the_edges_own(
+    fedavg_strategy,
+):
+    def t(v: float) -> torch.Tensor:
+        return torch.full((2,), v)
+
+    # edges 0 and 1 cut at depth a, edge 2 at the deeper b (a layer of its own: segment.deep)
+    states = [
+        {"segment.w": t(1), "a:exit.w": t(1)},
+        {"segment.w": t(3), "a:exit.w": t(3)},
+        {"segment.w": t(8), "segment.deep": t(8), "b:exit.w": t(8)},
+    ]
+    dispatched = {"segment.w": t(0), "segment.deep": t(0), "a:exit.w": t(0), "b:exit.w": t(0)}
+    dispatched["c:exit.w"] = t(7)  # a depth no edge trained this round
+    request = RoundRequest(0, 0)
+    fed = GridFederation(_Grid(states, request), fedavg_strategy, message_ttl=60)
+    fed.dispatch(request, dispatched)
+    assert len(fed.poll()) == 3
+    got = fed.aggregate()
+    assert got is not None
+    expected = {
+        "segment.w": t(4),  # (1 + 3 + 8) / 3: every edge holds it
+        "a:exit.w": t(2),  # (1 + 3) / 2: the edges at a only
+        "b:exit.w": t(8),  # the one edge at b: untouched by the others' updates
+        "segment.deep": t(8),  # the deeper layer only the edge at b has
+        "c:exit.w": t(7),  # as dispatched
+    }
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name], value, msg=name)
