@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
                 }
             )
             print(markdown(rows[-1:]), flush=True)
-    write_rows(out / "hetero.json", base, rows, steps=steps, samples=samples, batches=batches)
+            write_rows(out / "hetero.json", base, rows, steps=steps, samples=samples, own=own)
     print(markdown(rows))
 
 
