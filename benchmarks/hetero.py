@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -137,6 +138,52 @@ def tables(
     return own, cloud, batches
 
 
+def shared_cpu(works: list[float], cores: int) -> list[float]:
+    """When each of ``works`` (CPU seconds, all starting at once) finishes on ``cores`` cores
+    shared equally among the unfinished ones (processor sharing)."""
+    left = dict(enumerate(works))
+    done = [0.0] * len(works)
+    now = 0.0
+    while left:
+        rate = min(1.0, cores / len(left))
+        i = min(left, key=lambda j: left[j])
+        step = left[i] / rate
+        now += step
+        for j in list(left):
+            left[j] -= step * rate
+            if left[j] <= 1e-12:
+                done[j] = now
+                del left[j]
+    return done
+
+
+def predict(
+    cuts: tuple[str, ...],
+    config: HierConfig,
+    steps: dict[str, dict],
+    samples: list[int],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The runtime model of one row, with the cores shared: at a round's start every edge
+    computes, and so does the cloud (it trains the last round's chunks meanwhile), on
+    ``--cores`` cores; an emulated slower edge then sleeps ``slowdown - 1`` times its compute's
+    wall time (``hierfl.edge.link.slow_down``), so sharing the cores slows it as much again.
+    Its reply then waits for the link. The round ends with the last reply; the cloud bounds
+    it where its work on the round's chunks takes longer (back-pressure)."""
+    batches = [math.ceil(n / config.batch_size) * config.local_epochs for n in samples]
+    cloud = sum(b * steps[c]["cloud_step_s"] for b, c in zip(batches, cuts, strict=True))
+    works = [b * steps[c]["step_s"] for b, c in zip(batches, cuts, strict=True)]
+    walls = shared_cpu([*works, cloud], args.cores)[:-1]
+    own = []
+    for i, cut in enumerate(cuts):
+        s = steps[cut]
+        weights = message_bytes(s["params"], "topk", 0.0, config.weight_values, s["tensors"])
+        up = samples[i] * config.local_epochs * (s["wire_bytes"] + LABEL_BYTES) + weights
+        link = (up + weights) * 8 / args.bitrates[i]
+        own.append(walls[i] * args.slowdowns[i] + link + args.overhead_s)
+    return {"predicted_s_per_round": max(*own, cloud), "predicted_own_s": own, "cloud_s": cloud}
+
+
 def fleet_config(base: HierConfig, cuts: tuple[str, ...], seed: int, out: Path, args) -> HierConfig:
     per_edge = ";".join(
         [
@@ -171,9 +218,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--slowdowns", type=float, nargs="+", default=[1.0, 4.0, 16.0])
     p.add_argument("--bitrates", type=float, nargs="+", default=[10e6, 1e6, 0.25e6])
     p.add_argument(
-        "--cuts", nargs="+", default=["planner", "all"], help="planner, all, or single cuts"
+        "--cuts",
+        nargs="+",
+        default=["planner", "all"],
+        help="planner, all, a single cut for every edge, or CUT,CUT,... (one per edge)",
     )
     p.add_argument("--overhead-s", type=float, default=OVERHEAD_S)
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores the run shares")
+    p.add_argument("--repredict", metavar="JSON", help="an earlier hetero.json: predict its rows")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument(
         "--plan-only", action="store_true", help="print the measured tables and predictions only"
@@ -182,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     base = config_from(DEFAULTS, args.overrides)
     if not len(args.slowdowns) == len(args.bitrates) == base.clients:
         raise SystemExit("give one --slowdowns and one --bitrates value per edge (clients)")
+    if args.repredict:
+        repredict(Path(args.repredict), base, args)
+        return
     out = results_dir(args.out, resolve=True)
     bench = build_benchmark(base)
     # each edge's samples a round: its share of the (first) experience
@@ -195,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
             candidates.append(tuple(planned))
         elif name == "all":
             candidates += [(c,) * base.clients for c in steps]
+        elif "," in name:  # a cut per edge, as given
+            candidates.append(tuple(name.split(",")))
         else:
             candidates.append((name,) * base.clients)
     for cuts in dict.fromkeys(candidates):
@@ -222,13 +279,23 @@ def main(argv: list[str] | None = None) -> None:
                         clients[str(i)]["final"]["edge_accuracy"] for i in range(base.clients)
                     ],
                     "measured_s_per_round": measured_round(metrics),
-                    "predicted_s_per_round": round_seconds(cuts, own, cloud),
+                    "planner_s_per_round": round_seconds(cuts, own, cloud),
+                    **predict(cuts, base, steps, samples, args),
                     "uplink_bytes": metrics["communication"].get("uplink_bytes"),
                 }
             )
             print(markdown(rows[-1:]), flush=True)
             write_rows(out / "hetero.json", base, rows, steps=steps, samples=samples, own=own)
     print(markdown(rows))
+
+
+def repredict(path: Path, base: HierConfig, args: argparse.Namespace) -> None:
+    """The runtime model again over an earlier run's rows and measured step times."""
+    earlier = json.loads(path.read_text())
+    for row in earlier["rows"]:
+        row.update(predict(tuple(row["cuts"]), base, earlier["steps"], earlier["samples"], args))
+    path.write_text(json.dumps(earlier, indent=2))
+    print(markdown(earlier["rows"]))
 
 
 def markdown(rows: list[dict]) -> str:

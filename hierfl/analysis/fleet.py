@@ -174,4 +174,19 @@ def format_fleet(plan: FleetPlan) -> str:
             f"best single cut {plan.single_cut}: {plan.single_round_s:.4g} s a round "
             f"(per-device cuts {gain:.0%} faster)"
         )
+    if all(d.slowdown >= 1 for d in plan.devices):  # hierfl run emulates slower edges only
+        lines.append(f'run it: hierfl run clients={len(plan.devices)} per-edge="{per_edge(plan)}"')
     return "\n".join(lines)
+
+
+def per_edge(plan: FleetPlan) -> str:
+    """The plan as ``hierfl run``'s ``per-edge`` value: each device's cut, slowdown and link
+    (a bottleneck in the plan's label, ``layer1+4x8b``, is the run's ``bottleneck`` and
+    ``code-bits``, one for all edges)."""
+    cuts = ",".join(label.partition("+")[0] for label in plan.cuts)
+    slowdowns = ",".join(f"{d.slowdown:g}" for d in plan.devices)
+    bitrates = ",".join(f"{d.bitrate_bps:g}" for d in plan.devices)
+    text = f"cut={cuts};edge-slowdown={slowdowns};bitrate={bitrates}"
+    if any(d.latency_s for d in plan.devices):
+        text += ";latency=" + ",".join(f"{d.latency_s:g}" for d in plan.devices)
+    return text

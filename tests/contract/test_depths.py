@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from hierfl.cloud.trainer import CloudTrainer
 from hierfl.errors import ConfigError
 from hierfl.models import create_model, list_models
 from hierfl.models.depths import FleetModel, cloud_from, from_fleet, to_fleet
@@ -115,3 +116,36 @@ def test_a_fleets_shared_layers_keep_their_names_and_each_depths_own_are_apart(n
         assert all(torch.equal(back[k], state[k]) for k in state)
     with pytest.raises(ConfigError, match="disagree on the edges' cuts"):
         from_fleet(named[cuts[0]], states[cuts[-1]], cuts[-1], coded=True)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_the_fleets_cloud_trains_each_chunk_from_its_cut_and_reaches_no_edge(name):
+    """Chunks of two depths queued in one ``CloudTrainer``: each enters the cloud at its own cut
+    (their shapes differ: a wrong route fails), every edge weight stays as it was, and only the
+    chunk's own decoder learns from it."""
+    cuts = MODELS.get(name).cut_points
+    fleet = _fleet(name, (cuts[0], cuts[-1]), bottleneck=2)
+    x, y = _input(name), torch.tensor([0, 1, 2, 3])
+    shallow = fleet.depth(cuts[0]).forward_edge(x).activations.detach()  # as the wire ships
+    deep = fleet.depth(cuts[-1]).forward_edge(x).activations.detach()
+    edges_before = fleet.edge_state(copy=True)
+    decoders_before = {
+        c: [p.clone() for p in d.parameters()] for c, d in fleet.cloud.decoders.items()
+    }
+    trainer = CloudTrainer(fleet.cloud, lr=0.1, batch_size=4)
+    trainer.enqueue_first(shallow, y, depth=cuts[0])
+    trainer.drain()
+    assert trainer.stats.batches == 1
+    assert all(p.grad is None for p in fleet.edge.parameters())
+    for k, v in fleet.edge_state().items():
+        assert torch.equal(v, edges_before[k]), k
+    moved = {
+        c: any(
+            not torch.equal(p, q) for p, q in zip(d.parameters(), decoders_before[c], strict=True)
+        )
+        for c, d in fleet.cloud.decoders.items()
+    }
+    assert moved == {cuts[0]: True, cuts[-1]: False}
+    trainer.enqueue_first(deep, y, depth=cuts[-1])
+    trainer.drain()
+    assert trainer.stats.batches == 2

@@ -13,6 +13,7 @@ from test_planner import CUT_A, CUT_B, SETTINGS
 from hierfl.analysis.fleet import Device, best_cuts, fleet_costs, plan_fleet, round_seconds
 from hierfl.analysis.planner import plan_cuts
 from hierfl.cli import main
+from hierfl.config import HierConfig
 from hierfl.errors import ConfigError
 
 # The planner's two cuts (tests/unit/test_planner.py) with a slow cloud, 2e3 FLOP/s: per batch
@@ -107,5 +108,13 @@ def test_cli_plan_devices_prints_a_cut_per_device_and_the_best_single_cut(capsys
     lines = out.splitlines()
     assert len([line for line in lines if line.split()[:1] in (["1"], ["2"], ["3"])]) == 3
     assert "per-device cuts:" in out and "best single cut block" in out
+    # the line to run the plan: a valid config that gives each edge its cut, speed and link
+    run = next(line for line in lines if line.startswith("run it: hierfl run clients=3 "))
+    per_edge = run.split('per-edge="')[1].rstrip('"')
+    config = HierConfig.from_mapping({"clients": 3, "per-edge": per_edge}).validate()
+    planned = [line.split()[3].partition("+")[0] for line in lines[1:4]]
+    assert [config.for_edge(p).cut for p in range(3)] == planned
+    assert [config.for_edge(p).edge_slowdown for p in range(3)] == [1, 4, 16]
+    assert [config.for_edge(p).bitrate for p in range(3)] == [10e6, 1e6, 0.25e6]
     assert main([*argv, "--device", "4"]) == 2
     assert "--device" in capsys.readouterr().err
