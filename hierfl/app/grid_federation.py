@@ -7,7 +7,6 @@ counted (``protocol.payload_bytes``) and aggregated by the configured strategy.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, cast
@@ -38,6 +37,7 @@ from hierfl.app.protocol import (
 )
 from hierfl.app.reply_checks import check_reply, check_split_step
 from hierfl.app.sampled_grid import SampledGrid, learn_partitions
+from hierfl.app.shared_weights import by_holders, shared_groups
 from hierfl.app.strategy import quiet_flower
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.exchange import FleetExchange, WeightExchange
@@ -346,28 +346,15 @@ class GridFederation:
             for key in (ACTIVATIONS, EVAL):
                 if key in m.content:
                     del m.content[key]
-        groups = shared_groups([r.edge_state for r, _ in usable])
-        if len(groups) == 1:
+        if len(shared_groups([r.edge_state for r, _ in usable])) == 1:
             return self._aggregate_group(usable)
-        # Edges at several depths: each set of weights is averaged among the edges that hold
-        # it (the shared layers by all, an exit by the edges at its cut); the rest is kept.
-        out = dict(self._dispatched_state)
-        self._clipped = []
-        depth = [frozenset(r.edge_state) for r, _ in usable]  # edges at one cut hold one set
-        for names, members in groups:
-            group = [_only(usable[i], names) for i in members]
-            # ``centered-clip`` judges an update against the edges at its own depth: a shared
-            # layer moves differently under an exit right after it than under deeper layers
-            peers: dict[frozenset[str], list[tuple[RoundResult, Message]]] = {}
-            for item, i in zip(group, members, strict=True):
-                peers.setdefault(depth[i], []).append(item)
-            for same_depth in peers.values():
-                self._center(same_depth, keep=True)
-            aggregated = self._aggregate_group(group, center=False)
-            if aggregated is None:
-                return None
-            out.update(aggregated)
-        return out
+        self._clipped = []  # edges at several depths (``hierfl.app.shared_weights``)
+        return by_holders(
+            usable,
+            self._dispatched_state,
+            center=lambda peers: self._center(peers, keep=True),
+            aggregate=lambda group: self._aggregate_group(group, center=False),
+        )
 
     def _aggregate_group(
         self, usable: list[tuple[RoundResult, Message]], *, center: bool = True
@@ -426,28 +413,3 @@ class GridFederation:
     def communication(self) -> dict:
         """Per-round and per-client traffic for metrics.json, clients named by partition id."""
         return self.traffic_log.summary(names=cast(Mapping[Hashable, object], self.partition_of))
-
-
-def shared_groups(states: list[EdgeState]) -> list[tuple[tuple[str, ...], list[int]]]:
-    """The replies' weights as sets of names, each with the replies that hold it: one set
-    held by all where every edge has the same model; with edges at several depths
-    (``hierfl.models.depths``) the shared layers' sets and each depth's own."""
-    holders: dict[str, list[int]] = {}
-    for i, state in enumerate(states):
-        for name in state:
-            holders.setdefault(name, []).append(i)
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for name, members in holders.items():
-        groups.setdefault(tuple(members), []).append(name)
-    return [(tuple(names), list(members)) for members, names in groups.items()]
-
-
-def _only(item: tuple[RoundResult, Message], names: tuple[str, ...]) -> tuple[RoundResult, Message]:
-    """A reply with only the weights ``names``: the message carries a content of its own with
-    them (its other records as they were), the result a copy."""
-    result, message = item
-    state = {n: result.edge_state[n] for n in names}
-    content = RecordDict({k: v for k, v in message.content.items() if k != ARRAYS})
-    content[ARRAYS] = ArrayRecord(state)
-    message.content = content
-    return dataclasses.replace(result, edge_state=state), message

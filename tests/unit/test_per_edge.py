@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hierfl.app.grid_federation import GridFederation, shared_groups
+from hierfl.app.grid_federation import GridFederation
 from hierfl.app.protocol import encode_result
+from hierfl.app.shared_weights import shared_groups
 from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError

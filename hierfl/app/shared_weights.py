@@ -1,0 +1,72 @@
+"""Edges at several depths: each set of weights is averaged among the edges that hold it.
+
+The fleet's edge weights go by one set of names (``hierfl.models.depths.fleet_name``): the
+layers every edge has up to its cut are shared, an exit head and a bottleneck's encoder are
+one depth's own. ``by_holders`` calls the strategy once per set of weights held by the same
+edges, so the shared prefix is averaged by all, an exit only among the edges at its cut, and a
+deeper edge's private layers are left to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from flwr.app import ArrayRecord, Message, RecordDict
+
+from hierfl.app.protocol import ARRAYS
+from hierfl.boundary import EdgeState, RoundResult
+
+Reply = tuple[RoundResult, Message]
+
+
+def shared_groups(states: list[EdgeState]) -> list[tuple[tuple[str, ...], list[int]]]:
+    """The replies' weights as sets of names, each with the replies that hold it: one set
+    held by all where every edge has the same model; with edges at several depths the shared
+    layers' sets and each depth's own."""
+    holders: dict[str, list[int]] = {}
+    for i, state in enumerate(states):
+        for name in state:
+            holders.setdefault(name, []).append(i)
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name, members in holders.items():
+        groups.setdefault(tuple(members), []).append(name)
+    return [(tuple(names), list(members)) for members, names in groups.items()]
+
+
+def by_holders(
+    usable: list[Reply],
+    dispatched: EdgeState,
+    *,
+    center: Callable[[list[Reply]], None],
+    aggregate: Callable[[list[Reply]], EdgeState | None],
+) -> EdgeState | None:
+    """``dispatched`` with each set of weights replaced by ``aggregate`` over the replies that
+    hold it (None: one of them had no aggregate). ``center`` (``centered-clip``) sees each
+    reply among the edges at its own depth: a shared layer moves differently under an exit
+    right after it than under deeper layers."""
+    out = dict(dispatched)
+    depth = [frozenset(r.edge_state) for r, _ in usable]  # edges at one cut hold one set
+    for names, members in shared_groups([r.edge_state for r, _ in usable]):
+        group = [_only(usable[i], names) for i in members]
+        peers: dict[frozenset[str], list[Reply]] = {}
+        for item, i in zip(group, members, strict=True):
+            peers.setdefault(depth[i], []).append(item)
+        for same_depth in peers.values():
+            center(same_depth)
+        aggregated = aggregate(group)
+        if aggregated is None:
+            return None
+        out.update(aggregated)
+    return out
+
+
+def _only(item: Reply, names: tuple[str, ...]) -> Reply:
+    """A reply with only the weights ``names``: the message carries a content of its own with
+    them (its other records as they were), the result a copy."""
+    result, message = item
+    state = {n: result.edge_state[n] for n in names}
+    content = RecordDict({k: v for k, v in message.content.items() if k != ARRAYS})
+    content[ARRAYS] = ArrayRecord(state)
+    message.content = content
+    return dataclasses.replace(result, edge_state=state), message
