@@ -347,7 +347,9 @@ class GridFederation:
                 if key in m.content:
                     del m.content[key]
         if len(shared_groups([r.edge_state for r, _ in usable])) == 1:
-            return self._aggregate_group(usable)
+            aggregated = self._aggregate_group(usable)
+            # every edge's weights, or one depth's of several (a sampled round): the rest stays
+            return None if aggregated is None else {**self._dispatched_state, **aggregated}
         self._clipped = []  # edges at several depths (``hierfl.app.shared_weights``)
         return by_holders(
             usable,

@@ -129,3 +129,46 @@ def test_only_what_edges_share_is_averaged_and_a_private_layer_is_the_edges_own(
     assert got.keys() == expected.keys()
     for name, value in expected.items():
         torch.testing.assert_close(got[name], value, msg=name)
+
+
+def test_a_round_with_the_edges_of_one_depth_only_keeps_the_other_depths_weights(
+    fedavg_strategy,
+):
+    """With ``clients-per-round`` a round may sample the edges of one depth only: the other
+    depths' weights stay as dispatched (a fleet's aggregate keeps every depth's)."""
+
+    def t(v: float) -> torch.Tensor:
+        return torch.full((2,), v)
+
+    states = [{"segment.w": t(v), "a:exit.w": t(v)} for v in (1, 3, 5)]
+    dispatched = {"segment.w": t(0), "a:exit.w": t(0), "segment.deep": t(6), "b:exit.w": t(7)}
+    request = RoundRequest(0, 0)
+    fed = GridFederation(_Grid(states, request), fedavg_strategy, message_ttl=60)
+    fed.dispatch(request, dispatched)
+    assert len(fed.poll()) == 3
+    got = fed.aggregate()
+    assert got is not None and got.keys() == dispatched.keys()
+    expected = {"segment.w": t(3), "a:exit.w": t(3), "segment.deep": t(6), "b:exit.w": t(7)}
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name], value, msg=name)
+
+
+def test_a_sampled_fleet_runs_in_process(tmp_path):
+    """Four edges at two depths, two a round (some rounds ask one depth only), the default
+    compressed exchange: the run completes without events and keeps both depths' exits."""
+    import hierfl
+    from hierfl.cloud.checkpoint import load_checkpoint
+
+    run = {
+        "clients": 4,
+        "clients-per-round": 2,
+        "experiences": 1,
+        "rounds": 4,
+        "local-epochs": 1,
+        "per-edge": "cut=block1,block3",  # partitions 0, 2 at block1; 1, 3 at block3
+    }
+    result = hierfl.run(run, out=tmp_path / "run")
+    assert result.metrics["status"] == "completed" and result.metrics["events"] == []
+    fleet = load_checkpoint(tmp_path / "run").edge_state
+    assert any(k.startswith("block1:exit.") for k in fleet)
+    assert any(k.startswith("block3:exit.") for k in fleet)
