@@ -44,7 +44,7 @@ from benchmarks.harness import (
     results_dir,
     write_rows,
 )
-from hierfl.analysis.fleet import best_cuts, round_seconds
+from hierfl.analysis.fleet import best_cuts, per_edge_value, round_seconds
 from hierfl.analysis.weights import message_bytes
 from hierfl.api import edge_streams
 from hierfl.config import HierConfig
@@ -185,13 +185,7 @@ def predict(
 
 
 def fleet_config(base: HierConfig, cuts: tuple[str, ...], seed: int, out: Path, args) -> HierConfig:
-    per_edge = ";".join(
-        [
-            "cut=" + ",".join(cuts),
-            "edge-slowdown=" + ",".join(f"{k:g}" for k in args.slowdowns),
-            "bitrate=" + ",".join(f"{b:g}" for b in args.bitrates),
-        ]
-    )
+    per_edge = per_edge_value(cuts, args.slowdowns, args.bitrates)
     return HierConfig.from_mapping(
         {"per-edge": per_edge, "seed": seed, "out": str(out)}, base=base
     ).validate()

@@ -183,10 +183,29 @@ def per_edge(plan: FleetPlan) -> str:
     """The plan as ``hierfl run``'s ``per-edge`` value: each device's cut, slowdown and link
     (a bottleneck in the plan's label, ``layer1+4x8b``, is the run's ``bottleneck`` and
     ``code-bits``, one for all edges)."""
-    cuts = ",".join(label.partition("+")[0] for label in plan.cuts)
-    slowdowns = ",".join(f"{d.slowdown:g}" for d in plan.devices)
-    bitrates = ",".join(f"{d.bitrate_bps:g}" for d in plan.devices)
-    text = f"cut={cuts};edge-slowdown={slowdowns};bitrate={bitrates}"
-    if any(d.latency_s for d in plan.devices):
-        text += ";latency=" + ",".join(f"{d.latency_s:g}" for d in plan.devices)
+    return per_edge_value(
+        [label.partition("+")[0] for label in plan.cuts],
+        [d.slowdown for d in plan.devices],
+        [d.bitrate_bps for d in plan.devices],
+        [d.latency_s for d in plan.devices],
+    )
+
+
+def per_edge_value(
+    cuts: Sequence[str],
+    slowdowns: Sequence[float],
+    bitrates: Sequence[float],
+    latencies: Sequence[float] = (),
+) -> str:
+    """``per-edge``'s value for edges with these cuts, slowdowns and uplink bit rates (and
+    latencies, left out where all are 0)."""
+    text = ";".join(
+        [
+            "cut=" + ",".join(cuts),
+            "edge-slowdown=" + ",".join(f"{k:g}" for k in slowdowns),
+            "bitrate=" + ",".join(f"{b:g}" for b in bitrates),
+        ]
+    )
+    if any(latencies):
+        text += ";latency=" + ",".join(f"{t:g}" for t in latencies)
     return text

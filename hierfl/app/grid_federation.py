@@ -16,12 +16,11 @@ from flwr.app import ArrayRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from hierfl.app.aggregation import by_holders, clip_replies, shared_groups, weights_only
 from hierfl.app.flower_internals import load_strategy_state, strategy_state
 from hierfl.app.protocol import (
-    ACTIVATIONS,
     ARRAYS,
     CONFIG,
-    EVAL,
     SPLIT_MESSAGE_TYPE,
     decode_result,
     decode_split_step,
@@ -37,11 +36,10 @@ from hierfl.app.protocol import (
 )
 from hierfl.app.reply_checks import check_reply, check_split_step
 from hierfl.app.sampled_grid import SampledGrid, learn_partitions
-from hierfl.app.shared_weights import by_holders, shared_groups
 from hierfl.app.strategy import quiet_flower
 from hierfl.boundary import EdgeFailure, EdgeState, RoundRequest, RoundResult
 from hierfl.cloud.exchange import FleetExchange, WeightExchange
-from hierfl.cloud.robust import centered_clip, check_weights, clip_update
+from hierfl.cloud.robust import check_weights, clip_update
 from hierfl.cloud.validation import Expected
 from hierfl.config import HierConfig
 from hierfl.errors import ChunkRejected
@@ -342,15 +340,12 @@ class GridFederation:
             return usable[-1][0].edge_state
         # by partition, not by arrival: the same sums, bit for bit, in every engine
         usable.sort(key=lambda item: item[0].partition_id)
-        for _, m in usable:  # the strategy expects exactly one ArrayRecord: the edge weights
-            for key in (ACTIVATIONS, EVAL):
-                if key in m.content:
-                    del m.content[key]
+        weights_only(usable)
         if len(shared_groups([r.edge_state for r, _ in usable])) == 1:
             aggregated = self._aggregate_group(usable)
             # every edge's weights, or one depth's of several (a sampled round): the rest stays
             return None if aggregated is None else {**self._dispatched_state, **aggregated}
-        self._clipped = []  # edges at several depths (``hierfl.app.shared_weights``)
+        self._clipped = []  # edges at several depths (``hierfl.app.aggregation``)
         return by_holders(
             usable,
             self._dispatched_state,
@@ -370,20 +365,12 @@ class GridFederation:
         return arrays.to_torch_state_dict() if arrays is not None else None
 
     def _center(self, usable: list[tuple[RoundResult, Message]], *, keep: bool = False) -> None:
-        """``centered-clip``: an update beyond a multiple of the round's median distance from
-        the median update is replaced by it; the strategy aggregates the result. ``keep``: add
-        to the clipped updates found so far this round (several sets of weights)."""
+        """``centered-clip`` over ``usable`` (``aggregation.clip_replies``); ``keep``: add to
+        the clipped updates found so far this round (several sets of weights)."""
         if not keep:
             self._clipped = []
         factor = self._expected.centered_clip if self._expected is not None else 0.0
-        states, clipped = centered_clip(
-            [r.edge_state for r, _ in usable], self._dispatched_state, factor
-        )
-        for c in clipped:
-            result, message = usable[c.index]
-            result.edge_state = states[c.index]
-            message.content[ARRAYS] = ArrayRecord(states[c.index])
-            self._clipped.append((result.partition_id, c.distance, c.radius))
+        self._clipped += clip_replies(usable, self._dispatched_state, factor)
 
     def clipped(self) -> list[tuple[int, float, float]]:
         return list(self._clipped)

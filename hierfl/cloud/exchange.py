@@ -227,7 +227,8 @@ class FleetExchange:
             if exchange is None:
                 return None
             depths[cut] = exchange
-        return cls(depths, lambda p: config.for_edge(p).cut)
+        cuts = config.edge_cuts
+        return cls(depths, lambda p: cuts[p % len(cuts)])
 
     def at(self, node: Hashable) -> WeightExchange:
         """``node``'s depth's exchange.

@@ -192,6 +192,6 @@ def _depths(config: HierConfig, model: SplitModel, mode: Mode) -> dict:
         named = to_fleet(weights, cut, coded=model.coded) if weights is not None else None
         depths[cut] = (mode.payload_shape(at), named)
     return {
-        "depth_of": tuple(config.for_edge(p).cut for p in range(config.clients)),
+        "depth_of": config.edge_cuts,
         "depths": depths,
     }

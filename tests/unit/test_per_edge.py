@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from hierfl.analysis.fleet import per_edge_value
+from hierfl.app.aggregation import shared_groups
 from hierfl.app.grid_federation import GridFederation
 from hierfl.app.protocol import encode_result
-from hierfl.app.shared_weights import shared_groups
 from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError
@@ -32,6 +33,19 @@ def test_each_edge_takes_its_own_values_cycling_over_the_partitions():
     assert config.fleet_cuts == ("block1", "block3")  # shallowest first, as the model orders
     assert config.cut == "" and config.edge_slowdown == 1.0  # the cloud's own stay
     assert _config("edge-slowdown=2,3").fleet_cuts == ()  # one cut for all: no fleet
+    assert config.edge_cuts == ("block3", "block1", "block3", "block1")
+    assert _config("edge-slowdown=2,3", cut="block2").edge_cuts == ("block2",) * 3
+
+
+def test_the_per_edge_value_written_for_a_fleet_reads_back_as_its_edges():
+    text = per_edge_value(["block3", "block1"], [1, 4.5], [1e6, 2.5e5], latencies=[0, 0.02])
+    assert text == "cut=block3,block1;edge-slowdown=1,4.5;bitrate=1e+06,250000;latency=0,0.02"
+    edges = [_config(text, clients=2).for_edge(p) for p in range(2)]
+    assert [(e.cut, e.edge_slowdown, e.bitrate, e.latency) for e in edges] == [
+        ("block3", 1.0, 1e6, 0.0),
+        ("block1", 4.5, 2.5e5, 0.02),
+    ]
+    assert "latency" not in per_edge_value(["block1"], [1], [1e6], latencies=[0])
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Edges at several depths: each set of weights is averaged among the edges that hold it.
+"""The edges' weights around the strategy's aggregate: ``centered-clip`` first, then, with
+edges at several depths, one aggregate per set of weights held by the same edges.
 
 The fleet's edge weights go by one set of names (``hierfl.models.depths.fleet_name``): the
 layers every edge has up to its cut are shared, an exit head and a bottleneck's encoder are
@@ -14,10 +15,36 @@ from collections.abc import Callable
 
 from flwr.app import ArrayRecord, Message, RecordDict
 
-from hierfl.app.protocol import ARRAYS
+from hierfl.app.protocol import ACTIVATIONS, ARRAYS, EVAL
 from hierfl.boundary import EdgeState, RoundResult
+from hierfl.cloud.robust import centered_clip
 
 Reply = tuple[RoundResult, Message]
+
+
+def weights_only(usable: list[Reply]) -> None:
+    """Drop each reply's activations and evaluation: the strategy expects exactly one
+    ArrayRecord, the edge weights."""
+    for _, message in usable:
+        for key in (ACTIVATIONS, EVAL):
+            if key in message.content:
+                del message.content[key]
+
+
+def clip_replies(
+    usable: list[Reply], dispatched: EdgeState, factor: float
+) -> list[tuple[int, float, float]]:
+    """``centered-clip``: an update beyond ``factor`` times the round's median distance from
+    the median update is replaced by it, in the result and in the message the strategy reads.
+    Returns (partition, distance, radius) of each clipped reply."""
+    states, clipped = centered_clip([r.edge_state for r, _ in usable], dispatched, factor)
+    out = []
+    for c in clipped:
+        result, message = usable[c.index]
+        result.edge_state = states[c.index]
+        message.content[ARRAYS] = ArrayRecord(states[c.index])
+        out.append((result.partition_id, c.distance, c.radius))
+    return out
 
 
 def shared_groups(states: list[EdgeState]) -> list[tuple[tuple[str, ...], list[int]]]:
