@@ -95,6 +95,7 @@ def cloud_snapshot(cloud: CloudTrainer, uploads: list) -> dict[str, Any]:
         "module": {k: v.detach().cpu() for k, v in cloud.cloud.state_dict().items()},
         "optimizer": cloud.optimizer.state_dict() if cloud.optimizer else None,
         "stats": dataclasses.asdict(cloud.stats),
+        "depth_stats": {d: dataclasses.asdict(s) for d, s in cloud.depth_stats.items()},
         "generator": cloud.generator.get_state(),
         "continual": cloud.continual.cloud_state(),
         "seen": cloud.seen.classes() if cloud.seen is not None else [],
@@ -108,6 +109,7 @@ def restore_cloud(cloud: CloudTrainer, saved: dict[str, Any]) -> list:
     if cloud.optimizer is not None and saved["optimizer"] is not None:
         cloud.optimizer.load_state_dict(saved["optimizer"])
     cloud.stats = CloudStats(**saved["stats"])
+    cloud.depth_stats = {d: CloudStats(**s) for d, s in saved.get("depth_stats", {}).items()}
     cloud.generator.set_state(saved["generator"])
     cloud.continual.load_cloud_state(saved["continual"])
     if cloud.seen is not None:

@@ -108,9 +108,10 @@ class Orchestrator:
         for i in range(first, len(self.schedule)):
             request = self.schedule[i]
             round_start, cloud_before = self.clock(), dataclasses.replace(self.cloud.stats)
+            depths_before = self.cloud.depth_snapshot()
             replies = self.replies.collect(request, self._dispatched_at, result)
             edge_state = self._close_round(i, replies, edge_state, result)
-            self._record(request, round_start, cloud_before, replies, result)
+            self._record(request, round_start, (cloud_before, depths_before), replies, result)
             if self._stop(replies, cloud_before, result):
                 break
             if self.checkpoint_dir is not None and checkpoint_due(self.config, i + 1):
@@ -161,10 +162,11 @@ class Orchestrator:
         self,
         request: RoundRequest,
         round_start: float,
-        cloud_before: CloudStats,
+        before: tuple[CloudStats, dict[str, CloudStats]],
         replies: Collected,
         result: RunResult,
     ) -> None:
+        cloud_before, depths_before = before
         stats = round_record(
             request,
             wall_s=self.clock() - round_start,
@@ -172,6 +174,7 @@ class Orchestrator:
             cloud_compute_s=self.cloud.stats.compute_s - cloud_before.compute_s,
             reply_latency_s=replies.latency_s,
             examples=replies.examples,
+            cloud_by_depth=self.cloud.depth_figures(depths_before, self.config.fleet_cuts),
         )
         result.rounds.append(stats)
         ended = request.round == self.config.rounds - 1
@@ -224,6 +227,7 @@ class Orchestrator:
     def _totals(self, result: RunResult, start: float) -> None:
         """Run-wide totals so far, including the time and traffic before a resume."""
         result.cloud_compute_s = self.cloud.stats.compute_s
+        result.cloud_by_depth = self.cloud.depth_figures(cuts=self.config.fleet_cuts)
         result.wall_s = self._prior_wall + self.clock() - start
         up, down = self.federation.traffic()
         result.uplink_bytes = self._prior_traffic[0] + up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -31,6 +32,24 @@ class CloudStats:
     def stepped_since(self, before: CloudStats) -> bool:
         """The cloud took a step since ``before``, or had nothing to skip (a sound round)."""
         return self.batches > before.batches or self.skipped == before.skipped
+
+    def add(self, loss: float, correct: int, examples: int) -> None:
+        """One step taken on ``examples`` samples: their mean ``loss``, ``correct`` of them."""
+        self.batches += 1
+        self.examples += examples
+        self.loss_sum += loss * examples
+        self.correct += correct
+
+    def figures(self, before: CloudStats | None = None) -> dict[str, float | int]:
+        """The examples trained on since ``before`` (all), their mean loss and accuracy, as
+        the cloud predicted them when it stepped."""
+        b = before or CloudStats()
+        n = self.examples - b.examples
+        return {
+            "examples": n,
+            "loss": (self.loss_sum - b.loss_sum) / n if n else 0.0,
+            "accuracy": (self.correct - b.correct) / n if n else 0.0,
+        }
 
 
 class CloudTrainer:
@@ -70,6 +89,7 @@ class CloudTrainer:
         self.queued_bytes = 0  # activations waiting in the queue
         self.continual = continual or Continual(())
         self.stats = CloudStats()
+        self.depth_stats: dict[str, CloudStats] = {}  # by the cut chunks come from (a fleet)
         self.seen = seen  # classes that reached the cloud so far (``class-mask``)
 
     @classmethod
@@ -223,13 +243,26 @@ class CloudTrainer:
             self.stats.compute_s += time.perf_counter() - start
             return float(loss.detach())
         self.optimizer.step()
-        s = self.stats
-        s.batches += 1
-        s.examples += len(y)
-        s.loss_sum += float(loss.detach()) * len(y)
-        s.correct += int((logits.argmax(1) == y).sum())
-        s.compute_s += time.perf_counter() - start
-        return float(loss.detach())
+        value, correct = float(loss.detach()), int((logits.argmax(1) == y).sum())
+        self.stats.add(value, correct, len(y))
+        if depth:
+            self.depth_stats.setdefault(depth, CloudStats()).add(value, correct, len(y))
+        self.stats.compute_s += time.perf_counter() - start
+        return value
+
+    def depth_snapshot(self) -> dict[str, CloudStats]:
+        """The per-depth totals as they stand (``depth_figures``' ``before``)."""
+        return {d: dataclasses.replace(s) for d, s in self.depth_stats.items()}
+
+    def depth_figures(
+        self, before: dict[str, CloudStats] | None = None, cuts: Sequence[str] = ()
+    ) -> dict[str, dict[str, float | int]]:
+        """What the cloud trained on from each of ``cuts`` (else each depth it met) since
+        ``before`` (all): examples, mean loss and accuracy."""
+        return {
+            d: self.depth_stats.get(d, CloudStats()).figures((before or {}).get(d))
+            for d in (cuts or list(self.depth_stats))
+        }
 
 
 def _finite(loss: torch.Tensor, params: object) -> bool:

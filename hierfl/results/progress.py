@@ -4,6 +4,8 @@ round, with accuracies at an experience's end."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from hierfl.boundary import RoundRequest
 from hierfl.config import HierConfig
@@ -20,9 +22,11 @@ def round_record(
     cloud_compute_s: float,
     reply_latency_s: float,
     examples: int,
-) -> dict[str, float | int]:
-    """One round's figures; ``waiting_s`` is the round's time the cloud did not compute."""
-    return {
+    cloud_by_depth: Mapping[str, Mapping[str, float | int]] | None = None,
+) -> dict[str, Any]:
+    """One round's figures; ``waiting_s`` is the round's time the cloud did not compute;
+    ``cloud_by_depth`` (edges at several depths): what the cloud trained on from each cut."""
+    record: dict[str, Any] = {
         "experience": request.experience,
         "round": request.round,
         "wall_s": wall_s,
@@ -32,12 +36,15 @@ def round_record(
         "examples": examples,
         "waiting_s": max(wall_s - cloud_compute_s, 0.0),
     }
+    if cloud_by_depth:
+        record["cloud_by_depth"] = {d: dict(f) for d, f in cloud_by_depth.items()}
+    return record
 
 
 def log_round(
     config: HierConfig,
     request: RoundRequest,
-    stats: dict[str, float | int],
+    stats: Mapping[str, Any],
     result: RunResult | None,
 ) -> None:
     """Log round ``request``'s figures; with ``result``, also the accuracies just evaluated."""

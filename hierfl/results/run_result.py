@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hierfl.results.accuracy import AccuracyMatrix
 
@@ -13,7 +14,7 @@ class RunResult:
 
     matrix: AccuracyMatrix
     classes: list[list[int]]
-    rounds: list[dict[str, float | int]] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # progress.round_record's
     failures: list[dict[str, object]] = field(default_factory=list)
     rejected: int = 0
     edge_compute_s: float = 0.0
@@ -28,6 +29,8 @@ class RunResult:
     early_exit: list[dict[str, float]] = field(default_factory=list)
     early_exit_by_experience: list[dict[str, object]] = field(default_factory=list)
     clients: dict[int, AccuracyMatrix] = field(default_factory=dict)
+    # edges at several depths: what the cloud trained on from each (CloudTrainer.depth_figures)
+    cloud_by_depth: dict[str, dict[str, float | int]] = field(default_factory=dict)
     # Traffic per round and per client, from the federation's TrafficLog (hierfl.results.traffic).
     communication: dict[str, object] = field(default_factory=dict)
     emulated_link_s: float = 0.0

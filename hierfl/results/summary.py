@@ -10,6 +10,7 @@ from typing import Any, cast
 from hierfl.analysis.overhead import RoundOverhead, round_overhead
 from hierfl.config import HierConfig
 from hierfl.modes import MODES
+from hierfl.results.accuracy import summarize
 from hierfl.results.run_folder import build_metrics, write_run_folder
 from hierfl.results.run_result import RunResult
 
@@ -86,8 +87,34 @@ def run_metrics(config: HierConfig, result: RunResult, *, engine: str = "flower"
             "rejected_replies": result.rejected,
             "early_exit": result.early_exit,
             "early_exit_by_experience": result.early_exit_by_experience,
+            **({"per_depth": per_depth(config, result)} if config.fleet_cuts else {}),
         },
     )
+
+
+_UNTRAINED = {"examples": 0, "loss": 0.0, "accuracy": 0.0}
+
+
+def per_depth(config: HierConfig, result: RunResult) -> dict[str, dict[str, Any]]:
+    """Edges at several depths, by cut (shallowest first): the partitions there, the mean
+    final cloud and edge stream accuracy of those evaluated (each edge's own exit, the cloud
+    entered at its cut; ``per_client``: with ``clients-per-round``, the edges of the last
+    round), and what the cloud trained on from that cut (``cloud_train``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for cut in config.fleet_cuts:
+        partitions = [p for p, c in enumerate(config.edge_cuts) if c == cut]
+        evaluated = [
+            p for p in partitions if p in result.clients and result.clients[p].num_experiences()
+        ]
+        finals = [summarize(result.clients[p]) for p in evaluated]
+        row: dict[str, Any] = {"partitions": partitions, "evaluated": evaluated}
+        for key in ("cloud_accuracy", "edge_accuracy"):
+            values = [f[key] for f in finals if key in f]
+            if values:
+                row[key] = sum(values) / len(values)
+        row["cloud_train"] = dict(result.cloud_by_depth.get(cut, _UNTRAINED))
+        out[cut] = row
+    return out
 
 
 def finish_run(config: HierConfig, result: RunResult, out: Path, *, engine: str = "flower") -> dict:
@@ -128,6 +155,7 @@ def summary_lines(metrics: dict, out: Path | None) -> list[str]:
         )
         + f"; cloud busy {100 * time.get('cloud_busy_fraction', 0.0):.0f}% of wall time",
         *_bytes_lines(comm),
+        *_depth_lines(metrics.get("per_depth", {})),
         *_defence_lines(metrics.get("events", [])),
     ]
     if out is not None:
@@ -155,6 +183,24 @@ def _bytes_lines(comm: dict) -> list[str]:
             "cloud-only would have uploaded these samples as "
             f"{_size(comm['cloud_only_uint8_bytes'])} of uint8 pixels, "
             f"{_size(comm['cloud_only_png_bytes'])} as PNG files"
+        )
+    return lines
+
+
+def _depth_lines(depths: dict[str, dict[str, Any]]) -> list[str]:
+    """Per cut of a fleet: its edges' accuracy, and what the cloud trained on from there."""
+    lines = []
+    for cut, row in depths.items():
+        accuracy = ", ".join(
+            f"{name} {row[name + '_accuracy']:.3f}"
+            for name in ("cloud", "edge")
+            if name + "_accuracy" in row
+        )
+        train = row["cloud_train"]
+        lines.append(
+            f"at {cut} (edges {', '.join(map(str, row['partitions']))}): {accuracy or 'n/a'}; "
+            f"the cloud trained on {train['examples']} examples from there, loss "
+            f"{train['loss']:.3f}, accuracy {train['accuracy']:.3f}"
         )
     return lines
 

@@ -149,3 +149,28 @@ def test_the_fleets_cloud_trains_each_chunk_from_its_cut_and_reaches_no_edge(nam
     trainer.enqueue_first(deep, y, depth=cuts[-1])
     trainer.drain()
     assert trainer.stats.batches == 2
+
+
+def test_the_cloud_counts_what_it_trained_on_from_each_depth():
+    """``depth_figures``: examples and mean loss per cut, over the whole run or since a
+    snapshot; the run-wide totals count every depth."""
+    cuts = MODELS.get("small-cnn").cut_points
+    shallow, deep = cuts[0], cuts[-1]
+    fleet = _fleet("small-cnn", (shallow, deep), bottleneck=2)
+    x, y = _input("small-cnn"), torch.tensor([0, 1, 2, 3])
+    acts = {c: fleet.depth(c).forward_edge(x).activations.detach() for c in (shallow, deep)}
+    trainer = CloudTrainer(fleet.cloud, lr=0.1, batch_size=4)
+    first = trainer.train_batch(acts[shallow], y, depth=shallow)
+    second = trainer.train_batch(acts[shallow][:2], y[:2], depth=shallow)
+    before = trainer.depth_snapshot()
+    third = trainer.train_batch(acts[deep], y, depth=deep)
+    figures = trainer.depth_figures()
+    assert figures[shallow]["examples"] == 6
+    assert figures[shallow]["loss"] == pytest.approx((4 * first + 2 * second) / 6)
+    assert figures[deep]["examples"] == 4 and figures[deep]["loss"] == pytest.approx(third)
+    assert all(0.0 <= f["accuracy"] <= 1.0 for f in figures.values())
+    assert trainer.depth_figures(before) == {
+        shallow: {"examples": 0, "loss": 0.0, "accuracy": 0.0},
+        deep: figures[deep],
+    }
+    assert trainer.stats.examples == 10 and trainer.stats.batches == 3

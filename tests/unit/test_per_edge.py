@@ -16,6 +16,7 @@ from hierfl.app.protocol import encode_result
 from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
 from hierfl.config import HierConfig
 from hierfl.errors import ConfigError
+from hierfl.results.summary import summary_lines
 
 FP32 = {"weight-codec": "fp32"}
 
@@ -186,3 +187,22 @@ def test_a_sampled_fleet_runs_in_process(tmp_path):
     fleet = load_checkpoint(tmp_path / "run").edge_state
     assert any(k.startswith("block1:exit.") for k in fleet)
     assert any(k.startswith("block3:exit.") for k in fleet)
+    metrics = result.metrics
+    depths = metrics["per_depth"]
+    assert list(depths) == ["block1", "block3"]
+    assert [depths[c]["partitions"] for c in depths] == [[0, 2], [1, 3]]
+    for cut, row in depths.items():  # each depth's edges' own final accuracy, averaged
+        assert row["evaluated"] == [p for p in row["partitions"] if str(p) in metrics["per_client"]]
+        own = [metrics["per_client"][str(p)]["final"] for p in row["evaluated"]]
+        for key in ("cloud_accuracy", "edge_accuracy"):
+            assert row[key] == pytest.approx(sum(f[key] for f in own) / len(own))
+        by_round = [r["cloud_by_depth"].get(cut, {"examples": 0}) for r in metrics["rounds"]]
+        assert row["cloud_train"]["examples"] == sum(r["examples"] for r in by_round) > 0
+    # one pass over every shipped sample (ship=every-epoch, one local epoch), split by depth
+    shipped = sum(r["examples"] for r in metrics["rounds"])
+    assert sum(row["cloud_train"]["examples"] for row in depths.values()) == shipped
+    lines = summary_lines(metrics, None)
+    assert [line.split(":")[0] for line in lines if line.startswith("at ")] == [
+        "at block1 (edges 0, 2)",
+        "at block3 (edges 1, 3)",
+    ]
