@@ -23,7 +23,7 @@ from typing import Any, TypedDict, Unpack
 
 from hierfl.app.grid_federation import GridFederation
 from hierfl.app.inprocess import InProcessGrid
-from hierfl.app.strategy import build_strategy
+from hierfl.app.strategy import build_strategy, keeps_state
 from hierfl.cloud.orchestrator import Orchestrator
 from hierfl.config import HierConfig
 from hierfl.data.avalanche import from_avalanche
@@ -286,6 +286,7 @@ def _assemble(
         sequential=MODES[cfg.mode].sequential,
         sampling=cfg if cfg.clients_per_round else None,
         learn_partitions=bool(cfg.fleet_cuts),
+        server_state=keeps_state(cfg),
     )
     orchestrator = Orchestrator(
         cfg,

@@ -5,7 +5,9 @@ The fleet's edge weights go by one set of names (``hierfl.models.depths.fleet_na
 layers every edge has up to its cut are shared, an exit head and a bottleneck's encoder are
 one depth's own. ``by_holders`` calls the strategy once per set of weights held by the same
 edges, so the shared prefix is averaged by all, an exit only among the edges at its cut, and a
-deeper edge's private layers are left to it.
+deeper edge's private layers are left to it. A strategy with server state (FedAdam, FedYogi,
+FedAdagrad, FedAvgM) steps once over every name instead (``server_step``): its optimizer treats
+the grouped mean as the round's average, as it would the plain mean with one cut.
 """
 
 from __future__ import annotations
@@ -13,13 +15,59 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg, Strategy
 
-from hierfl.app.protocol import ACTIVATIONS, ARRAYS, EVAL
+from hierfl.app.protocol import ACTIVATIONS, ARRAYS, EVAL, METRICS
+from hierfl.app.strategy import quiet_flower
 from hierfl.boundary import EdgeState, RoundResult
 from hierfl.cloud.robust import centered_clip
 
 Reply = tuple[RoundResult, Message]
+
+
+class Aggregation:
+    """The round's aggregate of the usable replies (in partition order) over the dispatched
+    weights: ``centered-clip``, then the strategy, once where every edge holds the same names,
+    else once per set of holders (``by_holders``); a strategy with ``server_state`` steps once
+    over the grouped mean (``server_step``). ``clipped``: the last aggregate's clipped replies,
+    (partition, distance, radius)."""
+
+    def __init__(self, strategy: Strategy, *, server_state: bool = False) -> None:
+        self.strategy = strategy
+        self.server_state = server_state
+        self.clipped: list[tuple[int, float, float]] = []
+        self._mean = FedAvg()  # the grouped mean under a strategy with server state
+
+    def __call__(
+        self, usable: list[Reply], dispatched: EdgeState, server_round: int, clip: float
+    ) -> EdgeState | None:
+        weights_only(usable)
+        groups = shared_groups([r.edge_state for r, _ in usable])
+        whole = len(groups) == 1 and set(groups[0][0]) == set(dispatched)
+        if len(groups) == 1 and (whole or not self.server_state):
+            self.clipped = clip_replies(usable, dispatched, clip)
+            aggregated = self._aggregate(self.strategy, usable, server_round)
+            # every edge's weights, or one depth's of several (a sampled round): the rest stays
+            return None if aggregated is None else {**dispatched, **aggregated}
+        self.clipped = []
+        mean = self._mean if self.server_state else self.strategy
+        grouped = by_holders(
+            usable,
+            dispatched,
+            center=lambda peers: self.clipped.extend(clip_replies(peers, dispatched, clip)),
+            aggregate=lambda group: self._aggregate(mean, group, server_round),
+        )
+        if grouped is None or not self.server_state:
+            return grouped
+        with quiet_flower():
+            return server_step(self.strategy, server_round, grouped, usable[0][1])
+
+    @staticmethod
+    def _aggregate(strategy: Strategy, usable: list[Reply], server_round: int) -> EdgeState | None:
+        with quiet_flower():
+            arrays, _ = strategy.aggregate_train(server_round, [m for _, m in usable])
+        return arrays.to_torch_state_dict() if arrays is not None else None
 
 
 def weights_only(usable: list[Reply]) -> None:
@@ -97,3 +145,16 @@ def _only(item: Reply, names: tuple[str, ...]) -> Reply:
     content[ARRAYS] = ArrayRecord(state)
     message.content = content
     return dataclasses.replace(result, edge_state=state), message
+
+
+def server_step(
+    strategy: Strategy, server_round: int, mean: EdgeState, carrier: Message
+) -> EdgeState | None:
+    """``strategy``'s server update over ``mean`` (every name: the grouped mean of the edges'
+    weights, the dispatched weights where no edge trained them), shown as the round's one
+    reply; ``carrier``: a reply of the round, its content replaced."""
+    carrier.content = RecordDict(
+        {ARRAYS: ArrayRecord(mean), METRICS: MetricRecord({"num-examples": 1})}
+    )
+    arrays, _ = strategy.aggregate_train(server_round, [carrier])
+    return arrays.to_torch_state_dict() if arrays is not None else None

@@ -16,7 +16,7 @@ from flwr.app import ArrayRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from hierfl.app.aggregation import by_holders, clip_replies, shared_groups, weights_only
+from hierfl.app.aggregation import Aggregation
 from hierfl.app.flower_internals import load_strategy_state, strategy_state
 from hierfl.app.protocol import (
     ARRAYS,
@@ -64,12 +64,16 @@ class GridFederation:
         sequential: bool = False,
         sampling: HierConfig | None = None,
         learn_partitions: bool = False,
+        server_state: bool = False,
     ) -> None:
         """``sampling``: the run's config where it sets ``clients-per-round`` (the strategy
         then sees each round's sample of the nodes, ``hierfl.app.sampled_grid``);
         ``learn_partitions``: ask each node its partition before the first round (edges at
-        several depths: a node's partition says its cut)."""
+        several depths: a node's partition says its cut); ``server_state``: the strategy
+        keeps state across rounds (with edges at several depths it steps once over the
+        grouped mean, ``aggregation.server_step``)."""
         self.learn_partitions = learn_partitions or sampling is not None
+        self.aggregation = Aggregation(strategy, server_state=server_state)
         self.grid = grid
         self.sampling = sampling
         self.strategy = strategy
@@ -95,7 +99,6 @@ class GridFederation:
         self._request: RoundRequest | None = None
         self._expected: Expected | None = None  # None: replies are only decoded (unit tests)
         self._step_rows: dict[int, int] = {}  # split mode: samples each node stepped this round
-        self._clipped: list[tuple[int, float, float]] = []  # the last aggregate's (``clipped``)
 
     def expect(self, expected: Expected) -> None:
         """What the next round's replies may hold; each is checked against it before it is
@@ -340,40 +343,11 @@ class GridFederation:
             return usable[-1][0].edge_state
         # by partition, not by arrival: the same sums, bit for bit, in every engine
         usable.sort(key=lambda item: item[0].partition_id)
-        weights_only(usable)
-        if len(shared_groups([r.edge_state for r, _ in usable])) == 1:
-            aggregated = self._aggregate_group(usable)
-            # every edge's weights, or one depth's of several (a sampled round): the rest stays
-            return None if aggregated is None else {**self._dispatched_state, **aggregated}
-        self._clipped = []  # edges at several depths (``hierfl.app.aggregation``)
-        return by_holders(
-            usable,
-            self._dispatched_state,
-            center=lambda peers: self._center(peers, keep=True),
-            aggregate=lambda group: self._aggregate_group(group, center=False),
-        )
-
-    def _aggregate_group(
-        self, usable: list[tuple[RoundResult, Message]], *, center: bool = True
-    ) -> EdgeState | None:
-        """The strategy's aggregate of ``usable`` (each reply's weights of one set of names),
-        after ``centered-clip`` over them (``center``)."""
-        if center:
-            self._center(usable)
-        with quiet_flower():
-            arrays, _ = self.strategy.aggregate_train(self.server_round, [m for _, m in usable])
-        return arrays.to_torch_state_dict() if arrays is not None else None
-
-    def _center(self, usable: list[tuple[RoundResult, Message]], *, keep: bool = False) -> None:
-        """``centered-clip`` over ``usable`` (``aggregation.clip_replies``); ``keep``: add to
-        the clipped updates found so far this round (several sets of weights)."""
-        if not keep:
-            self._clipped = []
-        factor = self._expected.centered_clip if self._expected is not None else 0.0
-        self._clipped += clip_replies(usable, self._dispatched_state, factor)
+        clip = self._expected.centered_clip if self._expected is not None else 0.0
+        return self.aggregation(usable, self._dispatched_state, self.server_round, clip)
 
     def clipped(self) -> list[tuple[int, float, float]]:
-        return list(self._clipped)
+        return list(self.aggregation.clipped)
 
     def traffic(self) -> tuple[int, int]:
         return self.uplink_bytes, self.downlink_bytes

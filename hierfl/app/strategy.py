@@ -30,3 +30,8 @@ def build_strategy(config: HierConfig) -> Strategy:
     plugin = AGGREGATORS.plugin(config.strategy)
     with quiet_flower():
         return plugin.make(config, settings=config.settings(config.strategy))  # type: ignore[no-any-return]
+
+
+def keeps_state(config: HierConfig) -> bool:
+    """The run's strategy keeps server-side state across rounds (moments, momentum)."""
+    return bool(AGGREGATORS.plugin(config.strategy).keeps_state)

@@ -284,9 +284,6 @@ class HierConfig(ConfigKeys):
             return
         needs = {
             "mode=hierarchical": self.mode == "hierarchical",
-            "a strategy without server state (fedavg, fedprox, fedmedian, fedtrimmedavg)": (
-                not BY_KEY["strategy"].plugin(self.strategy).keeps_state
-            ),
             "continual methods on the edge side only (the cloud sees several depths)": all(
                 "cloud" not in CONTINUAL.plugin(n).sides for n in self.methods
             ),

@@ -51,8 +51,9 @@ class Aggregator(Plugin):
 
     ``robust``: it bounds what one edge can do to the aggregate (a median, a trimmed mean),
     the kind to pick when edges are not trusted. ``keeps_state``: it keeps server-side state
-    from round to round (FedAdam's moments, FedAvgM's momentum); edges at several depths,
-    whose shared and per-depth layers are aggregated by separate calls, cannot use it.
+    from round to round (FedAdam's moments, FedAvgM's momentum): with edges at several depths
+    it is shown the mean per set of holders as one reply and steps once over every weight
+    (``hierfl.app.aggregation``), where a stateless strategy is called once per set.
     """
 
     robust: bool = False

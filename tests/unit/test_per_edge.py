@@ -4,14 +4,17 @@ what edges share: the shared layers among all, each depth's own among the edges 
 from __future__ import annotations
 
 import itertools
+import math
 from types import SimpleNamespace
 
 import pytest
 import torch
+from flwr.serverapp import strategy as fs
 
 from hierfl.analysis.fleet import per_edge_value
 from hierfl.app.aggregation import shared_groups
 from hierfl.app.grid_federation import GridFederation
+from hierfl.app.inprocess import ensure_task_identity
 from hierfl.app.protocol import encode_result
 from hierfl.boundary import EdgeChunk, RoundRequest, RoundResult
 from hierfl.config import HierConfig
@@ -58,7 +61,6 @@ def test_the_per_edge_value_written_for_a_fleet_reads_back_as_its_edges():
         ("cut=block1;cut=block2", {}, "'cut' repeats"),
         ("cut=", {}, "expected KEY=V0,V1,..."),
         ("cut=block1,block3", {"mode": "split"}, "need mode=hierarchical"),
-        ("cut=block1,block3", {"strategy": "fedadam"}, "a strategy without server state"),
         ("cut=block1,block3", {"cl": "cloud-replay"}, "continual methods on the edge side"),
     ],
 )
@@ -84,14 +86,14 @@ def test_weights_are_grouped_by_the_edges_that_hold_them():
 
 
 class _Grid:
-    """Three nodes (partition = node - 11); each reply's weights from ``states``."""
+    """A node per entry of ``states`` (partition = node - 11), its reply's weights."""
 
     def __init__(self, states: list[dict[str, torch.Tensor]], request: RoundRequest):
         self.states, self.request = states, request
         self.ids, self.inbox = itertools.count(), []
 
     def get_node_ids(self):
-        return [11, 12, 13]
+        return [11 + i for i in range(len(self.states))]
 
     def push_messages(self, messages):
         ids = []
@@ -166,6 +168,52 @@ def test_a_round_with_the_edges_of_one_depth_only_keeps_the_other_depths_weights
     expected = {"segment.w": t(3), "a:exit.w": t(3), "segment.deep": t(6), "b:exit.w": t(7)}
     for name, value in expected.items():
         torch.testing.assert_close(got[name], value, msg=name)
+
+
+def _fedadam() -> fs.FedAdam:
+    ensure_task_identity(0)  # Flower's Message needs one outside a Flower runtime
+    nodes = {"min_train_nodes": 1, "min_available_nodes": 1, "min_evaluate_nodes": 0}
+    return fs.FedAdam(eta=0.1, beta_1=0.9, beta_2=0.99, tau=1e-3, fraction_evaluate=0, **nodes)
+
+
+def _adam_first_step(dispatched: float, mean: float) -> float:
+    """FedAdam's first server step (Reddi et al. 2021; Flower's bias-corrected rate at server
+    round 1) from ``dispatched`` towards the round's mean ``mean``."""
+    delta = mean - dispatched
+    m, v = 0.1 * delta, 0.01 * delta**2
+    eta = 0.1 * math.sqrt(1 - 0.99**2) / (1 - 0.9**2)
+    return dispatched + eta * m / (math.sqrt(v) + 1e-3)
+
+
+@pytest.mark.parametrize("depths", ["both", "one"])
+def test_a_strategy_with_server_state_steps_once_over_the_grouped_mean(depths):
+    """FedAdam with edges at two depths (or a sampled round with one): each name's mean among
+    the edges that hold it, then one Adam step over every name; a name no edge trained has
+    no change and stays."""
+
+    def t(v: float) -> torch.Tensor:
+        return torch.full((2,), v)
+
+    states = [
+        {"segment.w": t(1), "a:exit.w": t(1)},
+        {"segment.w": t(3), "a:exit.w": t(3)},
+        {"segment.w": t(8), "segment.deep": t(8), "b:exit.w": t(8)},
+    ]
+    means = {"segment.w": 4.0, "a:exit.w": 2.0, "segment.deep": 8.0, "b:exit.w": 8.0}
+    if depths == "one":
+        states = states[:2]
+        means = {"segment.w": 2.0, "a:exit.w": 2.0, "segment.deep": 0.5, "b:exit.w": 0.5}
+    start = {"segment.w": 0.0, "segment.deep": 0.5, "a:exit.w": 0.0, "b:exit.w": 0.5}
+    dispatched = {name: t(v) for name, v in start.items()}
+    request = RoundRequest(0, 0)
+    fed = GridFederation(_Grid(states, request), _fedadam(), message_ttl=60, server_state=True)
+    fed.dispatch(request, dispatched)
+    assert len(fed.poll()) == len(states)
+    got = fed.aggregate()
+    assert got is not None and got.keys() == dispatched.keys()
+    for name, mean in means.items():
+        expected = t(_adam_first_step(start[name], mean))  # Flower's numpy gives float64
+        torch.testing.assert_close(got[name], expected, check_dtype=False, msg=name)
 
 
 def test_a_sampled_fleet_runs_in_process(tmp_path):
