@@ -85,6 +85,19 @@ def test_weights_are_grouped_by_the_edges_that_hold_them():
     assert shared_groups(states[:2]) == [(("segment.w", "a:exit.w"), [0, 1])]
 
 
+def t(v: float) -> torch.Tensor:
+    return torch.full((2,), v)
+
+
+def _two_depths() -> list[dict[str, torch.Tensor]]:
+    """Edges 0 and 1 at depth a, edge 2 at the deeper b (a layer of its own: segment.deep)."""
+    return [
+        {"segment.w": t(1), "a:exit.w": t(1)},
+        {"segment.w": t(3), "a:exit.w": t(3)},
+        {"segment.w": t(8), "segment.deep": t(8), "b:exit.w": t(8)},
+    ]
+
+
 class _Grid:
     """A node per entry of ``states`` (partition = node - 11), its reply's weights."""
 
@@ -119,15 +132,7 @@ class _Grid:
 def test_only_what_edges_share_is_averaged_and_a_private_layer_is_the_edges_own(
     fedavg_strategy,
 ):
-    def t(v: float) -> torch.Tensor:
-        return torch.full((2,), v)
-
-    # edges 0 and 1 cut at depth a, edge 2 at the deeper b (a layer of its own: segment.deep)
-    states = [
-        {"segment.w": t(1), "a:exit.w": t(1)},
-        {"segment.w": t(3), "a:exit.w": t(3)},
-        {"segment.w": t(8), "segment.deep": t(8), "b:exit.w": t(8)},
-    ]
+    states = _two_depths()
     dispatched = {"segment.w": t(0), "segment.deep": t(0), "a:exit.w": t(0), "b:exit.w": t(0)}
     dispatched["c:exit.w"] = t(7)  # a depth no edge trained this round
     request = RoundRequest(0, 0)
@@ -153,9 +158,6 @@ def test_a_round_with_the_edges_of_one_depth_only_keeps_the_other_depths_weights
 ):
     """With ``clients-per-round`` a round may sample the edges of one depth only: the other
     depths' weights stay as dispatched (a fleet's aggregate keeps every depth's)."""
-
-    def t(v: float) -> torch.Tensor:
-        return torch.full((2,), v)
 
     states = [{"segment.w": t(v), "a:exit.w": t(v)} for v in (1, 3, 5)]
     dispatched = {"segment.w": t(0), "a:exit.w": t(0), "segment.deep": t(6), "b:exit.w": t(7)}
@@ -191,14 +193,7 @@ def test_a_strategy_with_server_state_steps_once_over_the_grouped_mean(depths):
     the edges that hold it, then one Adam step over every name; a name no edge trained has
     no change and stays."""
 
-    def t(v: float) -> torch.Tensor:
-        return torch.full((2,), v)
-
-    states = [
-        {"segment.w": t(1), "a:exit.w": t(1)},
-        {"segment.w": t(3), "a:exit.w": t(3)},
-        {"segment.w": t(8), "segment.deep": t(8), "b:exit.w": t(8)},
-    ]
+    states = _two_depths()
     means = {"segment.w": 4.0, "a:exit.w": 2.0, "segment.deep": 8.0, "b:exit.w": 8.0}
     if depths == "one":
         states = states[:2]
