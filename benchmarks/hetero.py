@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                     "planner_s_per_round": round_seconds(cuts, own, cloud),
                     **predict(cuts, base, steps, samples, args),
                     "uplink_bytes": metrics["communication"].get("uplink_bytes"),
+                    "per_depth": metrics.get("per_depth", {}),
                 }
             )
             print(markdown(rows[-1:]), flush=True)
