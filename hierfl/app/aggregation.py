@@ -42,6 +42,16 @@ class Aggregation:
     def __call__(
         self, usable: list[Reply], dispatched: EdgeState, server_round: int, clip: float
     ) -> EdgeState | None:
+        out = self._aggregate_all(usable, dispatched, server_round, clip)
+        if out is None:
+            return None
+        # Flower's server optimizers compute in float64: the weights keep their own dtype (an
+        # fp32 exchange would ship 8 bytes a value)
+        return {k: v.to(dispatched[k].dtype) if k in dispatched else v for k, v in out.items()}
+
+    def _aggregate_all(
+        self, usable: list[Reply], dispatched: EdgeState, server_round: int, clip: float
+    ) -> EdgeState | None:
         weights_only(usable)
         groups = shared_groups([r.edge_state for r, _ in usable])
         whole = len(groups) == 1 and set(groups[0][0]) == set(dispatched)
