@@ -220,7 +220,7 @@ class ReplyCollector:
         """The round closes. ``label-screen``: the held chunks get their first pass, except an
         edge's whose labels disagree with the other edges' data (``hierfl.cloud.screen``): its
         round is left out, chunk and weights, with an event. Then the cloud's later passes over
-        all the round's chunks, mixed (``CloudTrainer.enqueue_later``)."""
+        all the round's chunks, mixed (``CloudTrainer.enqueue_later_depths``)."""
         held, now.held = now.held, []
         flagged = self._screen(held)
         for i, item in enumerate(held):
@@ -237,8 +237,7 @@ class ReplyCollector:
                 )
             )
         later, now.later = now.later, {}
-        for depth, chunks in later.items():
-            self.cloud.enqueue_later(chunks, experience=now.request.experience, depth=depth)
+        self.cloud.enqueue_later_depths(later, experience=now.request.experience)
         self._bound_queue()
 
     def _screen(self, held: list[RoundResult]) -> dict[int, Screened]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +156,25 @@ class CloudTrainer:
         for _ in range(self.epochs - 1):
             order = torch.randperm(len(labels), generator=self.generator)
             self._queue_pass(activations, labels, order, experience, depth)
+
+    def enqueue_later_depths(
+        self,
+        later: Mapping[str, Sequence[tuple[torch.Tensor, torch.Tensor]]],
+        *,
+        experience: int = 0,
+    ) -> None:
+        """``enqueue_later`` for a round's chunks by the cut they come from: each depth's
+        passes mixed over its chunks, then the mini-batches of all depths in one random
+        order, so that no depth's batches all come last and the shared layers end the round
+        fitted to every depth."""
+        start = len(self.queue)
+        for depth, chunks in later.items():
+            self.enqueue_later(chunks, experience=experience, depth=depth)
+        if len(later) < 2:
+            return
+        tail = [self.queue.pop() for _ in range(len(self.queue) - start)][::-1]
+        order = torch.randperm(len(tail), generator=self.generator)
+        self.queue.extend(tail[i] for i in order.tolist())
 
     def _queue_pass(
         self,

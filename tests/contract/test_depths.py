@@ -174,3 +174,24 @@ def test_the_cloud_counts_what_it_trained_on_from_each_depth():
         deep: figures[deep],
     }
     assert trainer.stats.examples == 10 and trainer.stats.batches == 3
+
+
+def test_later_passes_interleave_the_depths_of_a_round():
+    """``enqueue_later_depths``: every depth's later passes are queued (a mini-batch for each
+    of its samples' passes), in one order across depths, not one depth after the other."""
+    trainer = CloudTrainer(nn.Identity(), lr=0.1, batch_size=2, epochs=3, seed=0)
+    later = {
+        "a": [(torch.zeros(6, 3), torch.arange(6)), (torch.zeros(2, 3), torch.arange(2))],
+        "b": [(torch.ones(4, 5), torch.arange(4))],
+    }
+    trainer.enqueue_later_depths(later, experience=1)
+    depths = [depth for _, _, _, depth in trainer.queue]
+    assert depths.count("a") == 2 * 4 and depths.count("b") == 2 * 2  # 2 passes, batches of 2
+    assert depths != sorted(depths) and depths != sorted(depths, reverse=True)
+    for a, y, experience, depth in trainer.queue:  # each batch whole, from its own depth
+        assert experience == 1 and len(y) == 2 and a.shape[1] == (3 if depth == "a" else 5)
+    single = CloudTrainer(nn.Identity(), lr=0.1, batch_size=2, epochs=3, seed=0)
+    single.enqueue_later_depths({"": later["a"]})
+    alone = CloudTrainer(nn.Identity(), lr=0.1, batch_size=2, epochs=3, seed=0)
+    alone.enqueue_later(later["a"])
+    assert [y.tolist() for _, y, _, _ in single.queue] == [y.tolist() for _, y, _, _ in alone.queue]
