@@ -111,9 +111,9 @@ def node_of(job: EdgeJob) -> NodeRun:
     # The same continual-method defaults as the ServerApp's (``flwr run`` without hierfl run).
     config, _ = with_method_defaults(HierConfig.from_mapping(job.run_config))
     policy = EdgePolicy.from_node_config(job.node_config)
-    policy.check(config)  # before anything touches this device's data
     partition_id = int(job.node_config["partition-id"])
     config = config.for_edge(partition_id)  # ``per-edge``: this edge's own cut, link, speed
+    policy.check(config)  # this edge's own values, before anything touches its data
     num_partitions = int(job.node_config["num-partitions"])
     state_dir = node_state_dir(job.node_config, partition_id)
     data_dir = str(job.node_config.get("data-dir", "") or "")

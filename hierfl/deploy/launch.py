@@ -211,11 +211,12 @@ def start_clients(
 def owner_policy(config: HierConfig) -> list[str]:
     """A local run's edges and cloud have one owner, who asked for ``config``: its edges
     accept it (raw upload in cloud mode, its emulated latency, slowdown and link time)."""
+    edges = [config.for_edge(p) for p in range(config.clients)]  # ``per-edge``'s values too
     flags = [
         "--max-latency",
-        repr(max(10.0, config.latency)),
+        repr(max(10.0, *(e.latency for e in edges))),
         "--max-slowdown",
-        repr(max(10.0, config.edge_slowdown)),
+        repr(max(10.0, *(e.edge_slowdown for e in edges))),
         "--max-link-s",
         repr(max(600.0, config.reply_timeout)),
     ]

@@ -45,6 +45,8 @@ def _job(tmp_path, run_config: dict, **policy) -> EdgeJob:
         ({"mode": "cloud"}, "allow-raw-upload"),
         ({"latency": 3600.0}, "max-latency"),
         ({"edge-slowdown": 1000.0}, "max-slowdown"),
+        ({"per-edge": "edge-slowdown=1000,1"}, "max-slowdown"),  # this edge's own value
+        ({"per-edge": "latency=3600"}, "max-latency"),
     ],
 )
 def test_a_run_config_breaking_a_rule_is_refused_before_any_data_is_read(tmp_path, change, rule):
@@ -182,3 +184,13 @@ def test_hierfl_client_passes_its_policy_and_no_key(tmp_path):
     parsed = parse_config_args([text])
     assert EdgePolicy.from_node_config(parsed) == EdgePolicy(allow_raw_upload=True, max_latency=2)
     assert parsed["edge-worker"] == "/x/edge-worker.sock"
+
+
+def test_a_local_run_owner_allows_each_edge_its_own_emulated_values():
+    from hierfl.deploy.launch import owner_policy
+
+    config = HierConfig.from_mapping({"clients": 3, "per-edge": "edge-slowdown=1,16;latency=0,20"})
+    flags = owner_policy(config)
+    assert flags[flags.index("--max-slowdown") + 1] == "16.0"
+    assert flags[flags.index("--max-latency") + 1] == "20.0"
+    assert owner_policy(BASE)[:4] == ["--max-latency", "10.0", "--max-slowdown", "10.0"]
