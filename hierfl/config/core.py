@@ -174,7 +174,7 @@ class HierConfig(ConfigKeys):
         ``cut``); worked out once per config."""
         return tuple(self.for_edge(p).cut for p in range(self.clients))
 
-    @property
+    @cached_property
     def fleet_cuts(self) -> tuple[str, ...]:
         """The edges' cuts, shallowest first, where ``per-edge`` sets them (edges at several
         depths, ``hierfl.models.depths``); empty where every edge cuts at ``cut``."""
