@@ -198,7 +198,8 @@ def _depth_lines(depths: dict[str, dict[str, Any]]) -> list[str]:
         )
         train = row["cloud_train"]
         lines.append(
-            f"at {cut} (edges {', '.join(map(str, row['partitions']))}): {accuracy or 'n/a'}; "
+            f"at {cut} (edge{'s' * (len(row['partitions']) > 1)} "
+            f"{', '.join(map(str, row['partitions']))}): {accuracy or 'n/a'}; "
             f"the cloud trained on {train['examples']} examples from there, loss "
             f"{train['loss']:.3f}, accuracy {train['accuracy']:.3f}"
         )
