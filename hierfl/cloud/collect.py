@@ -87,7 +87,6 @@ class ReplyCollector:
         per-sample shape at each cut; each chunk is checked against its edge's."""
         self.config = config
         self.depth_shapes = dict(depth_shapes or {})
-        self.depth_of = config.edge_cuts if self.depth_shapes else ()
         self.mode = MODES[config.mode]
         self.federation, self.cloud, self.uploads, self.health = federation, cloud, uploads, health
         self.payload_shape, self.activation_shape = payload_shape, activation_shape
@@ -209,7 +208,7 @@ class ReplyCollector:
 
     def _depth(self, partition: int) -> str:
         """The cut ``partition``'s edge ships from where edges cut at several depths, else ""."""
-        return self.depth_of[partition % len(self.depth_of)] if self.depth_of else ""
+        return self.config.edge_cut(partition) if self.depth_shapes else ""
 
     def _act_range(self, depth: str) -> ActivationRange:
         if depth not in self.act_ranges:

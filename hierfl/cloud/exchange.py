@@ -227,8 +227,7 @@ class FleetExchange:
             if exchange is None:
                 return None
             depths[cut] = exchange
-        cuts = config.edge_cuts
-        return cls(depths, lambda p: cuts[p % len(cuts)])
+        return cls(depths, config.edge_cut)
 
     def at(self, node: Hashable) -> WeightExchange:
         """``node``'s depth's exchange.

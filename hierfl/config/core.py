@@ -174,6 +174,10 @@ class HierConfig(ConfigKeys):
         ``cut``); worked out once per config."""
         return tuple(self.for_edge(p).cut for p in range(self.clients))
 
+    def edge_cut(self, partition: int) -> str:
+        """Partition ``partition``'s cut (``edge_cuts``, cycled as ``per-edge``'s values are)."""
+        return self.edge_cuts[partition % len(self.edge_cuts)]
+
     @cached_property
     def fleet_cuts(self) -> tuple[str, ...]:
         """The edges' cuts, shallowest first, where ``per-edge`` sets them (edges at several

@@ -38,6 +38,7 @@ def test_each_edge_takes_its_own_values_cycling_over_the_partitions():
     assert config.cut == "" and config.edge_slowdown == 1.0  # the cloud's own stay
     assert _config("edge-slowdown=2,3").fleet_cuts == ()  # one cut for all: no fleet
     assert config.edge_cuts == ("block3", "block1", "block3", "block1")
+    assert [config.edge_cut(p) for p in (0, 1, 5)] == ["block3", "block1", "block1"]
     assert _config("edge-slowdown=2,3", cut="block2").edge_cuts == ("block2",) * 3
 
 
